@@ -1,0 +1,139 @@
+// Activation kernels: one functor per activation, one flat loop per call.
+#include "activations.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gd {
+namespace {
+
+// Each functor: f(z) and df(z, a) = f'(z) given a = f(z).
+struct Identity {
+    template <class T> static T f(T z) noexcept { return z; }
+    template <class T> static T df(T, T) noexcept { return T(1); }
+};
+struct Sigmoid {
+    template <class T> static T f(T z) noexcept { return sigmoid(z); }
+    template <class T> static T df(T, T a) noexcept { return a * (T(1) - a); }
+};
+struct Tanh {
+    template <class T> static T f(T z) noexcept { return std::tanh(z); }
+    template <class T> static T df(T, T a) noexcept { return T(1) - a * a; }
+};
+struct Relu {  // NaN passes through, as np.maximum(z, 0) does
+    template <class T> static T f(T z) noexcept { return z < T(0) ? T(0) : z; }
+    template <class T> static T df(T z, T) noexcept { return z > T(0) ? T(1) : T(0); }
+};
+struct LeakyRelu {
+    template <class T> static T f(T z) noexcept { return z > T(0) ? z : T(0.01) * z; }
+    template <class T> static T df(T z, T) noexcept { return z > T(0) ? T(1) : T(0.01); }
+};
+struct Elu {
+    template <class T> static T f(T z) noexcept { return z > T(0) ? z : std::expm1(z); }
+    template <class T> static T df(T z, T a) noexcept { return z > T(0) ? T(1) : a + T(1); }
+};
+struct Softplus {  // threshold 20, as torch.nn.Softplus()
+    template <class T> static T f(T z) noexcept { return z > T(20) ? z : std::log1p(std::exp(z)); }
+    template <class T> static T df(T z, T) noexcept { return z > T(20) ? T(1) : sigmoid(z); }
+};
+struct Gelu {  // tanh approximation: 0.5 z (1 + tanh(c (z + 0.044715 z^3))), c = sqrt(2/pi)
+    template <class T> static constexpr T c() noexcept { return T(0.7978845608028654); }
+    template <class T> static constexpr T k() noexcept { return T(0.044715); }
+    template <class T> static T f(T z) noexcept {
+        return T(0.5) * z * (T(1) + std::tanh(c<T>() * (z + k<T>() * z * z * z)));
+    }
+    template <class T> static T df(T z, T) noexcept {
+        const T z2 = z * z;
+        const T t = std::tanh(c<T>() * (z + k<T>() * z2 * z));
+        return T(0.5) * (T(1) + t) +
+               T(0.5) * z * (T(1) - t * t) * c<T>() * (T(1) + T(3) * k<T>() * z2);
+    }
+};
+
+template <class F, class T>
+void map_forward(const T* z, T* a, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) a[i] = F::f(z[i]);
+}
+
+template <class F, class T>
+void map_backward(const T* z, const T* a, const T* da, T* dz, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) dz[i] = da[i] * F::df(z[i], a[i]);
+}
+
+template <class T>
+void softmax_forward(const T* z, T* a, index_t rows, index_t cols) noexcept {
+    for (index_t r = 0; r < rows; ++r) {
+        const T* zr = z + r * cols;
+        T* ar = a + r * cols;
+        T zmax = zr[0];
+        for (index_t j = 1; j < cols; ++j) zmax = std::max(zmax, zr[j]);
+        T sum = T(0);
+        for (index_t j = 0; j < cols; ++j) {
+            ar[j] = std::exp(zr[j] - zmax);
+            sum += ar[j];
+        }
+        for (index_t j = 0; j < cols; ++j) ar[j] /= sum;
+    }
+}
+
+template <class T>
+void softmax_backward(const T* a, const T* da, T* dz, index_t rows, index_t cols) noexcept {
+    for (index_t r = 0; r < rows; ++r) {
+        const T* ar = a + r * cols;
+        const T* dar = da + r * cols;
+        T* dzr = dz + r * cols;
+        T dot = T(0);
+        for (index_t j = 0; j < cols; ++j) dot += dar[j] * ar[j];
+        for (index_t j = 0; j < cols; ++j) dzr[j] = ar[j] * (dar[j] - dot);
+    }
+}
+
+}  // namespace
+
+template <class T>
+void activation_forward(Activation act, const T* z, T* a, index_t rows, index_t cols) noexcept {
+    const index_t size = rows * cols;
+    switch (act) {
+        case Activation::identity:
+            if (a != z) std::copy(z, z + size, a);
+            break;
+        case Activation::sigmoid: map_forward<Sigmoid>(z, a, size); break;
+        case Activation::tanh: map_forward<Tanh>(z, a, size); break;
+        case Activation::relu: map_forward<Relu>(z, a, size); break;
+        case Activation::leaky_relu: map_forward<LeakyRelu>(z, a, size); break;
+        case Activation::elu: map_forward<Elu>(z, a, size); break;
+        case Activation::softplus: map_forward<Softplus>(z, a, size); break;
+        case Activation::gelu: map_forward<Gelu>(z, a, size); break;
+        case Activation::softmax: softmax_forward(z, a, rows, cols); break;
+    }
+}
+
+template <class T>
+void activation_backward(Activation act, const T* z, const T* a, const T* da, T* dz,
+                         index_t rows, index_t cols) noexcept {
+    const index_t size = rows * cols;
+    switch (act) {
+        case Activation::identity:
+            if (dz != da) std::copy(da, da + size, dz);
+            break;
+        case Activation::sigmoid: map_backward<Sigmoid>(z, a, da, dz, size); break;
+        case Activation::tanh: map_backward<Tanh>(z, a, da, dz, size); break;
+        case Activation::relu: map_backward<Relu>(z, a, da, dz, size); break;
+        case Activation::leaky_relu: map_backward<LeakyRelu>(z, a, da, dz, size); break;
+        case Activation::elu: map_backward<Elu>(z, a, da, dz, size); break;
+        case Activation::softplus: map_backward<Softplus>(z, a, da, dz, size); break;
+        case Activation::gelu: map_backward<Gelu>(z, a, da, dz, size); break;
+        case Activation::softmax: softmax_backward(a, da, dz, rows, cols); break;
+    }
+}
+
+template void activation_forward<float>(Activation, const float*, float*, index_t,
+                                        index_t) noexcept;
+template void activation_forward<double>(Activation, const double*, double*, index_t,
+                                         index_t) noexcept;
+template void activation_backward<float>(Activation, const float*, const float*, const float*,
+                                         float*, index_t, index_t) noexcept;
+template void activation_backward<double>(Activation, const double*, const double*,
+                                          const double*, double*, index_t, index_t) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,29 @@
+// The GEMM wrapper: row-major C = alpha * op(A) @ op(B) + beta * C over OpenBLAS, with a seam for
+// small shapes (an own kernel, where a BLAS call costs more than the arithmetic).
+#pragma once
+
+#include "codes.hpp"
+
+namespace gd::blas {
+
+// Whether an operand is used as stored or transposed.
+enum class Op : bool { none = false, transpose = true };
+
+// C (m x n, row stride ldc) = alpha * op(A) (m x k) @ op(B) (k x n) + beta * C. Row-major.
+// beta == 0 overwrites C without reading it (NaN in C does not propagate). m, n, k >= 0.
+template <class T>
+void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+          const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept;
+
+// Products with at most this many multiply-adds (m * n * k) take the own kernel.
+inline constexpr index_t small_gemm_limit = 4096;
+
+// Threads OpenBLAS may use (process-wide).
+void set_num_threads(int n) noexcept;
+int get_num_threads() noexcept;
+
+// OpenBLAS build configuration and the kernel it picked for this CPU.
+const char* config() noexcept;
+const char* corename() noexcept;
+
+}  // namespace gd::blas

@@ -1,0 +1,48 @@
+// Dense layer kernels: every product is one blas::gemm call.
+#include "dense.hpp"
+
+#include "blas.hpp"
+
+namespace gd {
+
+template <class T>
+void dense_forward(const T* a_prev, const T* w, const T* b, index_t n, index_t n_in,
+                   index_t n_out, T* z) noexcept {
+    // Z = A_prev @ W, then + b row by row (the order NumPy's A @ W + b uses).
+    blas::gemm(blas::Op::none, blas::Op::none, n, n_out, n_in, T(1), a_prev, n_in, w, n_out,
+               T(0), z, n_out);
+    for (index_t r = 0; r < n; ++r) {
+        T* zr = z + r * n_out;
+        for (index_t j = 0; j < n_out; ++j) zr[j] += b[j];
+    }
+}
+
+template <class T>
+void dense_backward(const T* a_prev, const T* dz, const T* w, index_t n, index_t n_in,
+                    index_t n_out, T* dw, T* db, T* da_prev) noexcept {
+    // dW = A_prev^T @ dZ
+    blas::gemm(blas::Op::transpose, blas::Op::none, n_in, n_out, n, T(1), a_prev, n_in, dz,
+               n_out, T(0), dw, n_out);
+    // db = sum_rows(dZ), rows added in order (as NumPy's dZ.sum(axis=0) on a C array)
+    for (index_t j = 0; j < n_out; ++j) db[j] = dz[j];
+    for (index_t r = 1; r < n; ++r) {
+        const T* dzr = dz + r * n_out;
+        for (index_t j = 0; j < n_out; ++j) db[j] += dzr[j];
+    }
+    // dA_prev = dZ @ W^T
+    if (da_prev != nullptr) {
+        blas::gemm(blas::Op::none, blas::Op::transpose, n, n_in, n_out, T(1), dz, n_out, w,
+                   n_out, T(0), da_prev, n_in);
+    }
+}
+
+template void dense_forward<float>(const float*, const float*, const float*, index_t, index_t,
+                                   index_t, float*) noexcept;
+template void dense_forward<double>(const double*, const double*, const double*, index_t,
+                                    index_t, index_t, double*) noexcept;
+template void dense_backward<float>(const float*, const float*, const float*, index_t, index_t,
+                                    index_t, float*, float*, float*) noexcept;
+template void dense_backward<double>(const double*, const double*, const double*, index_t,
+                                     index_t, index_t, double*, double*, double*) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,19 @@
+// A dense layer's affine part through GEMM: Z = A_prev @ W + b and its backward pass.
+#pragma once
+
+#include "codes.hpp"
+
+namespace gd {
+
+// z (n x n_out) = a_prev (n x n_in) @ w (n_in x n_out) + b (n_out,). All row-major, contiguous.
+template <class T>
+void dense_forward(const T* a_prev, const T* w, const T* b, index_t n, index_t n_in,
+                   index_t n_out, T* z) noexcept;
+
+// dw (n_in x n_out) = a_prev^T @ dz, db (n_out,) = sum over the rows of dz, and, when da_prev is
+// not null, da_prev (n x n_in) = dz @ w^T. dz is (n x n_out).
+template <class T>
+void dense_backward(const T* a_prev, const T* dz, const T* w, index_t n, index_t n_in,
+                    index_t n_out, T* dw, T* db, T* da_prev) noexcept;
+
+}  // namespace gd

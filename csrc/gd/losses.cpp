@@ -1,0 +1,184 @@
+// Loss kernels. Per-sample loss l_j is a mean over the outputs (a sum over classes for
+// cross_entropy); the batch loss weighs samples by w_j.
+#include "losses.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "activations.hpp"
+
+namespace gd {
+namespace {
+
+template <class T>
+inline T sign(T d) noexcept {  // np.sign: 0 at 0, NaN stays NaN
+    return d > T(0) ? T(1) : (d < T(0) ? T(-1) : d);
+}
+
+template <class T>
+inline double weight_sum(const T* w, index_t n) noexcept {
+    if (w == nullptr) return double(n);
+    double s = 0.0;
+    for (index_t j = 0; j < n; ++j) s += double(w[j]);
+    return s;
+}
+
+// Per-element loss and dL/da (before the 1/k and weight scaling) of the elementwise losses.
+struct Mse {
+    template <class T> static T l(T d) noexcept { return d * d; }
+    template <class T> static T g(T d) noexcept { return T(2) * d; }
+};
+struct Mae {
+    template <class T> static T l(T d) noexcept { return std::abs(d); }
+    template <class T> static T g(T d) noexcept { return sign(d); }
+};
+struct Huber {  // delta 1
+    template <class T> static T l(T d) noexcept {
+        return std::abs(d) < T(1) ? T(0.5) * d * d : std::abs(d) - T(0.5);
+    }
+    template <class T> static T g(T d) noexcept { return std::abs(d) <= T(1) ? d : sign(d); }
+};
+struct BceLogits {  // from the logit z and target y: max(z, 0) - z y + log1p(exp(-|z|))
+    template <class T> static T l(T z, T y) noexcept {
+        return std::max(z, T(0)) - z * y + std::log1p(std::exp(-std::abs(z)));
+    }
+};
+
+// sum_j w_j * mean_k l(a_jk - y_jk) over the rows, in double.
+template <class F, class T>
+double elementwise_sum(const T* a, const T* y, const T* w, index_t n, index_t k) noexcept {
+    double total = 0.0;
+    for (index_t j = 0; j < n; ++j) {
+        const T* aj = a + j * k;
+        const T* yj = y + j * k;
+        double row = 0.0;
+        for (index_t c = 0; c < k; ++c) row += double(F::l(aj[c] - yj[c]));
+        row /= double(k);
+        total += w ? double(w[j]) * row : row;
+    }
+    return total;
+}
+
+template <class T>
+double bce_sum(const T* z, const T* y, const T* w, index_t n, index_t k) noexcept {
+    double total = 0.0;
+    for (index_t j = 0; j < n; ++j) {
+        const T* zj = z + j * k;
+        const T* yj = y + j * k;
+        double row = 0.0;
+        for (index_t c = 0; c < k; ++c) row += double(BceLogits::l(zj[c], yj[c]));
+        row /= double(k);
+        total += w ? double(w[j]) * row : row;
+    }
+    return total;
+}
+
+// sum_j w_j * (-sum_k y_jk log_softmax(z_j)_k), log_softmax = z - max - log(sum exp(z - max)).
+template <class T>
+double cross_entropy_sum(const T* z, Targets<T> y, const T* w, index_t n, index_t k) noexcept {
+    double total = 0.0;
+    for (index_t j = 0; j < n; ++j) {
+        const T* zj = z + j * k;
+        T zmax = zj[0];
+        for (index_t c = 1; c < k; ++c) zmax = std::max(zmax, zj[c]);
+        T sum = T(0);
+        for (index_t c = 0; c < k; ++c) sum += std::exp(zj[c] - zmax);
+        const T shift = zmax + std::log(sum);
+        double row;
+        if (y.labels) {
+            row = double(shift - zj[y.labels[j]]);
+        } else {
+            const T* yj = y.values + j * k;
+            row = 0.0;
+            for (index_t c = 0; c < k; ++c) row -= double(yj[c] * (zj[c] - shift));
+        }
+        total += w ? double(w[j]) * row : row;
+    }
+    return total;
+}
+
+template <class T>
+double loss_sum(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, index_t n,
+                index_t k) noexcept {
+    switch (loss) {
+        case Loss::mse: return elementwise_sum<Mse>(a, y.values, w, n, k);
+        case Loss::mae: return elementwise_sum<Mae>(a, y.values, w, n, k);
+        case Loss::huber: return elementwise_sum<Huber>(a, y.values, w, n, k);
+        case Loss::bce: return bce_sum(z, y.values, w, n, k);
+        case Loss::cross_entropy: return cross_entropy_sum(z, y, w, n, k);
+    }
+    return 0.0;
+}
+
+// dz = g(a - y) * w_j / (sum_w * k): dL/dA of the elementwise losses.
+template <class F, class T>
+void elementwise_grad(const T* a, const T* y, const T* w, index_t n, index_t k, double sum_w,
+                      T* dz) noexcept {
+    const double denom = sum_w * double(k);
+    const T scale_1 = T(1.0 / denom);
+    for (index_t j = 0; j < n; ++j) {
+        const T scale = w ? T(double(w[j]) / denom) : scale_1;
+        const T* aj = a + j * k;
+        const T* yj = y + j * k;
+        T* dzj = dz + j * k;
+        for (index_t c = 0; c < k; ++c) dzj[c] = F::g(aj[c] - yj[c]) * scale;
+    }
+}
+
+// dz = (a - y) * w_j / denom: the fused gradients of bce (denom = sum_w k) and cross_entropy
+// (denom = sum_w), a = sigmoid(z) or softmax(z).
+template <class T>
+void fused_grad(const T* a, Targets<T> y, const T* w, index_t n, index_t k, double denom,
+                T* dz) noexcept {
+    const T scale_1 = T(1.0 / denom);
+    for (index_t j = 0; j < n; ++j) {
+        const T scale = w ? T(double(w[j]) / denom) : scale_1;
+        const T* aj = a + j * k;
+        T* dzj = dz + j * k;
+        if (y.labels) {
+            const std::int64_t label = y.labels[j];
+            for (index_t c = 0; c < k; ++c) dzj[c] = (aj[c] - T(c == label ? 1 : 0)) * scale;
+        } else {
+            const T* yj = y.values + j * k;
+            for (index_t c = 0; c < k; ++c) dzj[c] = (aj[c] - yj[c]) * scale;
+        }
+    }
+}
+
+}  // namespace
+
+template <class T>
+T loss_value(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, index_t n,
+             index_t k) noexcept {
+    return T(loss_sum(loss, z, a, y, w, n, k) / weight_sum(w, n));
+}
+
+template <class T>
+T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
+                index_t n, index_t k, T* dz) noexcept {
+    const double sum_w = weight_sum(w, n);
+    const T value = T(loss_sum(loss, z, a, y, w, n, k) / sum_w);
+    switch (loss) {
+        case Loss::mse: elementwise_grad<Mse>(a, y.values, w, n, k, sum_w, dz); break;
+        case Loss::mae: elementwise_grad<Mae>(a, y.values, w, n, k, sum_w, dz); break;
+        case Loss::huber: elementwise_grad<Huber>(a, y.values, w, n, k, sum_w, dz); break;
+        case Loss::bce: fused_grad(a, y, w, n, k, sum_w * double(k), dz); return value;
+        case Loss::cross_entropy: fused_grad(a, y, w, n, k, sum_w, dz); return value;
+    }
+    // dL/dZ = dL/dA * f'(Z), in place.
+    activation_backward(out, z, a, dz, dz, n, k);
+    return value;
+}
+
+template float loss_value<float>(Loss, const float*, const float*, Targets<float>,
+                                 const float*, index_t, index_t) noexcept;
+template double loss_value<double>(Loss, const double*, const double*, Targets<double>,
+                                   const double*, index_t, index_t) noexcept;
+template float loss_gradient<float>(Loss, Activation, const float*, const float*,
+                                    Targets<float>, const float*, index_t, index_t,
+                                    float*) noexcept;
+template double loss_gradient<double>(Loss, Activation, const double*, const double*,
+                                      Targets<double>, const double*, index_t, index_t,
+                                      double*) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,30 @@
+// Losses of the output layer: the batch loss and its gradient w.r.t. the output Z.
+#pragma once
+
+#include <cstdint>
+
+#include "codes.hpp"
+
+namespace gd {
+
+// Targets of a batch: dense values (n x k, row-major) or int64 class indices (n,), one of them.
+// Class indices are only valid with cross_entropy and must lie in [0, k).
+template <class T>
+struct Targets {
+    const T* values = nullptr;
+    const std::int64_t* labels = nullptr;
+};
+
+// Batch loss L = sum_j(w_j l_j) / sum_j(w_j) from the output layer's logits z and activations
+// a = f(z), both (n x k); w (n,) or null for all ones. Sums are accumulated in double.
+template <class T>
+T loss_value(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, index_t n,
+             index_t k) noexcept;
+
+// L as loss_value, and dz (n x k) = dL/dZ of the output layer: fused (a - y) scaled for bce and
+// cross_entropy; dL/dA * f'(Z) for the others (output activation `out`). dz must not alias z/a.
+template <class T>
+T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
+                index_t n, index_t k, T* dz) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,132 @@
+// Network: construction checks, workspace growth, forward and backward passes.
+#include "network.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "activations.hpp"
+#include "dense.hpp"
+
+namespace gd {
+
+template <class T>
+Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)
+    : layers_(std::move(layers)), loss_(loss) {
+    if (layers_.empty()) throw std::invalid_argument("a network needs at least one layer");
+    const std::size_t n = layers_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const DenseLayer<T>& l = layers_[i];
+        const std::string name = "layer " + std::to_string(i);
+        if (l.weights == nullptr || l.bias == nullptr)
+            throw std::invalid_argument(name + ": null parameter buffer");
+        if (l.n_inputs < 1 || l.n_outputs < 1)
+            throw std::invalid_argument(name + ": sizes must be at least 1");
+        const int code = int(l.activation);
+        if (code < 0 || code >= n_activation_codes)
+            throw std::invalid_argument(name + ": unknown activation code " + std::to_string(code));
+        if (i > 0 && l.n_inputs != layers_[i - 1].n_outputs)
+            throw std::invalid_argument(name + ": " + std::to_string(l.n_inputs) +
+                                        " inputs, but the previous layer has " +
+                                        std::to_string(layers_[i - 1].n_outputs) + " outputs");
+        if (l.activation == Activation::softmax && i + 1 != n)
+            throw std::invalid_argument(name + ": softmax is only allowed on the last layer");
+        max_width_ = std::max({max_width_, l.n_inputs, l.n_outputs});
+    }
+    const int loss_code = int(loss);
+    if (loss_code < 0 || loss_code >= n_loss_codes)
+        throw std::invalid_argument("unknown loss code " + std::to_string(loss_code));
+    const Activation out = layers_.back().activation;
+    if (loss == Loss::bce && out != Activation::sigmoid)
+        throw std::invalid_argument("loss 'bce' needs a 'sigmoid' output layer, got '" +
+                                    std::string(activation_name(int(out))) + "'");
+    if (loss == Loss::cross_entropy && out != Activation::softmax)
+        throw std::invalid_argument("loss 'cross_entropy' needs a 'softmax' output layer, got '" +
+                                    std::string(activation_name(int(out))) + "'");
+
+    z_buf_.resize(n);
+    a_buf_.resize(n);
+    z_.assign(n, nullptr);
+    a_.assign(n, nullptr);
+    dw_.resize(n);
+    db_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        dw_[i].assign(std::size_t(layers_[i].n_inputs * layers_[i].n_outputs), T(0));
+        db_[i].assign(std::size_t(layers_[i].n_outputs), T(0));
+        dw_ptr_.push_back(dw_[i].data());
+        db_ptr_.push_back(db_[i].data());
+    }
+}
+
+template <class T>
+void Network<T>::reserve(index_t rows) {
+    if (rows <= capacity_) return;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        const std::size_t size = std::size_t(rows * layers_[i].n_outputs);
+        z_buf_[i].resize(size);
+        // An identity layer's A is its Z: no buffer.
+        if (layers_[i].activation != Activation::identity) a_buf_[i].resize(size);
+    }
+    for (auto& g : grad_) g.resize(std::size_t(rows * max_width_));
+    capacity_ = rows;
+}
+
+template <class T>
+void Network<T>::reserve_batch(index_t rows, bool labels, bool weights) {
+    const auto grow = [](auto& buffer, index_t size) {
+        if (index_t(buffer.size()) < size) buffer.resize(std::size_t(size));
+    };
+    grow(batch_x_, rows * n_inputs());
+    if (labels) {
+        grow(batch_labels_, rows);
+    } else {
+        grow(batch_y_, rows * n_outputs());
+    }
+    if (weights) grow(batch_w_, rows);
+}
+
+template <class T>
+const T* Network<T>::forward(const T* x, index_t n, T* out) noexcept {
+    const std::size_t last = layers_.size() - 1;
+    const T* a_prev = x;
+    for (std::size_t i = 0; i <= last; ++i) {
+        const DenseLayer<T>& l = layers_[i];
+        const bool identity = l.activation == Activation::identity;
+        T* z = z_buf_[i].data();
+        T* a = identity ? z : a_buf_[i].data();
+        if (i == last && out != nullptr) {
+            if (identity) z = out;  // Z is the output: computed in place
+            a = out;
+        }
+        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z);
+        activation_forward(l.activation, z, a, n, l.n_outputs);
+        z_[i] = z;
+        a_[i] = a;
+        a_prev = a;
+    }
+    return a_prev;
+}
+
+template <class T>
+void Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db) noexcept {
+    T* dz = grad_[0].data();     // dL/dZ of layer i
+    T* other = grad_[1].data();  // receives dL/dA of layer i - 1
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+        const DenseLayer<T>& l = layers_[i];
+        const T* a_prev = i > 0 ? a_[i - 1] : x;
+        T* da_prev = i > 0 ? other : nullptr;
+        dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i], da_prev);
+        if (i > 0) {
+            const DenseLayer<T>& prev = layers_[i - 1];
+            // dZ_prev = dA_prev * f'(Z_prev), in place
+            activation_backward(prev.activation, z_[i - 1], a_[i - 1], da_prev, da_prev, n,
+                                prev.n_outputs);
+            std::swap(dz, other);
+        }
+    }
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace gd

@@ -1,0 +1,81 @@
+// A dense network over caller-owned parameters, with the workspace its passes run in.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "codes.hpp"
+
+namespace gd {
+
+// One layer: non-owning views of W (n_inputs x n_outputs, row-major) and b (n_outputs,).
+template <class T>
+struct DenseLayer {
+    T* weights = nullptr;
+    T* bias = nullptr;
+    index_t n_inputs = 0;
+    index_t n_outputs = 0;
+    Activation activation = Activation::identity;
+};
+
+// The network: the layers (non-owning), the loss, and a workspace that is allocated once and
+// grown only when more rows than ever before come in. Not thread-safe: one call at a time.
+template <class T>
+class Network {
+public:
+    // Throws std::invalid_argument when the layers do not chain, a pointer is null, softmax is
+    // not on the last layer, or the loss does not fit the output (bce: sigmoid, cross_entropy:
+    // softmax). The caller keeps the parameter buffers alive and in place.
+    Network(std::vector<DenseLayer<T>> layers, Loss loss);
+
+    index_t n_inputs() const noexcept { return layers_.front().n_inputs; }
+    index_t n_outputs() const noexcept { return layers_.back().n_outputs; }
+    index_t n_layers() const noexcept { return index_t(layers_.size()); }
+    const DenseLayer<T>& layer(index_t i) const noexcept { return layers_[std::size_t(i)]; }
+    Loss loss() const noexcept { return loss_; }
+
+    // Grows the pass buffers (Z, A, gradients) to at least `rows` rows. May throw bad_alloc.
+    void reserve(index_t rows);
+    // Grows the batch gather buffers (X, Y or labels, weights) to `rows` rows.
+    void reserve_batch(index_t rows, bool labels, bool weights);
+    index_t capacity() const noexcept { return capacity_; }
+
+    // Forward pass of x (n x n_inputs), n <= capacity(). The output activations land in `out`
+    // (n x n_outputs) when it is not null, else in the workspace. Returns them.
+    const T* forward(const T* x, index_t n, T* out = nullptr) noexcept;
+    // The last forward pass's output logits and activations (n x n_outputs).
+    const T* output_logits() const noexcept { return z_.back(); }
+    const T* output_activations() const noexcept { return a_.back(); }
+
+    // Where the loss writes dL/dZ of the output layer (capacity() x n_outputs) before backward.
+    T* output_gradient() noexcept { return grad_[0].data(); }
+    // Backward pass of the last forward(x, n, nullptr), from output_gradient(): fills
+    // dw[i] (shape of W_i) and db[i]. Clobbers output_gradient().
+    void backward(const T* x, index_t n, T* const* dw, T* const* db) noexcept;
+
+    // Gradient buffers owned by the network, in parameter shapes (train_epoch's).
+    T* const* weight_gradients() noexcept { return dw_ptr_.data(); }
+    T* const* bias_gradients() noexcept { return db_ptr_.data(); }
+
+    // Batch gather buffers (the rows of the last reserve_batch).
+    T* batch_x() noexcept { return batch_x_.data(); }
+    T* batch_y() noexcept { return batch_y_.data(); }
+    std::int64_t* batch_labels() noexcept { return batch_labels_.data(); }
+    T* batch_weights() noexcept { return batch_w_.data(); }
+
+private:
+    std::vector<DenseLayer<T>> layers_;
+    Loss loss_;
+
+    index_t capacity_ = 0;            // rows the pass buffers hold
+    index_t max_width_ = 0;           // widest layer input or output
+    std::vector<std::vector<T>> z_buf_, a_buf_;  // per layer, capacity_ x n_outputs
+    std::vector<T*> z_, a_;           // this pass's Z and A per layer (A == Z for identity)
+    std::vector<T> grad_[2];          // ping-pong dZ / dA_prev, capacity_ x max_width_
+    std::vector<std::vector<T>> dw_, db_;  // train_epoch's gradients, parameter shapes
+    std::vector<T*> dw_ptr_, db_ptr_;
+    std::vector<T> batch_x_, batch_y_, batch_w_;  // gathered rows
+    std::vector<std::int64_t> batch_labels_;
+};
+
+}  // namespace gd

@@ -1,0 +1,132 @@
+// Update rules. Scalars are formed in double (as Python floats are) and cast to T once.
+#include "optimizers.hpp"
+
+#include <cmath>
+
+namespace gd {
+namespace {
+
+template <class T>
+void add_weight_decay(T* g, const T* p, double weight_decay, index_t size) noexcept {
+    if (weight_decay == 0.0) return;
+    const T wd = T(weight_decay);
+    for (index_t i = 0; i < size; ++i) g[i] += wd * p[i];
+}
+
+template <class T>
+void sgd(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size) noexcept {
+    add_weight_decay(g, p, c.weight_decay, size);
+    const T lr = T(c.lr);
+    if (c.momentum == 0.0) {
+        for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
+        return;
+    }
+    const T momentum = T(c.momentum);
+    T* buf = slots[0];
+    if (c.nesterov) {
+        for (index_t i = 0; i < size; ++i) {
+            buf[i] = momentum * buf[i] + g[i];
+            p[i] -= lr * (g[i] + momentum * buf[i]);
+        }
+    } else {
+        for (index_t i = 0; i < size; ++i) {
+            buf[i] = momentum * buf[i] + g[i];
+            p[i] -= lr * buf[i];
+        }
+    }
+}
+
+// Adam; AdamW first decays p by (1 - lr wd) and then runs Adam without weight decay.
+template <class T>
+void adam(const OptimizerConfig& c, bool decoupled, std::int64_t t, T* p, T* g,
+          T* const* slots, index_t size) noexcept {
+    if (decoupled) {
+        if (c.weight_decay != 0.0) {
+            const T decay = T(1.0 - c.lr * c.weight_decay);
+            for (index_t i = 0; i < size; ++i) p[i] *= decay;
+        }
+    } else {
+        add_weight_decay(g, p, c.weight_decay, size);
+    }
+    const double bias1 = 1.0 - std::pow(c.beta1, double(t));
+    const double bias2 = 1.0 - std::pow(c.beta2, double(t));
+    const T step_size = T(c.lr / bias1);
+    const T bias2_sqrt = T(std::sqrt(bias2));
+    const T beta1 = T(c.beta1), one_minus_beta1 = T(1.0 - c.beta1);
+    const T beta2 = T(c.beta2), one_minus_beta2 = T(1.0 - c.beta2);
+    const T eps = T(c.eps);
+    T* m = slots[0];
+    T* v = slots[1];
+    for (index_t i = 0; i < size; ++i) {
+        m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
+        v[i] = beta2 * v[i] + one_minus_beta2 * (g[i] * g[i]);
+        p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
+    }
+}
+
+template <class T>
+void rmsprop(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size) noexcept {
+    add_weight_decay(g, p, c.weight_decay, size);
+    const T lr = T(c.lr);
+    const T alpha = T(c.alpha), one_minus_alpha = T(1.0 - c.alpha);
+    const T eps = T(c.eps);
+    T* square_avg = slots[0];
+    if (c.momentum == 0.0) {
+        for (index_t i = 0; i < size; ++i) {
+            square_avg[i] = alpha * square_avg[i] + one_minus_alpha * (g[i] * g[i]);
+            p[i] -= lr * g[i] / (std::sqrt(square_avg[i]) + eps);
+        }
+        return;
+    }
+    const T momentum = T(c.momentum);
+    T* buf = slots[1];
+    for (index_t i = 0; i < size; ++i) {
+        square_avg[i] = alpha * square_avg[i] + one_minus_alpha * (g[i] * g[i]);
+        buf[i] = momentum * buf[i] + g[i] / (std::sqrt(square_avg[i]) + eps);
+        p[i] -= lr * buf[i];
+    }
+}
+
+}  // namespace
+
+OptimizerConfig OptimizerConfig::from_hyper(OptimizerKind kind, const double* hyper) noexcept {
+    OptimizerConfig c;
+    c.kind = kind;
+    c.lr = hyper[0];
+    c.momentum = hyper[1];
+    c.nesterov = hyper[2] != 0.0;
+    c.weight_decay = hyper[3];
+    c.beta1 = hyper[4];
+    c.beta2 = hyper[5];
+    c.eps = hyper[6];
+    c.alpha = hyper[7];
+    return c;
+}
+
+int OptimizerConfig::n_slots() const noexcept {
+    switch (kind) {
+        case OptimizerKind::sgd: return momentum > 0.0 ? 1 : 0;
+        case OptimizerKind::adam:
+        case OptimizerKind::adamw: return 2;
+        case OptimizerKind::rmsprop: return momentum > 0.0 ? 2 : 1;
+    }
+    return 0;
+}
+
+template <class T>
+void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
+                      T* const* slots, index_t size) noexcept {
+    switch (config.kind) {
+        case OptimizerKind::sgd: sgd(config, p, g, slots, size); break;
+        case OptimizerKind::adam: adam(config, false, t, p, g, slots, size); break;
+        case OptimizerKind::adamw: adam(config, true, t, p, g, slots, size); break;
+        case OptimizerKind::rmsprop: rmsprop(config, p, g, slots, size); break;
+    }
+}
+
+template void optimizer_update<float>(const OptimizerConfig&, std::int64_t, float*, float*,
+                                      float* const*, index_t) noexcept;
+template void optimizer_update<double>(const OptimizerConfig&, std::int64_t, double*, double*,
+                                       double* const*, index_t) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,37 @@
+// In-place update rules of torch.optim (dampening 0, not centered, not amsgrad).
+#pragma once
+
+#include <cstdint>
+
+#include "codes.hpp"
+
+namespace gd {
+
+// An optimizer and its hyper-parameters, from the engine's hyper array
+// [lr, momentum, nesterov (0/1), weight_decay, beta1, beta2, eps, alpha].
+struct OptimizerConfig {
+    OptimizerKind kind = OptimizerKind::sgd;
+    double lr = 0.01;
+    double momentum = 0.0;
+    bool nesterov = false;
+    double weight_decay = 0.0;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    double alpha = 0.99;
+
+    static OptimizerConfig from_hyper(OptimizerKind kind, const double* hyper) noexcept;
+
+    // State arrays per parameter: SGD [momentum_buffer] if momentum > 0; Adam/AdamW
+    // [exp_avg, exp_avg_sq]; RMSprop [square_avg] (+ [momentum_buffer] if momentum > 0).
+    int n_slots() const noexcept;
+};
+
+// One step on a parameter p (size elements) with gradient g, which is used as scratch (the
+// weight-decay term is added into it). slots: n_slots() arrays of size elements. t is the
+// 1-based number of this step (Adam's bias correction).
+template <class T>
+void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
+                      T* const* slots, index_t size) noexcept;
+
+}  // namespace gd

@@ -1,0 +1,51 @@
+// One epoch of mini-batch gradient descent over a Network, updating parameters and optimizer
+// state in place.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "codes.hpp"
+#include "losses.hpp"
+#include "network.hpp"
+#include "optimizers.hpp"
+
+namespace gd {
+
+// A hook called between batches, at most every `interval`: returns true to stop the epoch
+// after the step that just finished (the bindings check for Python signals there).
+struct Interrupt {
+    bool (*poll)(void* context) = nullptr;
+    void* context = nullptr;
+    std::chrono::steady_clock::duration interval = std::chrono::milliseconds(50);
+};
+
+// The data of an epoch: x (n_rows x n_inputs), targets, optional sample weights (n_rows,), and
+// `order` (n_order,), the rows in the order they are visited; all indices in [0, n_rows).
+template <class T>
+struct EpochData {
+    const T* x = nullptr;
+    index_t n_rows = 0;
+    Targets<T> y;
+    const T* sample_weight = nullptr;
+    const std::int64_t* order = nullptr;
+    index_t n_order = 0;
+};
+
+struct EpochResult {
+    double loss = 0.0;         // sum_b(loss_b w_b) / sum_b(w_b), or the first non-finite loss_b
+    std::int64_t steps = 0;    // optimizer steps taken
+    bool interrupted = false;  // the Interrupt hook asked to stop
+};
+
+// Batches order[0:bs], order[bs:2bs], ...; per batch: run, compute error, backpropagate,
+// update. Stops before the update of a batch whose loss is not finite. `state` holds
+// config.n_slots() arrays per parameter (W0, b0, W1, b1, ...); step[0] counts the steps taken
+// and is incremented after each. The caller has validated every shape and index.
+// May throw std::bad_alloc while growing the workspace, before anything is updated.
+template <class T>
+EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,
+                        const OptimizerConfig& config, T* const* state, std::int64_t* step,
+                        const Interrupt& interrupt);
+
+}  // namespace gd

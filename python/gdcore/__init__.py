@@ -1,0 +1,36 @@
+"""gdcore: train dense neural networks by gradient descent, with the hot loops in C++.
+
+A perceptron multiplies its inputs by weights and applies a non-linearity; perceptrons side by
+side form a :class:`Layer`; layers stacked form a :class:`Network`, trained by minimising a
+loss with gradient descent (:meth:`Network.fit`). :func:`minimize` runs the same algorithm on
+any differentiable function and :func:`find_lr` helps choose the learning rate.
+
+Training and prediction run in the compiled core when it is installed (``backend() == "cpp"``)
+and otherwise in the NumPy reference (``"numpy"``), with the same results.
+"""
+from . import datasets, schedules
+from ._backend import backend, get_num_threads, set_backend, set_num_threads
+from .lr_finder import FindLRResult, check_gradients, find_lr
+from .minimize import MinimizeResult, minimize
+from .network import Layer, Network, Perceptron
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .training import DivergenceError, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Layer", "Network", "Perceptron",
+    "SGD", "Adam", "AdamW", "RMSprop", "Optimizer",
+    "History", "DivergenceError",
+    "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
+    "backend", "set_backend", "set_num_threads", "get_num_threads",
+    "datasets", "schedules", "build_info",
+]
+
+
+def build_info() -> dict:
+    """How this installation was built (compiler, flags, BLAS) and which backend runs."""
+    from . import _backend as b
+    info = dict(b._core.build_info()) if b._core is not None else {"core": "not built"}
+    info["backend"] = backend()
+    return info

@@ -1,0 +1,106 @@
+"""Which engine computes: the compiled core (``"cpp"``) or the NumPy reference (``"numpy"``).
+
+The choice is made once at import from the environment variable ``GDCORE_BACKEND`` and can be
+changed with :func:`set_backend`. Networks build their engine from the backend in force when
+they are created; :func:`set_backend` applies to networks created afterwards. The answer of
+:func:`backend` is the truth: ``"cpp"`` only when the compiled engine is the one that runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from .reference import engine as _reference_engine
+
+try:  # the compiled core; absent in a source tree that was never built
+    from . import _core  # type: ignore[attr-defined]
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    _core = None
+    _core_import_error: Optional[ImportError] = exc
+else:
+    _core_import_error = None
+
+_BACKENDS = ("cpp", "numpy")
+
+
+def _core_engines_available() -> bool:
+    """True when the compiled module exists and carries the training engines."""
+    return _core is not None and hasattr(_core, "EngineF32") and hasattr(_core, "EngineF64")
+
+
+def _initial_backend() -> str:
+    requested = os.environ.get("GDCORE_BACKEND", "").strip().lower()
+    if requested == "":
+        return "cpp" if _core_engines_available() else "numpy"
+    if requested not in _BACKENDS:
+        raise ImportError(
+            f"GDCORE_BACKEND must be one of {_BACKENDS}, got {requested!r}"
+        )
+    if requested == "cpp" and not _core_engines_available():
+        raise ImportError(
+            "GDCORE_BACKEND=cpp but the compiled core is not available"
+            + (f": {_core_import_error}" if _core_import_error else "")
+        )
+    return requested
+
+
+_current = _initial_backend()
+
+
+def backend() -> str:
+    """The backend that runs training and prediction for new networks: ``"cpp"`` or ``"numpy"``."""
+    return _current
+
+
+def set_backend(name: str) -> None:
+    """Choose the backend for networks created from now on.
+
+    Parameters
+    ----------
+    name : {"cpp", "numpy"}
+        ``"cpp"`` needs the compiled core; asking for it without one raises ``RuntimeError``.
+    """
+    global _current
+    if not isinstance(name, str) or name.lower() not in _BACKENDS:
+        raise ValueError(f"backend name must be one of {_BACKENDS}, got {name!r}")
+    name = name.lower()
+    if name == "cpp" and not _core_engines_available():
+        raise RuntimeError(
+            "the compiled core is not available in this installation"
+            + (f" ({_core_import_error})" if _core_import_error else "")
+        )
+    _current = name
+
+
+def make_engine(weights: list, biases: list, activations: list[int], loss: int,
+                backend_name: Optional[str] = None) -> Any:
+    """Build the engine of the chosen backend over the given parameter arrays (no copies)."""
+    name = backend_name or _current
+    if name == "numpy":
+        return _reference_engine.Engine(weights, biases, activations, loss)
+    dtype = weights[0].dtype
+    cls = _core.EngineF32 if dtype == np.float32 else _core.EngineF64
+    return cls(weights, biases, activations, loss)
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the compiled core (and its OpenBLAS) may use.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if _core is not None and hasattr(_core, "set_num_threads"):
+        _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads the compiled core uses (1 without the core)."""
+    if _core is not None and hasattr(_core, "get_num_threads"):
+        return int(_core.get_num_threads())
+    return 1

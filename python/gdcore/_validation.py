@@ -1,0 +1,192 @@
+"""Checks at the public boundary: every user array and hyper-parameter passes through here.
+
+Each check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, wrong
+value) with a message that names the argument and says what was expected, *before* any
+computation or state change.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Optional
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """The network dtype for ``"float32"``/``"float64"`` (or the NumPy equivalents)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def real(value: Any, name: str, *, low: Optional[float] = None, high: Optional[float] = None,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float inside the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        op = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {op} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        op = "<" if high_open else "<="
+        raise ValueError(f"{name} must be {op} {high}, got {value}")
+    return value
+
+
+def _numeric_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as a NumPy array of real numbers (bool and integers allowed)."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers, got an array of dtype {arr.dtype}"
+        )
+    return arr
+
+
+def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array of ``dtype``; no copy when ``arr`` already is one."""
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: caught next
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "infinity"
+        raise ValueError(f"{name} contains {bad}; every value must be finite")
+
+
+def features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
+    """``X`` as a C-contiguous ``(n_samples, n_features)`` array of ``dtype``.
+
+    A 1-D ``X`` of length ``n_features`` is one sample.
+    """
+    arr = _numeric_array(X, name)
+    if arr.ndim == 1:
+        if arr.shape[0] != n_features:
+            raise ValueError(
+                f"{name} is 1-D with {arr.shape[0]} values; a single sample needs "
+                f"{n_features} features (or pass a 2-D array of shape (n_samples, {n_features}))"
+            )
+        arr = arr.reshape(1, n_features)
+    elif arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, {n_features}), got {arr.ndim}-D shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no samples")
+    if arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features but the network expects {n_features}"
+        )
+    arr = _cast(arr, dtype)
+    _check_finite(arr, name)
+    return arr
+
+
+def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: np.dtype,
+            name: str = "y") -> np.ndarray:
+    """``y`` in the layout the engines take for ``loss`` (see docs/design.md).
+
+    cross_entropy: int64 class indices ``(n,)`` or probabilities ``(n, k)`` of ``dtype``;
+    every other loss: ``(n, n_outputs)`` of ``dtype`` (a 1-D ``y`` when ``n_outputs == 1``).
+    """
+    arr = _numeric_array(y, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must be an array with one entry per sample, got a scalar")
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} samples but X has {n_samples}"
+        )
+    if loss == "cross_entropy":
+        if arr.ndim == 1:
+            return class_labels(arr, n_outputs, name)
+        if arr.ndim != 2 or arr.shape[1] != n_outputs:
+            raise ValueError(
+                f"{name} for cross_entropy must be class indices of shape ({n_samples},) or "
+                f"probabilities of shape ({n_samples}, {n_outputs}), got shape {arr.shape}"
+            )
+        probs = _cast(arr, dtype)
+        _check_finite(probs, name)
+        if (probs < 0).any():
+            raise ValueError(f"{name} holds negative probabilities; each row must be a distribution")
+        tol = 1e-4 if dtype == np.float32 else 1e-6
+        sums = probs.sum(axis=1, dtype=np.float64)
+        if not np.allclose(sums, 1.0, rtol=0.0, atol=tol):
+            worst = int(np.argmax(np.abs(sums - 1.0)))
+            raise ValueError(
+                f"each row of {name} must sum to 1 (one-hot or probabilities); "
+                f"row {worst} sums to {sums[worst]:.6g}"
+            )
+        return probs
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"{name} is 1-D but the network has {n_outputs} outputs; "
+                f"expected shape ({n_samples}, {n_outputs})"
+            )
+        arr = arr.reshape(n_samples, 1)
+    elif arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} must have shape ({n_samples}, {n_outputs}) to match the network's output, "
+            f"got {arr.shape}"
+        )
+    out = _cast(arr, dtype)
+    _check_finite(out, name)
+    if loss == "bce" and ((out < 0).any() or (out > 1).any()):
+        raise ValueError(f"{name} for bce must hold targets in [0, 1]")
+    return out
+
+
+def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
+    """1-D class indices as int64, each in ``[0, n_classes)``."""
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity; class labels must be integers")
+        if (arr != np.round(arr)).any():
+            raise ValueError(f"{name} must hold integer class labels, got non-integer values")
+    labels = np.ascontiguousarray(arr, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"{name} holds class labels in [{labels.min()}, {labels.max()}] but the network "
+            f"has {n_classes} outputs: labels must be in [0, {n_classes - 1}]"
+        )
+    return labels
+
+
+def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
+                   name: str = "sample_weight") -> Optional[np.ndarray]:
+    """``w`` as a C-contiguous ``(n_samples,)`` array of ``dtype``, or None."""
+    if w is None:
+        return None
+    arr = _numeric_array(w, name)
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},), got {arr.shape}")
+    arr = _cast(arr, dtype)
+    _check_finite(arr, name)
+    if (arr < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    if not arr.sum(dtype=np.float64) > 0:
+        raise ValueError(f"{name} must have a positive sum")
+    return arr

@@ -1,0 +1,449 @@
+"""Perceptron, Layer, Network: the public model classes.
+
+A layer computes ``A = f(X @ W + b)``; layers stacked form a network. The classes here own the
+parameters (NumPy arrays) and validate every input; the arithmetic runs in the network's
+engine, the compiled core or the NumPy reference (see ``gd.backend()``), with the same results.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _backend
+from . import _validation as v
+from .reference.codes import ACTIVATIONS, LOSSES
+
+if TYPE_CHECKING:
+    from .training import History
+
+ArrayLike = Any
+Seed = Union[None, int, np.random.Generator]
+
+#: Activations whose default initialisation is He's (the others use Xavier/Glorot).
+RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")
+INITS = ("xavier", "he", "zeros")
+#: The output activation each fused loss needs.
+LOSS_NEEDS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
+
+
+def _check_activation(activation: Any, name: str = "activation") -> str:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    return activation
+
+
+def _rng(seed: Seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def initial_weights(n_inputs: int, n_outputs: int, init: str, rng: np.random.Generator,
+                    ) -> np.ndarray:
+    """Float64 weights ``(n_inputs, n_outputs)`` for ``init`` in ``"xavier" | "he" | "zeros"``.
+
+    He: normal with std ``sqrt(2 / n_inputs)`` (PyTorch's ``kaiming_normal_``, fan-in).
+    Xavier: uniform in ``+-sqrt(6 / (n_inputs + n_outputs))`` (``xavier_uniform_``).
+    """
+    if init == "zeros":
+        return np.zeros((n_inputs, n_outputs))
+    if init == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / n_inputs), size=(n_inputs, n_outputs))
+    limit = np.sqrt(6.0 / (n_inputs + n_outputs))
+    return rng.uniform(-limit, limit, size=(n_inputs, n_outputs))
+
+
+class Layer:
+    """A dense layer of ``n_outputs`` perceptrons: ``A = f(X @ W + b)``.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        Sizes, each >= 1. ``weights`` has shape ``(n_inputs, n_outputs)``, ``bias`` ``(n_outputs,)``.
+    activation : str
+        One of ``identity, sigmoid, tanh, relu, leaky_relu, elu, softplus, gelu, softmax``.
+    init : {"xavier", "he", "zeros"} or None
+        Weight initialisation; None picks He for the relu family and Xavier otherwise.
+        Biases start at zero.
+    dtype : {"float32", "float64"}
+        Parameter dtype; a :class:`Network` converts its layers to its own dtype.
+    seed : int, numpy Generator or None
+        Randomness of the initial weights.
+    """
+
+    def __init__(self, n_inputs: int, n_outputs: int, activation: str = "identity",
+                 init: Optional[str] = None, *, dtype: Any = "float32", seed: Seed = None) -> None:
+        n_inputs = v.positive_int(n_inputs, "n_inputs")
+        n_outputs = v.positive_int(n_outputs, "n_outputs")
+        self._activation = _check_activation(activation)
+        if init is None:
+            init = "he" if activation in RELU_FAMILY else "xavier"
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS} or None, got {init!r}")
+        dtype = v.as_dtype(dtype)
+        self._weights = np.ascontiguousarray(
+            initial_weights(n_inputs, n_outputs, init, _rng(seed)), dtype=dtype)
+        self._bias = np.zeros(n_outputs, dtype=dtype)
+        self._engine: Any = None  # built on the first Layer.forward
+
+    # The arrays are never rebound after construction (only written into), so an engine
+    # holding views of them stays valid for the layer's life.
+    @property
+    def weights(self) -> np.ndarray:
+        """Weights, shape ``(n_inputs, n_outputs)``; assigning copies into the same buffer."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, value: ArrayLike) -> None:
+        self._assign(self._weights, value, "weights")
+
+    @property
+    def bias(self) -> np.ndarray:
+        """Bias, shape ``(n_outputs,)``; assigning copies into the same buffer."""
+        return self._bias
+
+    @bias.setter
+    def bias(self, value: ArrayLike) -> None:
+        self._assign(self._bias, value, "bias")
+
+    @staticmethod
+    def _assign(target: np.ndarray, value: ArrayLike, name: str) -> None:
+        arr = v._numeric_array(value, name)
+        if arr.shape != target.shape:
+            raise ValueError(f"{name} must have shape {target.shape}, got {arr.shape}")
+        arr = v._cast(arr, target.dtype)
+        v._check_finite(arr, name)
+        np.copyto(target, arr)
+
+    @property
+    def activation(self) -> str:
+        """The activation's name."""
+        return self._activation
+
+    @property
+    def n_inputs(self) -> int:
+        return self._weights.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self._weights.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._weights.dtype
+
+    def _set_dtype(self, dtype: np.dtype) -> None:
+        if self._weights.dtype != dtype:
+            self._weights = self._weights.astype(dtype)
+            self._bias = self._bias.astype(dtype)
+            self._engine = None
+
+    def forward(self, X: ArrayLike) -> np.ndarray:
+        """This layer's activations ``(n_samples, n_outputs)`` for ``X`` ``(n_samples, n_inputs)``."""
+        X = v.features(X, self.n_inputs, self.dtype)
+        if self._engine is None:
+            self._engine = _backend.make_engine([self._weights], [self._bias],
+                                                [ACTIVATIONS[self._activation]], LOSSES["mse"])
+        return self._engine.forward(X)
+
+    __call__ = forward
+
+    def __repr__(self) -> str:
+        return f"Layer({self.n_inputs}, {self.n_outputs}, activation={self._activation!r})"
+
+
+class Network:
+    """Layers stacked: the output of each is the input of the next, trained by a loss.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Consecutive sizes must chain; ``softmax`` only on the last layer.
+    loss : {"mse", "mae", "huber", "bce", "cross_entropy"}
+        ``bce`` needs a sigmoid output layer, ``cross_entropy`` a softmax one.
+    dtype : {"float32", "float64"}
+        The layers are converted to it.
+    seed : int or None
+        Default seed for ``fit``'s shuffling.
+
+    Calls on one network are serialised by a lock, so a network may be shared between threads.
+    """
+
+    def __init__(self, layers: Sequence[Layer], loss: str = "mse", dtype: Any = "float32",
+                 seed: Seed = None) -> None:
+        if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
+            raise TypeError("layers must be a list of Layer objects")
+        if len(layers) == 0:
+            raise ValueError("layers must hold at least one Layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
+        for i in range(1, len(layers)):
+            if layers[i].n_inputs != layers[i - 1].n_outputs:
+                raise ValueError(
+                    f"layers[{i}] takes {layers[i].n_inputs} inputs but layers[{i - 1}] gives "
+                    f"{layers[i - 1].n_outputs} outputs")
+        for i, layer in enumerate(layers[:-1]):
+            if layer.activation == "softmax":
+                raise ValueError(f"softmax is for the output layer only; layers[{i}] uses it")
+        if not isinstance(loss, str) or loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        needed = LOSS_NEEDS_OUTPUT.get(loss)
+        if needed is not None and layers[-1].activation != needed:
+            raise ValueError(
+                f"loss {loss!r} needs a {needed!r} output layer, but the last layer uses "
+                f"{layers[-1].activation!r}")
+        _rng(seed)  # validates it
+        self._dtype = v.as_dtype(dtype)
+        self._layers = list(layers)
+        for layer in self._layers:
+            layer._set_dtype(self._dtype)
+        self._loss_name = loss
+        self.seed = seed
+        self._lock = threading.RLock()
+        self._backend = _backend.backend()
+        self._engine = _backend.make_engine(
+            [layer._weights for layer in self._layers], [layer._bias for layer in self._layers],
+            [ACTIVATIONS[layer.activation] for layer in self._layers], LOSSES[loss],
+            self._backend)
+
+    @classmethod
+    def from_sizes(cls, sizes: Sequence[int], activation: str = "relu",
+                   output_activation: str = "identity", loss: str = "mse",
+                   dtype: Any = "float32", seed: Seed = None) -> "Network":
+        """A network of dense layers with the given sizes, e.g. ``[2, 16, 1]``.
+
+        Hidden layers use ``activation``, the last one ``output_activation``; the initial
+        weights come from ``seed``.
+        """
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+            raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}")
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least two entries (inputs, outputs), got {sizes!r}")
+        sizes = [v.positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+        _check_activation(activation, "activation")
+        _check_activation(output_activation, "output_activation")
+        rng = _rng(seed)
+        layers = [Layer(sizes[i], sizes[i + 1],
+                        activation if i < len(sizes) - 2 else output_activation,
+                        dtype=dtype, seed=rng)
+                  for i in range(len(sizes) - 1)]
+        return cls(layers, loss=loss, dtype=dtype, seed=seed if not isinstance(
+            seed, np.random.Generator) else None)
+
+    # --- description --------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers, first to last (a new list; the Layer objects are the network's own)."""
+        return list(self._layers)
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def backend(self) -> str:
+        """Which engine computes for this network: ``"cpp"`` or ``"numpy"``."""
+        return self._backend
+
+    @property
+    def n_inputs(self) -> int:
+        return self._layers[0].n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self._layers[-1].n_outputs
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.n_inputs] + [layer.n_outputs for layer in self._layers]
+
+    def parameters(self) -> list[np.ndarray]:
+        """The parameter arrays in engine order ``W0, b0, W1, b1, ...`` (the live buffers)."""
+        return [p for layer in self._layers for p in (layer._weights, layer._bias)]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self._layers)
+        return (f"Network([{inner}], loss={self._loss_name!r}, dtype={self._dtype.name!r}, "
+                f"backend={self._backend!r})")
+
+    # --- computing ----------------------------------------------------------------------
+    def forward(self, X: ArrayLike) -> np.ndarray:
+        """Output-layer activations ``(n_samples, n_outputs)`` for ``X`` ``(n_samples, n_inputs)``.
+
+        A 1-D ``X`` of length ``n_inputs`` is one sample and gives ``(1, n_outputs)``.
+        """
+        X = v.features(X, self.n_inputs, self._dtype)
+        with self._lock:
+            return self._engine.forward(X)
+
+    __call__ = forward
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Same as :meth:`forward`."""
+        return self.forward(X)
+
+    def _data(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None,
+              names: tuple = ("X", "y", "sample_weight")) -> tuple:
+        """Validated ``(X, Y, sample_weight)`` in the layout the engines take."""
+        X = v.features(X, self.n_inputs, self._dtype, names[0])
+        Y = v.targets(y, self._loss_name, self.n_outputs, X.shape[0], self._dtype, names[1])
+        w = v.sample_weights(sample_weight, X.shape[0], self._dtype, names[2])
+        return X, Y, w
+
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None) -> float:
+        """The mean loss over ``(X, y)`` (weighted by ``sample_weight`` when given)."""
+        X, Y, w = self._data(X, y, sample_weight)
+        with self._lock:
+            return float(self._engine.loss(X, Y, w))
+
+    def gradients(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None,
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Backpropagation: ``[(dW, db), ...]`` of ``loss(X, y)`` for each layer."""
+        X, Y, w = self._data(X, y, sample_weight)
+        dW = [np.zeros_like(layer._weights) for layer in self._layers]
+        db = [np.zeros_like(layer._bias) for layer in self._layers]
+        with self._lock:
+            self._engine.gradients(X, Y, w, dW, db)
+        return list(zip(dW, db))
+
+    def fit(self, X: ArrayLike, y: ArrayLike, optimizer: Any = None, epochs: int = 100,
+            batch_size: Optional[int] = None, shuffle: bool = True, validation_data: Any = None,
+            validation_split: float = 0.0, sample_weight: ArrayLike = None,
+            tol: Optional[float] = None, n_iter_no_change: int = 5,
+            restore_best_weights: bool = False, max_time: Optional[float] = None,
+            on_divergence: str = "raise", callbacks: Sequence = (), progress: bool = False,
+            seed: Seed = None) -> "History":
+        """Train by mini-batch gradient descent; see :func:`gdcore.training.fit`."""
+        from .training import fit
+        return fit(self, X, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                   shuffle=shuffle, validation_data=validation_data,
+                   validation_split=validation_split, sample_weight=sample_weight, tol=tol,
+                   n_iter_no_change=n_iter_no_change,
+                   restore_best_weights=restore_best_weights, max_time=max_time,
+                   on_divergence=on_divergence, callbacks=callbacks, progress=progress,
+                   seed=seed)
+
+    # --- copies, files, pickling ---------------------------------------------------------
+    def _spec(self) -> dict:
+        """JSON-able description of the architecture (no weights)."""
+        return {"layers": [{"n_inputs": layer.n_inputs, "n_outputs": layer.n_outputs,
+                            "activation": layer.activation} for layer in self._layers],
+                "loss": self._loss_name, "dtype": self._dtype.name,
+                "seed": self.seed if isinstance(self.seed, (int, type(None))) else None}
+
+    @classmethod
+    def _from_spec(cls, spec: dict, arrays: Sequence[np.ndarray]) -> "Network":
+        """A network with the architecture ``spec`` and parameters ``arrays`` (W0, b0, ...)."""
+        layers = []
+        for i, ls in enumerate(spec["layers"]):
+            layer = Layer(ls["n_inputs"], ls["n_outputs"], ls["activation"], init="zeros",
+                          dtype=spec["dtype"])
+            layer.weights = arrays[2 * i]
+            layer.bias = arrays[2 * i + 1]
+            layers.append(layer)
+        return cls(layers, loss=spec["loss"], dtype=spec["dtype"], seed=spec.get("seed"))
+
+    def copy(self) -> "Network":
+        """An independent network with the same architecture and a copy of the weights."""
+        with self._lock:
+            return self._from_spec(self._spec(), self.parameters())
+
+    def __reduce__(self) -> tuple:
+        with self._lock:
+            return (Network._from_spec, (self._spec(), [p.copy() for p in self.parameters()]))
+
+    def save(self, path: Any) -> None:
+        """Write the network to ``path`` (.npz with JSON metadata, no pickle), atomically."""
+        from .io import save
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: Any) -> "Network":
+        """Read a network written by :meth:`save`."""
+        from .io import load
+        return load(path)
+
+
+class Perceptron:
+    """One unit: ``a = f(x . w + b)``, a :class:`Network` of one ``Layer(n_inputs, 1)``.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of inputs.
+    activation : str
+        Its non-linearity (``"sigmoid"`` by default; ``"identity"`` gives linear regression).
+    loss : str or None
+        Defaults to ``"bce"`` for a sigmoid unit, else ``"mse"``.
+    dtype, seed
+        As for :class:`Network`.
+    """
+
+    def __init__(self, n_inputs: int, activation: str = "sigmoid", loss: Optional[str] = None,
+                 dtype: Any = "float64", seed: Seed = None) -> None:
+        _check_activation(activation)
+        if activation == "softmax":
+            raise ValueError("a Perceptron has one output; softmax needs at least two")
+        if loss is None:
+            loss = "bce" if activation == "sigmoid" else "mse"
+        self.network = Network([Layer(n_inputs, 1, activation, dtype=dtype, seed=seed)],
+                               loss=loss, dtype=dtype, seed=seed)
+
+    @property
+    def layer(self) -> Layer:
+        return self.network._layers[0]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The weights, shape ``(n_inputs,)`` (a view of the layer's column)."""
+        return self.layer.weights[:, 0]
+
+    @weights.setter
+    def weights(self, value: ArrayLike) -> None:
+        arr = v._numeric_array(value, "weights")
+        if arr.shape != (self.layer.n_inputs,):
+            raise ValueError(f"weights must have shape ({self.layer.n_inputs},), got {arr.shape}")
+        self.layer.weights = arr.reshape(-1, 1)
+
+    @property
+    def bias(self) -> float:
+        return float(self.layer.bias[0])
+
+    @bias.setter
+    def bias(self, value: float) -> None:
+        self.layer.bias = np.array([v.real(value, "bias")])
+
+    @property
+    def activation(self) -> str:
+        return self.layer.activation
+
+    def forward(self, X: ArrayLike) -> np.ndarray:
+        """The unit's output for each sample, shape ``(n_samples,)``."""
+        return self.network.forward(X)[:, 0]
+
+    __call__ = forward
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Same as :meth:`forward`."""
+        return self.forward(X)
+
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None) -> float:
+        return self.network.loss(X, y, sample_weight)
+
+    def fit(self, X: ArrayLike, y: ArrayLike, **kwargs: Any) -> "History":
+        """Train the unit; takes the arguments of :meth:`Network.fit`."""
+        return self.network.fit(X, y, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"Perceptron({self.layer.n_inputs}, activation={self.activation!r}, "
+                f"loss={self.network.loss_name!r})")
+

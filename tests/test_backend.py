@@ -1,0 +1,55 @@
+"""Backend choice and threads: gd.backend() must tell the truth."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import gdcore as gd
+from gdcore import _backend
+
+
+def _run(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_backend_reports_the_engine_networks_use():
+    net = gd.Network.from_sizes([2, 1])
+    assert net.backend == gd.backend()
+    engine_module = type(net._engine).__module__
+    assert (engine_module == "gdcore._core") == (gd.backend() == "cpp")
+
+
+def test_environment_variable_selects_numpy():
+    out = _run("import gdcore as gd; n = gd.Network.from_sizes([2, 1]); "
+               "print(gd.backend(), type(n._engine).__module__)", GDCORE_BACKEND="numpy")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["numpy", "gdcore.reference.engine"]
+
+
+def test_bad_environment_value_fails_clearly():
+    out = _run("import gdcore", GDCORE_BACKEND="fortran")
+    assert out.returncode != 0 and "GDCORE_BACKEND must be one of" in out.stderr
+
+
+def test_set_backend_validates():
+    with pytest.raises(ValueError, match="backend name must be one of"):
+        gd.set_backend("cuda")
+    if not _backend._core_engines_available():
+        with pytest.raises(RuntimeError, match="compiled core is not available"):
+            gd.set_backend("cpp")
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        gd.set_num_threads(0)
+    gd.set_num_threads(1)
+    assert gd.get_num_threads() == 1
+    gd.set_num_threads(2)
+
+
+def test_build_info_names_compiler():
+    info = gd.build_info()
+    assert info["backend"] == gd.backend()
+    assert "compiler" in info and info["version"] == gd.__version__
