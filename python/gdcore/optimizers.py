@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validation as v
 from .reference.codes import OPTIMIZERS
-from .schedules import Schedule, as_schedule
+from .schedules import Constant, Schedule, as_schedule
 
 LearningRate = Union[float, Schedule]
 
@@ -95,7 +95,7 @@ class Optimizer:
 
     def _repr_args(self) -> dict:
         lr: Any = self.schedule
-        if type(self.schedule).__name__ == "Constant":
+        if isinstance(self.schedule, Constant):
             lr = self.schedule.initial_lr
         return {"lr": lr}
 
