@@ -7,46 +7,56 @@
 namespace gd {
 namespace {
 
-// Each functor: f(z) and df(z, a) = f'(z) given a = f(z).
+// Each functor: f(z), and dz = backward(z, a, da) = da * f'(z) given a = f(z). The order of
+// operations follows the NumPy reference (reference/activations.py), so results agree to the
+// last bits where the libm calls do.
 struct Identity {
     template <class T> static T f(T z) noexcept { return z; }
-    template <class T> static T df(T, T) noexcept { return T(1); }
+    template <class T> static T backward(T, T, T da) noexcept { return da; }
 };
 struct Sigmoid {
     template <class T> static T f(T z) noexcept { return sigmoid(z); }
-    template <class T> static T df(T, T a) noexcept { return a * (T(1) - a); }
+    template <class T> static T backward(T, T a, T da) noexcept { return da * (a * (T(1) - a)); }
 };
 struct Tanh {
     template <class T> static T f(T z) noexcept { return std::tanh(z); }
-    template <class T> static T df(T, T a) noexcept { return T(1) - a * a; }
+    template <class T> static T backward(T, T a, T da) noexcept { return da * (T(1) - a * a); }
 };
 struct Relu {  // NaN passes through, as np.maximum(z, 0) does
     template <class T> static T f(T z) noexcept { return z < T(0) ? T(0) : z; }
-    template <class T> static T df(T z, T) noexcept { return z > T(0) ? T(1) : T(0); }
+    template <class T> static T backward(T z, T, T da) noexcept { return z > T(0) ? da : T(0); }
 };
-struct LeakyRelu {
+struct LeakyRelu {  // slope 0.01
     template <class T> static T f(T z) noexcept { return z > T(0) ? z : T(0.01) * z; }
-    template <class T> static T df(T z, T) noexcept { return z > T(0) ? T(1) : T(0.01); }
+    template <class T> static T backward(T z, T, T da) noexcept {
+        return z > T(0) ? da : T(0.01) * da;
+    }
 };
-struct Elu {
+struct Elu {  // alpha 1; for z <= 0, f'(z) = exp(z) = a + 1
     template <class T> static T f(T z) noexcept { return z > T(0) ? z : std::expm1(z); }
-    template <class T> static T df(T z, T a) noexcept { return z > T(0) ? T(1) : a + T(1); }
+    template <class T> static T backward(T z, T a, T da) noexcept {
+        return z > T(0) ? da : da * (a + T(1));
+    }
 };
 struct Softplus {  // threshold 20, as torch.nn.Softplus()
     template <class T> static T f(T z) noexcept { return z > T(20) ? z : std::log1p(std::exp(z)); }
-    template <class T> static T df(T z, T) noexcept { return z > T(20) ? T(1) : sigmoid(z); }
+    template <class T> static T backward(T z, T, T da) noexcept {
+        return z > T(20) ? da : da * sigmoid(z);
+    }
 };
-struct Gelu {  // tanh approximation: 0.5 z (1 + tanh(c (z + 0.044715 z^3))), c = sqrt(2/pi)
+struct Gelu {  // tanh approximation: 0.5 z (1 + tanh(c (z + k z^3))), c = sqrt(2/pi), k = 0.044715
     template <class T> static constexpr T c() noexcept { return T(0.7978845608028654); }
     template <class T> static constexpr T k() noexcept { return T(0.044715); }
     template <class T> static T f(T z) noexcept {
-        return T(0.5) * z * (T(1) + std::tanh(c<T>() * (z + k<T>() * z * z * z)));
+        return T(0.5) * z * (T(1) + std::tanh(c<T>() * (z + k<T>() * (z * z * z))));
     }
-    template <class T> static T df(T z, T) noexcept {
+    // f' = 0.5 (1 + t) + 0.5 z (1 - t^2) c (1 + 3 k z^2), t = tanh(c (z + k z^3))
+    template <class T> static T backward(T z, T, T da) noexcept {
         const T z2 = z * z;
-        const T t = std::tanh(c<T>() * (z + k<T>() * z2 * z));
-        return T(0.5) * (T(1) + t) +
-               T(0.5) * z * (T(1) - t * t) * c<T>() * (T(1) + T(3) * k<T>() * z2);
+        const T t = std::tanh(c<T>() * (z + k<T>() * (z2 * z)));
+        const T left = T(0.5) * (T(1) + t);
+        const T right = (T(0.5) * z) * (T(1) - t * t) * (c<T>() * (T(1) + T(3 * 0.044715) * z2));
+        return da * (left + right);
     }
 };
 
@@ -57,7 +67,7 @@ void map_forward(const T* z, T* a, index_t size) noexcept {
 
 template <class F, class T>
 void map_backward(const T* z, const T* a, const T* da, T* dz, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) dz[i] = da[i] * F::df(z[i], a[i]);
+    for (index_t i = 0; i < size; ++i) dz[i] = F::backward(z[i], a[i], da[i]);
 }
 
 template <class T>

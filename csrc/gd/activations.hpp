@@ -16,7 +16,7 @@ template <class T>
 void activation_backward(Activation act, const T* z, const T* a, const T* da, T* dz,
                          index_t rows, index_t cols) noexcept;
 
-// sigmoid(z) = 1 / (1 + exp(-z)), shared with the fused bce loss.
+// sigmoid(z) = 1 / (1 + exp(-z)), evaluated so that exp never overflows (as the reference).
 template <class T>
 inline T sigmoid(T z) noexcept;
 
@@ -26,5 +26,7 @@ inline T sigmoid(T z) noexcept;
 
 template <class T>
 inline T gd::sigmoid(T z) noexcept {
-    return T(1) / (T(1) + std::exp(-z));
+    const T e = std::exp(-std::abs(z));  // in (0, 1]
+    const T s = T(1) / (T(1) + e);         // sigmoid(|z|)
+    return z >= T(0) ? s : e * s;          // sigmoid(-|z|) = e / (1 + e)
 }

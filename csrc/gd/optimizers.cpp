@@ -41,10 +41,9 @@ template <class T>
 void adam(const OptimizerConfig& c, bool decoupled, std::int64_t t, T* p, T* g,
           T* const* slots, index_t size) noexcept {
     if (decoupled) {
-        if (c.weight_decay != 0.0) {
-            const T decay = T(1.0 - c.lr * c.weight_decay);
+        const T decay = T(1.0 - c.lr * c.weight_decay);
+        if (decay != T(1))
             for (index_t i = 0; i < size; ++i) p[i] *= decay;
-        }
     } else {
         add_weight_decay(g, p, c.weight_decay, size);
     }
@@ -59,7 +58,7 @@ void adam(const OptimizerConfig& c, bool decoupled, std::int64_t t, T* p, T* g,
     T* v = slots[1];
     for (index_t i = 0; i < size; ++i) {
         m[i] = beta1 * m[i] + one_minus_beta1 * g[i];
-        v[i] = beta2 * v[i] + one_minus_beta2 * (g[i] * g[i]);
+        v[i] = beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
         p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
     }
 }
@@ -73,7 +72,7 @@ void rmsprop(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size
     T* square_avg = slots[0];
     if (c.momentum == 0.0) {
         for (index_t i = 0; i < size; ++i) {
-            square_avg[i] = alpha * square_avg[i] + one_minus_alpha * (g[i] * g[i]);
+            square_avg[i] = alpha * square_avg[i] + one_minus_alpha * g[i] * g[i];
             p[i] -= lr * g[i] / (std::sqrt(square_avg[i]) + eps);
         }
         return;
@@ -81,7 +80,7 @@ void rmsprop(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size
     const T momentum = T(c.momentum);
     T* buf = slots[1];
     for (index_t i = 0; i < size; ++i) {
-        square_avg[i] = alpha * square_avg[i] + one_minus_alpha * (g[i] * g[i]);
+        square_avg[i] = alpha * square_avg[i] + one_minus_alpha * g[i] * g[i];
         buf[i] = momentum * buf[i] + g[i] / (std::sqrt(square_avg[i]) + eps);
         p[i] -= lr * buf[i];
     }

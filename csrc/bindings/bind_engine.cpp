@@ -1,0 +1,455 @@
+// EngineF32 / EngineF64: the engine contract of docs/design.md over gd::Network. Glue only:
+// validate with the GIL held, compute under gil_scoped_release, algorithms in csrc/gd/.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../gd/losses.hpp"
+#include "../gd/network.hpp"
+#include "../gd/optimizers.hpp"
+#include "../gd/train.hpp"
+#include "checks.hpp"
+
+namespace py = pybind11;
+using gd::index_t;
+
+namespace {
+
+// One call at a time per engine: a second one meanwhile (another thread, or re-entry from a
+// Python signal handler run during train_epoch) raises RuntimeError instead of sharing the
+// workspace.
+class BusyGuard {
+public:
+    explicit BusyGuard(std::atomic<bool>& flag) : flag_(flag) {
+        if (flag_.exchange(true, std::memory_order_acquire))
+            throw std::runtime_error(
+                "this engine is already running a call (from another thread, or re-entrantly); "
+                "an engine runs one call at a time");
+    }
+    ~BusyGuard() { flag_.store(false, std::memory_order_release); }
+    BusyGuard(const BusyGuard&) = delete;
+    BusyGuard& operator=(const BusyGuard&) = delete;
+
+private:
+    std::atomic<bool>& flag_;
+};
+
+// train_epoch's interrupt hook: take the GIL briefly and run Python's signal handlers. A
+// handler's exception (KeyboardInterrupt on Ctrl-C) stays set and is raised after the epoch.
+bool poll_python_signals(void*) {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+}
+
+std::string str(index_t v) { return std::to_string(v); }
+
+// The checked arrays of a call, kept alive while the GIL is released, and their pointers.
+template <class T>
+struct CallData {
+    std::vector<py::array> keep;
+    const T* x = nullptr;
+    index_t n = 0;
+    gd::Targets<T> y;
+    const T* sample_weight = nullptr;
+};
+
+template <class T>
+class Engine {
+public:
+    Engine(const py::object& weights, const py::object& biases, const py::object& activations,
+           const py::object& loss) {
+        const auto w_items = checks::items(weights, "weights");
+        const auto b_items = checks::items(biases, "biases");
+        const auto a_items = checks::items(activations, "activations");
+        if (w_items.empty()) throw py::value_error("weights must hold at least one array");
+        if (b_items.size() != w_items.size() || a_items.size() != w_items.size())
+            throw py::value_error("weights, biases and activations must have the same length, got " +
+                                  std::to_string(w_items.size()) + ", " +
+                                  std::to_string(b_items.size()) + " and " +
+                                  std::to_string(a_items.size()));
+        const long long loss_code = checks::integer(loss, "loss");
+        if (loss_code < 0 || loss_code >= gd::n_loss_codes)
+            throw py::value_error("loss must be a loss code in [0, " +
+                                  std::to_string(gd::n_loss_codes) + "), got " +
+                                  std::to_string(loss_code));
+
+        const std::size_t n_layers = w_items.size();
+        std::vector<gd::DenseLayer<T>> layers;
+        for (std::size_t i = 0; i < n_layers; ++i) {
+            const std::string wname = checks::item("weights", i);
+            py::array w = checks::array_of<T>(w_items[i], wname, 2, "(n_inputs, n_outputs)", true);
+            const index_t n_in = w.shape(0), n_out = w.shape(1);
+            if (n_in < 1 || n_out < 1)
+                throw py::value_error(wname + " must have at least one row and one column, got "
+                                      "shape " + checks::shape_of(w));
+            if (i > 0 && n_in != layers.back().n_outputs)
+                throw py::value_error(wname + " must have " + str(layers.back().n_outputs) +
+                                      " rows, the outputs of weights[" + std::to_string(i - 1) +
+                                      "], got shape " + checks::shape_of(w));
+            const std::string bname = checks::item("biases", i);
+            const std::string bshape = "(" + str(n_out) + ",)";
+            py::array b = checks::array_of<T>(b_items[i], bname, 1, bshape, true);
+            checks::dim(b, 0, n_out, bname, bshape);
+            const long long code = checks::integer(a_items[i], checks::item("activations", i));
+            if (code < 0 || code >= gd::n_activation_codes)
+                throw py::value_error(checks::item("activations", i) +
+                                      " must be an activation code in [0, " +
+                                      std::to_string(gd::n_activation_codes) + "), got " +
+                                      std::to_string(code));
+            if (code == int(gd::Activation::softmax) && i + 1 != n_layers)
+                throw py::value_error(checks::item("activations", i) +
+                                      ": softmax is only allowed on the output layer");
+            layers.push_back({static_cast<T*>(w.mutable_data()), static_cast<T*>(b.mutable_data()),
+                              n_in, n_out, gd::Activation(code)});
+            weights_.push_back(std::move(w));
+            biases_.push_back(std::move(b));
+            activations_.push_back(int(code));
+        }
+        // Loss/output compatibility is checked (std::invalid_argument -> ValueError) here.
+        net_ = std::make_unique<gd::Network<T>>(std::move(layers), gd::Loss(loss_code));
+    }
+
+    index_t n_inputs() const { return net_->n_inputs(); }
+    index_t n_outputs() const { return net_->n_outputs(); }
+    index_t n_layers() const { return net_->n_layers(); }
+    index_t n_outputs_of(index_t layer) const { return net_->layer(layer).n_outputs; }
+    int loss_code() const { return int(net_->loss()); }
+    const std::vector<int>& activations() const { return activations_; }
+    py::list weights() const { return to_list(weights_); }
+    py::list biases() const { return to_list(biases_); }
+
+    py::array forward(const py::object& X) {
+        BusyGuard busy(busy_);
+        const py::array x = check_x(X, 0);
+        const index_t n = x.shape(0);
+        py::array_t<T> out({n, n_outputs()});
+        if (n == 0) return out;
+        const T* xp = static_cast<const T*>(x.data());
+        T* op = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            net_->reserve(n);
+            net_->forward(xp, n, op);
+        }
+        return out;
+    }
+
+    double loss(const py::object& X, const py::object& Y, const py::object& sample_weight) {
+        BusyGuard busy(busy_);
+        const CallData<T> d = check_data(X, Y, sample_weight);
+        const index_t k = n_outputs();
+        T value;
+        {
+            py::gil_scoped_release nogil;
+            net_->reserve(d.n);
+            net_->forward(d.x, d.n);
+            value = gd::loss_value(net_->loss(), net_->output_logits(),
+                                   net_->output_activations(), d.y, d.sample_weight, d.n, k);
+        }
+        return double(value);
+    }
+
+    double gradients(const py::object& X, const py::object& Y, const py::object& sample_weight,
+                     const py::object& dW, const py::object& db) {
+        BusyGuard busy(busy_);
+        CallData<T> d = check_data(X, Y, sample_weight);
+        std::vector<T*> dw_ptr, db_ptr;
+        check_like_parameters(dW, "dW", true, d.keep, dw_ptr);
+        check_like_parameters(db, "db", false, d.keep, db_ptr);
+        const index_t k = n_outputs();
+        const gd::Activation out = net_->layer(n_layers() - 1).activation;
+        T value;
+        {
+            py::gil_scoped_release nogil;
+            net_->reserve(d.n);
+            net_->forward(d.x, d.n);
+            value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
+                                      net_->output_activations(), d.y, d.sample_weight, d.n, k,
+                                      net_->output_gradient());
+            net_->backward(d.x, d.n, dw_ptr.data(), db_ptr.data());
+        }
+        return double(value);
+    }
+
+    double train_epoch(const py::object& X, const py::object& Y, const py::object& sample_weight,
+                       const py::object& order, const py::object& batch_size,
+                       const py::object& optimizer, const py::object& hyper,
+                       const py::object& state, const py::object& step) {
+        BusyGuard busy(busy_);
+        CallData<T> d = check_data(X, Y, sample_weight);
+
+        const py::array ord = checks::array_of<std::int64_t>(order, "order", 1, "(n_order,)");
+        const index_t m = ord.shape(0);
+        if (m < 1) throw py::value_error("order must hold at least one row index");
+        const auto* op = static_cast<const std::int64_t*>(ord.data());
+        for (index_t i = 0; i < m; ++i)
+            if (op[i] < 0 || op[i] >= d.n)
+                throw py::value_error("order must hold row indices of X in [0, " + str(d.n) +
+                                      "), got " + std::to_string(op[i]) + " at position " +
+                                      str(i));
+        d.keep.push_back(ord);
+
+        const long long bs = checks::integer(batch_size, "batch_size");
+        if (bs < 1) throw py::value_error("batch_size must be at least 1, got " + std::to_string(bs));
+
+        const long long opt_code = checks::integer(optimizer, "optimizer");
+        if (opt_code < 0 || opt_code >= gd::n_optimizer_codes)
+            throw py::value_error("optimizer must be an optimizer code in [0, " +
+                                  std::to_string(gd::n_optimizer_codes) + "), got " +
+                                  std::to_string(opt_code));
+        const py::array h = checks::array_of<double>(hyper, "hyper", 1, "(8,)");
+        checks::dim(h, 0, 8, "hyper", "(8,)");
+        const auto config = gd::OptimizerConfig::from_hyper(
+            gd::OptimizerKind(opt_code), static_cast<const double*>(h.data()));
+        check_hyper(config, static_cast<const double*>(h.data()));
+
+        std::vector<T*> state_ptr;
+        check_state(state, config, d.keep, state_ptr);
+
+        py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
+        checks::dim(st, 0, 1, "step", "(1,)");
+        auto* stp = static_cast<std::int64_t*>(st.mutable_data());
+        if (stp[0] < 0) throw py::value_error("step[0] must be >= 0, got " + std::to_string(stp[0]));
+        d.keep.push_back(st);
+
+        gd::EpochData<T> data;
+        data.x = d.x;
+        data.n_rows = d.n;
+        data.y = d.y;
+        data.sample_weight = d.sample_weight;
+        data.order = op;
+        data.n_order = m;
+        gd::Interrupt interrupt;
+        interrupt.poll = &poll_python_signals;
+        gd::EpochResult result;
+        {
+            py::gil_scoped_release nogil;
+            result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(), stp,
+                                     interrupt);
+        }
+        if (result.interrupted) throw py::error_already_set();  // the signal handler's exception
+        return result.loss;
+    }
+
+private:
+    static py::list to_list(const std::vector<py::array>& arrays) {
+        py::list out;
+        for (const auto& a : arrays) out.append(a);
+        return out;
+    }
+
+    // X: (n, n_inputs) of dtype T with at least min_rows rows.
+    py::array check_x(const py::object& X, index_t min_rows) const {
+        const std::string shape = "(n_samples, " + str(n_inputs()) + ")";
+        py::array x = checks::array_of<T>(X, "X", 2, shape);
+        checks::dim(x, 1, n_inputs(), "X", shape);
+        if (x.shape(0) < min_rows)
+            throw py::value_error("X must have at least one row, got shape " + checks::shape_of(x));
+        return x;
+    }
+
+    // X, Y and sample_weight of loss / gradients / train_epoch.
+    CallData<T> check_data(const py::object& X, const py::object& Y,
+                           const py::object& sample_weight) const {
+        CallData<T> d;
+        const py::array x = check_x(X, 1);
+        d.n = x.shape(0);
+        d.x = static_cast<const T*>(x.data());
+        d.keep.push_back(x);
+
+        const index_t k = n_outputs();
+        const std::string dense_shape = "(" + str(d.n) + ", " + str(k) + ")";
+        const bool cross_entropy = net_->loss() == gd::Loss::cross_entropy;
+        if (cross_entropy && py::isinstance<py::array_t<std::int64_t, 0>>(Y)) {
+            const std::string shape = "(" + str(d.n) + ",)";
+            const py::array y = checks::array_of<std::int64_t>(Y, "Y", 1, shape);
+            checks::dim(y, 0, d.n, "Y", shape);
+            const auto* labels = static_cast<const std::int64_t*>(y.data());
+            for (index_t j = 0; j < d.n; ++j)
+                if (labels[j] < 0 || labels[j] >= k)
+                    throw py::value_error("Y must hold class indices in [0, " + str(k) +
+                                          "), got " + std::to_string(labels[j]) + " at row " +
+                                          str(j));
+            d.y.labels = labels;
+            d.keep.push_back(y);
+        } else {
+            if (cross_entropy && py::isinstance<py::array>(Y) &&
+                !py::isinstance<py::array_t<T, 0>>(Y))
+                throw py::type_error(
+                    "Y must be int64 class indices of shape (" + str(d.n) + ",) or a " +
+                    checks::dtype_name<T>() + " array of shape " + dense_shape + ", got dtype " +
+                    checks::dtype_of(py::reinterpret_borrow<py::array>(Y)));
+            const py::array y = checks::array_of<T>(Y, "Y", 2, dense_shape);
+            checks::dim(y, 0, d.n, "Y", dense_shape);
+            checks::dim(y, 1, k, "Y", dense_shape);
+            d.y.values = static_cast<const T*>(y.data());
+            d.keep.push_back(y);
+        }
+
+        if (!sample_weight.is_none()) {
+            const std::string shape = "(" + str(d.n) + ",)";
+            const py::array w = checks::array_of<T>(sample_weight, "sample_weight", 1, shape);
+            checks::dim(w, 0, d.n, "sample_weight", shape);
+            const T* wp = static_cast<const T*>(w.data());
+            double total = 0.0;
+            for (index_t j = 0; j < d.n; ++j) {
+                if (!std::isfinite(wp[j]) || wp[j] < T(0))
+                    throw py::value_error("sample_weight must be finite and non-negative, got " +
+                                          std::to_string(double(wp[j])) + " at row " + str(j));
+                total += double(wp[j]);
+            }
+            if (!(total > 0.0)) throw py::value_error("sample_weight must have a positive sum");
+            d.sample_weight = wp;
+            d.keep.push_back(w);
+        }
+        return d;
+    }
+
+    // dW (weights=true) or db: a list of writeable T arrays in the shapes of the parameters.
+    void check_like_parameters(const py::object& obj, const std::string& name, bool weights,
+                               std::vector<py::array>& keep, std::vector<T*>& ptrs) const {
+        const auto list = checks::items(obj, name);
+        if (index_t(list.size()) != n_layers())
+            throw py::value_error(name + " must hold " + str(n_layers()) + " arrays, got " +
+                                  std::to_string(list.size()));
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            const gd::DenseLayer<T>& l = net_->layer(index_t(i));
+            const std::string item = checks::item(name, i);
+            const std::string shape = weights ? "(" + str(l.n_inputs) + ", " + str(l.n_outputs) + ")"
+                                              : "(" + str(l.n_outputs) + ",)";
+            py::array a = checks::array_of<T>(list[i], item, weights ? 2 : 1, shape, true);
+            if (weights) checks::dim(a, 0, l.n_inputs, item, shape);
+            checks::dim(a, weights ? 1 : 0, l.n_outputs, item, shape);
+            ptrs.push_back(static_cast<T*>(a.mutable_data()));
+            keep.push_back(std::move(a));
+        }
+    }
+
+    // Optimizer state: n_slots arrays per parameter W0, b0, W1, b1, ... in their shapes.
+    void check_state(const py::object& obj, const gd::OptimizerConfig& config,
+                     std::vector<py::array>& keep, std::vector<T*>& ptrs) const {
+        const auto list = checks::items(obj, "state");
+        const int n_slots = config.n_slots();
+        const index_t expected = 2 * n_layers() * n_slots;
+        if (index_t(list.size()) != expected)
+            throw py::value_error("state must hold " + str(expected) + " arrays (" +
+                                  std::to_string(n_slots) + " per parameter for " +
+                                  gd::optimizer_name(int(config.kind)) + " with momentum " +
+                                  std::to_string(config.momentum) + "), got " +
+                                  std::to_string(list.size()));
+        for (std::size_t e = 0; e < list.size(); ++e) {
+            const index_t p = index_t(e) / n_slots;  // parameter: W_i (p = 2i) or b_i (p = 2i + 1)
+            const gd::DenseLayer<T>& l = net_->layer(p / 2);
+            const bool is_w = p % 2 == 0;
+            const std::string item = checks::item("state", e);
+            const std::string shape = is_w ? "(" + str(l.n_inputs) + ", " + str(l.n_outputs) + ")"
+                                           : "(" + str(l.n_outputs) + ",)";
+            py::array a = checks::array_of<T>(list[e], item, is_w ? 2 : 1, shape, true);
+            if (is_w) checks::dim(a, 0, l.n_inputs, item, shape);
+            checks::dim(a, is_w ? 1 : 0, l.n_outputs, item, shape);
+            ptrs.push_back(static_cast<T*>(a.mutable_data()));
+            keep.push_back(std::move(a));
+        }
+    }
+
+    // The hyper-parameters an optimizer uses, with torch.optim's ranges.
+    static void check_hyper(const gd::OptimizerConfig& c, const double* h) {
+        static const char* names[8] = {"lr", "momentum", "nesterov", "weight_decay",
+                                       "beta1", "beta2", "eps", "alpha"};
+        bool used[8] = {true, false, false, true, false, false, false, false};
+        switch (c.kind) {
+            case gd::OptimizerKind::sgd: used[1] = used[2] = true; break;
+            case gd::OptimizerKind::adam:
+            case gd::OptimizerKind::adamw: used[4] = used[5] = used[6] = true; break;
+            case gd::OptimizerKind::rmsprop: used[1] = used[6] = used[7] = true; break;
+        }
+        for (int i = 0; i < 8; ++i) {
+            if (!used[i]) continue;
+            const std::string what = "hyper[" + std::to_string(i) + "] (" + names[i] + ")";
+            if (!std::isfinite(h[i]))
+                throw py::value_error(what + " must be finite, got " + std::to_string(h[i]));
+            if (h[i] < 0.0)
+                throw py::value_error(what + " must be >= 0, got " + std::to_string(h[i]));
+        }
+        if (used[2] && h[2] != 0.0 && h[2] != 1.0)
+            throw py::value_error("hyper[2] (nesterov) must be 0 or 1, got " + std::to_string(h[2]));
+        for (int i : {4, 5})
+            if (used[i] && !(h[i] < 1.0))
+                throw py::value_error("hyper[" + std::to_string(i) + "] (" + names[i] +
+                                      ") must be in [0, 1), got " + std::to_string(h[i]));
+    }
+
+    std::vector<py::array> weights_, biases_;  // the caller's arrays, kept alive
+    std::vector<int> activations_;
+    std::unique_ptr<gd::Network<T>> net_;      // raw pointers into weights_ / biases_
+    std::atomic<bool> busy_{false};
+};
+
+template <class T>
+void bind_engine_class(py::module_& m, const char* name) {
+    using E = Engine<T>;
+    const std::string dt = checks::dtype_name<T>();
+    const std::string doc = R"pbdoc(Training engine over )pbdoc" + dt + R"pbdoc( parameter arrays (docs/design.md).
+
+The engine keeps the caller's weight and bias arrays (no copies) and updates them in place.
+Arrays must have dtype )pbdoc" + dt + R"pbdoc( (int64 for labels, order and step, float64 for hyper) and be
+C-contiguous: a wrong dtype or layout raises TypeError, a wrong shape or value ValueError.
+One call at a time per engine; a concurrent or re-entrant call raises RuntimeError.)pbdoc";
+    py::class_<E>(m, name, doc.c_str())
+        .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&>(),
+             py::arg("weights"), py::arg("biases"), py::arg("activations"), py::arg("loss"),
+             R"pbdoc(weights[i]: (n_in_i, n_out_i), biases[i]: (n_out_i,), activations: codes,
+loss: code. bce needs a sigmoid output layer, cross_entropy a softmax one.)pbdoc")
+        .def_property_readonly("n_inputs", &E::n_inputs, "Number of input features.")
+        .def_property_readonly("n_outputs", &E::n_outputs, "Number of outputs of the last layer.")
+        .def_property_readonly("n_layers", &E::n_layers, "Number of layers.")
+        .def_property_readonly("loss_code", &E::loss_code, "The loss code.")
+        .def_property_readonly("activations", &E::activations, "The activation codes per layer.")
+        .def_property_readonly("weights", &E::weights, "The weight arrays the engine updates.")
+        .def_property_readonly("biases", &E::biases, "The bias arrays the engine updates.")
+        .def_property_readonly("dtype", [](const E&) { return py::dtype::of<T>(); },
+                               "The parameters' dtype.")
+        .def("forward", &E::forward, py::arg("X"),
+             R"pbdoc(Output activations (n_samples, n_outputs) for X of shape (n_samples, n_inputs).)pbdoc")
+        .def("loss", &E::loss, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             R"pbdoc(The mean loss sum_j(w_j l_j) / sum_j(w_j), as a float (computed in the dtype).
+
+Y: int64 class indices (n,) or probabilities (n, k) for cross_entropy, else (n, n_outputs).
+sample_weight: None or (n,), non-negative with a positive sum.)pbdoc")
+        .def("gradients", &E::gradients, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             py::arg("dW"), py::arg("db"),
+             R"pbdoc(Fill dW[i] and db[i] (the shapes of the parameters) in place with the gradient
+of loss(X, Y, sample_weight); return that loss.)pbdoc")
+        .def("train_epoch", &E::train_epoch, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             py::arg("order"), py::arg("batch_size"), py::arg("optimizer"), py::arg("hyper"),
+             py::arg("state"), py::arg("step"),
+             R"pbdoc(One epoch over the rows order[0:bs], order[bs:2bs], ...; updates the parameters,
+the optimizer state and step[0] in place. Returns sum_b(loss_b w_b) / sum_b(w_b), or the
+first non-finite batch loss (that batch is not applied). Releases the GIL; checks for
+signals between batches and raises e.g. KeyboardInterrupt after a consistent step.
+
+order: int64 (m,) row indices of X. optimizer: 0 sgd, 1 adam, 2 adamw, 3 rmsprop.
+hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha].
+state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc")
+        .def("__repr__", [name](const E& e) {
+            std::string sizes = std::to_string(e.n_inputs());
+            for (index_t i = 0; i < e.n_layers(); ++i) {
+                sizes += "-" + std::to_string(e.n_outputs_of(i));
+            }
+            return std::string(name) + "(" + sizes + ", loss=" + gd::loss_name(e.loss_code()) + ")";
+        });
+}
+
+}  // namespace
+
+void bind_engine(py::module_& m) {
+    bind_engine_class<float>(m, "EngineF32");
+    bind_engine_class<double>(m, "EngineF64");
+}
