@@ -241,3 +241,19 @@ def test_progress_bar(backend, rng, capsys):
     X, y = rng.normal(size=(10, 2)), rng.normal(size=10)
     gd.Network.from_sizes([2, 1], seed=0).fit(X, y, epochs=3, progress=True)
     assert "3/3" in capsys.readouterr().err
+
+
+def test_zero_weight_batch_is_skipped(backend, rng):
+    # The first batch carries zero total weight: no step is taken for it, so training equals
+    # training on the remaining samples alone (the later batches are the same rows).
+    X, y = rng.normal(size=(16, 2)), rng.normal(size=16)
+    w = np.r_[np.zeros(4), np.ones(12)]
+    base = gd.Network.from_sizes([2, 3, 1], dtype="float64", seed=0)
+    a, b = base.copy(), base.copy()
+    opt_a, opt_b = gd.SGD(lr=0.1, momentum=0.9), gd.SGD(lr=0.1, momentum=0.9)
+    ha = a.fit(X, y, optimizer=opt_a, epochs=3, batch_size=4, shuffle=False, sample_weight=w)
+    hb = b.fit(X[4:], y[4:], optimizer=opt_b, epochs=3, batch_size=4, shuffle=False)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-12)
+    for la, lb in zip(a.layers, b.layers):
+        np.testing.assert_allclose(la.weights, lb.weights, rtol=1e-12)
+    assert opt_a.steps_done == opt_b.steps_done == 9

@@ -87,7 +87,8 @@ def train_epoch(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
     float
         The epoch loss ``sum_b(loss_b w_b) / sum_b(w_b)``: ``loss_b`` is the batch's loss in its
         forward pass, before its update, and ``w_b`` its sample count or its sum of sample
-        weights (accumulated in Python floats). If a batch loss is not finite, the epoch stops
+        weights (accumulated in Python floats). A batch whose weights sum to zero is skipped
+        (no update, no step). If a batch loss is not finite, the epoch stops
         before that batch's update and returns that loss. NaN if ``order`` is empty.
     """
     if dW is None:
@@ -103,6 +104,9 @@ def train_epoch(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
             rows = order[start:start + batch_size]
             Xb, Yb = X[rows], Y[rows]
             wb = None if sample_weight is None else sample_weight[rows]
+            if wb is not None and not np.sum(wb) > 0:
+                continue  # zero total weight: no gradient to follow, so no step
+
 
             # 1. forward
             Zs, As = network_forward(weights, biases, activations, Xb)
