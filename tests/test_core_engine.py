@@ -283,6 +283,27 @@ def test_divergence_stops_before_the_update():
         assert_close(a, b, 1e-9)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_zero_weight_batches_are_skipped(dtype):
+    """A batch whose weights sum to zero takes no step and is left out of the epoch loss."""
+    eng, weights, biases, ref, ref_w, ref_b = make_pair([3, 5, 2], ["relu", "identity"], "mse",
+                                                        dtype)
+    X, Y, w = make_data(12, 3, 2, "dense", dtype, weighted=True)
+    w[4:8] = 0  # the second batch of 4
+    order = np.arange(12, dtype=np.int64)
+    got = run_epochs(eng, weights, biases, X, Y, w, [order, order[::-1].copy()], 4, "sgd_momentum")
+    want = run_epochs(ref, ref_w, ref_b, X, Y, w, [order, order[::-1].copy()], 4, "sgd_momentum")
+    assert got[2][0] == want[2][0] == 4
+    assert_close(got[0], want[0], RTOL[dtype])
+    for a, b in zip(weights + biases, ref_w + ref_b):
+        assert_close(a, b, RTOL[dtype])
+    # an epoch that visits only zero-weight rows takes no step and has no loss
+    step = np.zeros(1, dtype=np.int64)
+    code, hyper = OPTIMIZER_CASES["sgd"]
+    loss = eng.train_epoch(X, Y, w, order[4:8], 4, code, np.array(hyper), [], step)
+    assert np.isnan(loss) and step[0] == 0
+
+
 # ---------------------------------------------------------------------------------- ownership
 
 def test_parameters_are_views_updated_in_place():
@@ -513,13 +534,13 @@ def test_num_threads_and_build_info():
 
 # ---------------------------------------------------------------------------------- threads, signals
 
-def long_epoch(dtype=np.float64, repeats=4000):
+def long_epoch(dtype=np.float64, repeats=10000):
     """An engine and a train_epoch call of many small steps (order repeats the rows)."""
     weights, biases = make_params([16, 32, 4], dtype, seed=5)
     eng = CORE[dtype](weights, biases, [ACTIVATIONS["tanh"], ACTIVATIONS["identity"]],
                       LOSSES["mse"])
     X, Y, _ = make_data(64, 16, 4, "dense", dtype)
-    order = np.tile(np.arange(64, dtype=np.int64), repeats)  # 256k steps of batch 1
+    order = np.tile(np.arange(64, dtype=np.int64), repeats)  # 640k steps of batch 1, ~1 s
     code, hyper = OPTIMIZER_CASES["sgd"]
     hyper = np.array(hyper)
     hyper[0] = 1e-4

@@ -432,7 +432,8 @@ of loss(X, Y, sample_weight); return that loss.)pbdoc")
              py::arg("state"), py::arg("step"),
              R"pbdoc(One epoch over the rows order[0:bs], order[bs:2bs], ...; updates the parameters,
 the optimizer state and step[0] in place. Returns sum_b(loss_b w_b) / sum_b(w_b), or the
-first non-finite batch loss (that batch is not applied). Releases the GIL; checks for
+first non-finite batch loss (that batch is not applied). A batch whose sample weights sum to
+zero is skipped (no update, no step). Releases the GIL; checks for
 signals between batches and raises e.g. KeyboardInterrupt after a consistent step.
 
 order: int64 (m,) row indices of X. optimizer: 0 sgd, 1 adam, 2 adamw, 3 rmsprop.

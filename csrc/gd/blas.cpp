@@ -6,16 +6,10 @@
 namespace gd::blas {
 namespace {
 
-// Row-major element (i, j) of op(X) when X is stored with row stride ld.
+// Plain loops for tiny products, one specialisation per (op_a, op_b) so that no branch sits in
+// an inner loop. C = beta * C first (beta == 0 overwrites), then += alpha * op(A) @ op(B).
 template <class T>
-inline T at(Op op, const T* x, index_t ld, index_t i, index_t j) noexcept {
-    return op == Op::none ? x[i * ld + j] : x[j * ld + i];
-}
-
-// Plain loops for tiny products. Loop orders keep the innermost access contiguous.
-template <class T>
-void small_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
-                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept {
+void scale_rows(index_t m, index_t n, T beta, T* c, index_t ldc) noexcept {
     for (index_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
         if (beta == T(0)) {
@@ -23,10 +17,19 @@ void small_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, cons
         } else if (beta != T(1)) {
             for (index_t j = 0; j < n; ++j) ci[j] *= beta;
         }
-        if (op_b == Op::none) {
-            // C[i, :] += alpha * op(A)[i, p] * B[p, :]
+    }
+}
+
+template <Op op_a, Op op_b, class T>
+void small_gemm(index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda, const T* b,
+                index_t ldb, T beta, T* c, index_t ldc) noexcept {
+    scale_rows(m, n, beta, c, ldc);
+    for (index_t i = 0; i < m; ++i) {
+        T* ci = c + i * ldc;
+        if constexpr (op_b == Op::none) {
+            // C[i, :] += alpha * op(A)[i, p] * B[p, :]   (contiguous, vectorisable inner loop)
             for (index_t p = 0; p < k; ++p) {
-                const T aip = alpha * at(op_a, a, lda, i, p);
+                const T aip = alpha * (op_a == Op::none ? a[i * lda + p] : a[p * lda + i]);
                 const T* bp = b + p * ldb;
                 for (index_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
             }
@@ -35,11 +38,25 @@ void small_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, cons
             for (index_t j = 0; j < n; ++j) {
                 const T* bj = b + j * ldb;
                 T sum = T(0);
-                for (index_t p = 0; p < k; ++p) sum += at(op_a, a, lda, i, p) * bj[p];
+                for (index_t p = 0; p < k; ++p)
+                    sum += (op_a == Op::none ? a[i * lda + p] : a[p * lda + i]) * bj[p];
                 ci[j] += alpha * sum;
             }
         }
     }
+}
+
+template <class T>
+void small_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept {
+    if (op_a == Op::none && op_b == Op::none)
+        small_gemm<Op::none, Op::none>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (op_a == Op::transpose && op_b == Op::none)
+        small_gemm<Op::transpose, Op::none>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (op_a == Op::none)
+        small_gemm<Op::none, Op::transpose>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        small_gemm<Op::transpose, Op::transpose>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 inline CBLAS_TRANSPOSE cblas_op(Op op) noexcept {
@@ -66,7 +83,9 @@ template <class T>
 void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
           const T* b, index_t ldb, T beta, T* c, index_t ldc) noexcept {
     if (m == 0 || n == 0) return;
-    if (m * n * k <= small_gemm_limit) {
+    // (each factor bounded first: the product cannot overflow)
+    if (m <= small_gemm_limit && n <= small_gemm_limit && k <= small_gemm_limit &&
+        m * n * k <= small_gemm_limit) {
         small_gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else {
         blas_gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

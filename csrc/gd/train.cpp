@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace gd {
 namespace {
@@ -90,40 +91,43 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
     for (index_t start = 0; start < data.n_order; start += batch_size) {
         const index_t rows = std::min(batch_size, data.n_order - start);
 
-        // 1. Run: gather the batch and pass it forward.
+        // 1. Run: gather the batch and pass it forward. A batch of zero total sample weight
+        //    has no gradient to follow: it is skipped (no update, no step, not in the loss).
         const Batch<T> batch = gather(net, data, data.order + start, rows);
-        net.forward(batch.x, rows);
-
-        // 2. Compute the error: batch loss and dL/dZ of the output layer.
-        const T loss = loss_gradient(net.loss(), out, net.output_logits(),
-                                     net.output_activations(), batch.y, batch.w, rows, n_out,
-                                     net.output_gradient());
-        if (!std::isfinite(loss)) {
-            result.loss = double(loss);
-            return result;
-        }
         double batch_weight = double(rows);
         if (batch.w) {
             batch_weight = 0.0;
             for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
         }
-        weighted_loss += double(loss) * batch_weight;
-        total_weight += batch_weight;
+        if (batch_weight > 0.0) {
+            net.forward(batch.x, rows);
 
-        // 3. Backpropagate into the network's gradient buffers.
-        net.backward(batch.x, rows, dw, db);
+            // 2. Compute the error: batch loss and dL/dZ of the output layer.
+            const T loss = loss_gradient(net.loss(), out, net.output_logits(),
+                                         net.output_activations(), batch.y, batch.w, rows, n_out,
+                                         net.output_gradient());
+            if (!std::isfinite(loss)) {
+                result.loss = double(loss);  // stop before this batch's update
+                return result;
+            }
+            weighted_loss += double(loss) * batch_weight;
+            total_weight += batch_weight;
 
-        // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
-        const std::int64_t t = step[0] + 1;
-        for (index_t i = 0; i < n_layers; ++i) {
-            const DenseLayer<T>& l = net.layer(i);
-            T* const* w_state = state + (2 * i) * n_slots;
-            T* const* b_state = state + (2 * i + 1) * n_slots;
-            optimizer_update(config, t, l.weights, dw[i], w_state, l.n_inputs * l.n_outputs);
-            optimizer_update(config, t, l.bias, db[i], b_state, l.n_outputs);
+            // 3. Backpropagate into the network's gradient buffers.
+            net.backward(batch.x, rows, dw, db);
+
+            // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
+            const std::int64_t t = step[0] + 1;
+            for (index_t i = 0; i < n_layers; ++i) {
+                const DenseLayer<T>& l = net.layer(i);
+                T* const* w_state = state + (2 * i) * n_slots;
+                T* const* b_state = state + (2 * i + 1) * n_slots;
+                optimizer_update(config, t, l.weights, dw[i], w_state, l.n_inputs * l.n_outputs);
+                optimizer_update(config, t, l.bias, db[i], b_state, l.n_outputs);
+            }
+            step[0] = t;
+            ++result.steps;
         }
-        step[0] = t;
-        ++result.steps;
 
         // Between batches: let the caller stop us (at most every interrupt.interval).
         if (interrupt.poll != nullptr && start + rows < data.n_order) {
@@ -137,7 +141,8 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
             }
         }
     }
-    result.loss = weighted_loss / total_weight;
+    result.loss = total_weight > 0.0 ? weighted_loss / total_weight
+                                     : std::numeric_limits<double>::quiet_NaN();
     return result;
 }
 

@@ -33,13 +33,15 @@ struct EpochData {
 };
 
 struct EpochResult {
-    double loss = 0.0;         // sum_b(loss_b w_b) / sum_b(w_b), or the first non-finite loss_b
+    double loss = 0.0;         // sum_b(loss_b w_b) / sum_b(w_b) (NaN if no batch had weight),
+                               // or the first non-finite loss_b
     std::int64_t steps = 0;    // optimizer steps taken
     bool interrupted = false;  // the Interrupt hook asked to stop
 };
 
 // Batches order[0:bs], order[bs:2bs], ...; per batch: run, compute error, backpropagate,
-// update. Stops before the update of a batch whose loss is not finite. `state` holds
+// update. A batch whose sample weights sum to zero is skipped (no update, no step). Stops
+// before the update of a batch whose loss is not finite. `state` holds
 // config.n_slots() arrays per parameter (W0, b0, W1, b1, ...); step[0] counts the steps taken
 // and is incremented after each. The caller has validated every shape and index.
 // May throw std::bad_alloc while growing the workspace, before anything is updated.

@@ -19,11 +19,22 @@ def as_dtype(dtype: Any) -> np.dtype:
     """The network dtype for ``"float32"``/``"float64"`` (or the NumPy equivalents)."""
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         resolved = None
     if resolved is None or resolved not in (np.float32, np.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return resolved
+
+
+def generator(seed: Any, name: str = "seed") -> np.random.Generator:
+    """A NumPy Generator from ``seed``: None, a non-negative int or a Generator (returned as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"{name} must be None, an int or a numpy Generator, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {seed}")
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 def positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -166,13 +177,13 @@ def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray
             raise ValueError(f"{name} contains NaN or infinity; class labels must be integers")
         if (arr != np.round(arr)).any():
             raise ValueError(f"{name} must hold integer class labels, got non-integer values")
-    labels = np.ascontiguousarray(arr, dtype=np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+    # Range check before the cast to int64: huge floats or uint64 would wrap (or warn).
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
         raise ValueError(
-            f"{name} holds class labels in [{labels.min()}, {labels.max()}] but the network "
+            f"{name} holds class labels in [{arr.min()}, {arr.max()}] but the network "
             f"has {n_classes} outputs: labels must be in [0, {n_classes - 1}]"
         )
-    return labels
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 def sample_weights(w: Any, n_samples: int, dtype: np.dtype,

@@ -39,6 +39,17 @@ class FindLRResult:
         return f"FindLRResult(suggestion={self.suggestion:.3g}, steps={len(self.lrs)})"
 
 
+def _network(network: Any) -> Any:
+    """The Network behind ``network`` (a Network or a Perceptron); TypeError otherwise."""
+    from .network import Network, Perceptron
+    if isinstance(network, Perceptron):
+        return network.network
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a gdcore Network or Perceptron, got "
+                        f"{type(network).__name__}")
+    return network
+
+
 def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 10.0,
             steps: int = 100, batch_size: int = 32) -> FindLRResult:
     """Learning-rate range test: train briefly with a rate rising from ``lr_min`` to ``lr_max``.
@@ -52,6 +63,7 @@ def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 
     -------
     FindLRResult
     """
+    network = _network(network)
     lr_min = v.real(lr_min, "lr_min", low=0.0, low_open=True)
     lr_max = v.real(lr_max, "lr_max", low=0.0, low_open=True)
     if lr_max <= lr_min:
@@ -66,11 +78,11 @@ def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 
     hyper = np.zeros(8)
     step = np.zeros(1, dtype=np.int64)
     params = network.parameters()
-    saved = [p.copy() for p in params]
     tried, smoothed = [], []
     avg, best = 0.0, math.inf
-    try:
-        with network._lock:
+    with network._lock:  # the snapshot and its restoration too: no other call in between
+        saved = [p.copy() for p in params]
+        try:
             for i, lr in enumerate(lrs):
                 start = (i * batch_size) % n
                 batch = np.take(order, np.arange(start, start + batch_size), mode="wrap")
@@ -86,9 +98,9 @@ def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 
                 best = min(best, value)
                 if value > BLOWUP * best:
                     break
-    finally:
-        for p, good in zip(params, saved):
-            np.copyto(p, good)
+        finally:
+            for p, good in zip(params, saved):
+                np.copyto(p, good)
     lrs_out, losses_out = np.array(tried), np.array(smoothed)
     return FindLRResult(lrs_out, losses_out, _suggest(lrs_out, losses_out, lr_min))
 
@@ -123,16 +135,20 @@ def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
     float
         Around 1e-7 or less for correct gradients of smooth activations.
     """
+    network = _network(network)
     eps = 1e-6 if eps is None else v.real(eps, "eps", low=0.0, low_open=True)
     max_checks = v.positive_int(max_checks, "max_checks")
-    net64 = network._from_spec({**network._spec(), "dtype": "float64"}, network.parameters())
+    rng = v.generator(seed, "seed")
+    with network._lock:
+        net64 = network._from_spec({**network._spec(), "dtype": "float64"}, network.parameters())
+    net64._use_backend(network.backend)  # check the engine this network runs on
     X, Y, _ = net64._data(X, y)
     analytic = [g for pair in net64.gradients(X, Y) for g in pair]
     params = net64.parameters()
     sizes = [p.size for p in params]
     total = sum(sizes)
     picks = np.arange(total) if total <= max_checks else np.sort(
-        np.random.default_rng(seed).choice(total, max_checks, replace=False))
+        rng.choice(total, max_checks, replace=False))
     offsets = np.cumsum([0] + sizes)
     a_vals, n_vals = [], []
     for flat in picks:

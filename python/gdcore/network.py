@@ -7,6 +7,7 @@ engine, the compiled core or the NumPy reference (see ``gd.backend()``), with th
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
@@ -26,6 +27,9 @@ RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")
 INITS = ("xavier", "he", "zeros")
 #: The output activation each fused loss needs.
 LOSS_NEEDS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
+#: The networks whose engine holds views of each layer's arrays.
+_NETWORKS_OF_LAYER: "weakref.WeakKeyDictionary[Layer, weakref.WeakSet]" = \
+    weakref.WeakKeyDictionary()
 
 
 def _check_activation(activation: Any, name: str = "activation") -> str:
@@ -35,11 +39,7 @@ def _check_activation(activation: Any, name: str = "activation") -> str:
 
 
 def _rng(seed: Seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(seed)
+    return v.generator(seed, "seed")
 
 
 def initial_weights(n_inputs: int, n_outputs: int, init: str, rng: np.random.Generator,
@@ -190,6 +190,9 @@ class Network:
         for i, layer in enumerate(layers[:-1]):
             if layer.activation == "softmax":
                 raise ValueError(f"softmax is for the output layer only; layers[{i}] uses it")
+        if layers[-1].activation == "softmax" and layers[-1].n_outputs < 2:
+            raise ValueError("a softmax output layer needs at least two outputs (with one its "
+                             "output is always 1); use 'sigmoid' for a single output")
         if not isinstance(loss, str) or loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         needed = LOSS_NEEDS_OUTPUT.get(loss)
@@ -198,7 +201,16 @@ class Network:
                 f"loss {loss!r} needs a {needed!r} output layer, but the last layer uses "
                 f"{layers[-1].activation!r}")
         _rng(seed)  # validates it
-        self._dtype = v.as_dtype(dtype)
+        dtype = v.as_dtype(dtype)
+        for i, layer in enumerate(layers):
+            # Converting a layer gives it new arrays; a network already built on the old ones
+            # would silently stop seeing (and training) this layer.
+            if layer.dtype != dtype and len(_NETWORKS_OF_LAYER.get(layer, ())):
+                raise ValueError(
+                    f"layers[{i}] ({layer.dtype.name}) belongs to another network; converting it "
+                    f"to {dtype.name} would detach it from that network. Use new layers, or "
+                    f"network.copy() and its layers")
+        self._dtype = dtype
         self._layers = list(layers)
         for layer in self._layers:
             layer._set_dtype(self._dtype)
@@ -210,6 +222,8 @@ class Network:
             [layer._weights for layer in self._layers], [layer._bias for layer in self._layers],
             [ACTIVATIONS[layer.activation] for layer in self._layers], LOSSES[loss],
             self._backend)
+        for layer in self._layers:
+            _NETWORKS_OF_LAYER.setdefault(layer, weakref.WeakSet()).add(self)
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int], activation: str = "relu",
@@ -351,6 +365,16 @@ class Network:
             layer.bias = arrays[2 * i + 1]
             layers.append(layer)
         return cls(layers, loss=spec["loss"], dtype=spec["dtype"], seed=spec.get("seed"))
+
+    def _use_backend(self, name: str) -> None:
+        """Run this network on the engine of backend ``name`` (the same parameter arrays)."""
+        if name != self._backend:
+            self._engine = _backend.make_engine(
+                [layer._weights for layer in self._layers],
+                [layer._bias for layer in self._layers],
+                [ACTIVATIONS[layer.activation] for layer in self._layers],
+                LOSSES[self._loss_name], name)
+            self._backend = name
 
     def copy(self) -> "Network":
         """An independent network with the same architecture and a copy of the weights."""

@@ -119,15 +119,18 @@ def _bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-#: A loss above this multiple of the first epoch's loss (or of 1, if larger) counts as diverged.
+#: A loss above this multiple of the loss of the starting weights (or of 1, if larger) counts
+#: as diverged.
 DIVERGENCE_RATIO = 1e4
+#: The starting loss is measured on at most this many training samples (the first ones).
+REFERENCE_SAMPLES = 4096
 
 
-def _sane(loss: float, first_loss: Optional[float], params: Sequence[np.ndarray]) -> bool:
+def _sane(loss: float, reference: Optional[float], params: Sequence[np.ndarray]) -> bool:
     """Whether an epoch ended without diverging: finite loss and weights, no explosion."""
     if not math.isfinite(loss):
         return False
-    if first_loss is not None and loss > DIVERGENCE_RATIO * max(first_loss, 1.0):
+    if reference is not None and loss > DIVERGENCE_RATIO * max(reference, 1.0):
         return False
     return all(np.isfinite(p).all() for p in params)
 
@@ -182,7 +185,8 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         Seconds; stop after the epoch that crosses it.
     on_divergence : {"raise", "stop", "backoff"}
         An epoch diverges when its loss or the weights are not finite, or its loss exceeds
-        ``DIVERGENCE_RATIO`` (1e4) times the first epoch's loss (or 1e4, if larger). The
+        ``DIVERGENCE_RATIO`` (1e4) times the loss of the starting weights (measured on up to
+        4096 training samples before the first epoch), or 1e4 if that is larger. The
         weights and optimizer state then go back to the start of the last epoch with a sane
         loss, and that epoch is dropped from the history; then: "raise" raises
         :class:`DivergenceError`; "stop" returns; "backoff" halves the learning rate and goes
@@ -239,46 +243,78 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     if batch_size is None:
         batch_size = n
     batch_size = min(v.positive_int(batch_size, "batch_size"), n)
-    rng = np.random.default_rng(network.seed if seed is None else seed) if shuffle else None
+    rng = v.generator(network.seed if seed is None else seed, "seed")  # checked even unused
+    if not shuffle:
+        rng = None
     opt = get_optimizer(optimizer)
     params = network.parameters()
-    opt.bind(network, params)
 
     # --- train -----------------------------------------------------------------------------
     history = History()
-    engine = network._engine
     order = np.arange(n, dtype=np.int64)
-    # Divergence recovery. An epoch's loss vouches for the weights it started from, so we keep
-    # two snapshots (parameters, optimizer state, step count): the start of the current epoch
-    # and the start of the last epoch whose loss was sane, which is where we go back to.
-    live = [*params, *opt.state, opt.step]
-    start_of_epoch = [a.copy() for a in live]
-    last_sane = [a.copy() for a in live]
-    first_loss: Optional[float] = None
-    best_params = [p.copy() for p in params] if restore_best_weights else None
-    best_monitored = math.inf
-    tol_best, no_improvement = math.inf, 0
-    bar = _progress_bar(progress, epochs)
-    start = time.perf_counter()
-    epoch = 0
-    try:
-        with network._lock:
+    # The lock covers the optimizer's binding and every snapshot, so another thread's call on
+    # this network can neither interleave with the epochs nor be half-copied into a snapshot.
+    with network._lock:
+        opt.bind(network, params)
+        engine = network._engine
+        # Divergence recovery. An epoch's loss vouches for the weights it started from, so we
+        # keep two snapshots (parameters, optimizer state, step count): the start of the
+        # current epoch and the start of the last epoch whose loss was sane (epoch
+        # `sane_epoch`), which is where we go back to.
+        live = [*params, *opt.state, opt.step]
+        start_of_epoch = [a.copy() for a in live]
+        last_sane = [a.copy() for a in live]
+        sane_epoch = 0
+        # The loss of the starting weights, not the first epoch's: with mini-batches, a
+        # far-too-large rate can blow the loss up within the first epoch already.
+        m = min(n, REFERENCE_SAMPLES)
+        reference: Optional[float] = float(engine.loss(
+            X[:m], Y[:m], None if w is None or not w[:m].sum(dtype=np.float64) > 0 else w[:m]))
+        if not math.isfinite(reference):
+            reference = None
+        best_params = [p.copy() for p in params] if restore_best_weights else None
+        best_monitored = math.inf
+        tol_best, no_improvement = math.inf, 0
+        bar = _progress_bar(progress, epochs)
+        start = time.perf_counter()
+        epoch = 0
+        in_epoch = False  # an engine call is running (the live arrays may be mid-update)
+        try:
             while epoch < epochs:
                 lr = opt.lr
+                if not (math.isfinite(lr) and lr >= 0.0):
+                    raise ValueError(
+                        f"the learning rate for epoch {epoch} is {lr}: the optimizer's schedule "
+                        f"must give a finite rate >= 0")
                 if rng is not None:
                     order = rng.permutation(n).astype(np.int64, copy=False)
                 for snapshot, a in zip(start_of_epoch, live):
                     np.copyto(snapshot, a)
+                in_epoch = True
                 loss = float(engine.train_epoch(X, Y, w, order, batch_size, opt.kind,
                                                 opt.hyper(lr), opt.state, opt.step))
-                if not _sane(loss, first_loss, params):
+                in_epoch = False
+                if not _sane(loss, reference, params):
                     for a, good in zip(live, last_sane):
                         np.copyto(a, good)
                     history.diverged = True
                     failed_epoch = epoch
-                    if history.epochs > 0 and epoch > 0:  # back to the start of the last epoch
+                    if epoch > sane_epoch:  # back to the start of the last epoch, forget it
                         epoch -= 1
+                        forgot_best = history.best_epoch == epoch
                         _forget_last_epoch(history, opt)
+                        if forgot_best:
+                            remaining = history.val_loss or history.loss
+                            if best_params is not None and history.epochs:
+                                # The kept "best" weights were those the failed epoch started
+                                # from; the restored ones (the end of the last remaining
+                                # epoch) replace them.
+                                history.best_epoch = history.epochs - 1
+                                best_monitored = remaining[-1]
+                                for target, p in zip(best_params, params):
+                                    np.copyto(target, p)
+                            else:
+                                best_monitored = min(remaining, default=math.inf)
                     if on_divergence == "backoff" and history.backoffs < MAX_BACKOFFS:
                         history.backoffs += 1
                         opt.lr_scale *= 0.5
@@ -288,8 +324,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
                         break
                     raise DivergenceError(failed_epoch, loss, lr, history)
                 start_of_epoch, last_sane = last_sane, start_of_epoch
-                if first_loss is None:
-                    first_loss = loss
+                sane_epoch = epoch
                 opt.epochs_done += 1
                 history.epochs += 1
                 history.loss.append(loss)
@@ -327,8 +362,16 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
             if best_params is not None and history.best_epoch is not None:
                 for target, p in zip(params, best_params):
                     np.copyto(target, p)
-    finally:
-        history.time = time.perf_counter() - start
-        if bar is not None:
-            bar.close()
+        except KeyboardInterrupt:
+            # The compiled engine stops between two steps, leaving parameters, state and step
+            # consistent. The NumPy one can be interrupted inside a step (some parameters
+            # updated, the step not counted): go back to the start of the epoch.
+            if in_epoch and network.backend == "numpy":
+                for a, good in zip(live, start_of_epoch):
+                    np.copyto(a, good)
+            raise
+        finally:
+            history.time = time.perf_counter() - start
+            if bar is not None:
+                bar.close()
     return history

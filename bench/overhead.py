@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Where the Python layer spends its time, for the tiny and predict-1 targets.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py [--backend cpp] [--threads 2]
+
+fit: ``fit(epochs=1)`` and ``fit(epochs=11)`` on the tiny workload against the bare engine
+call give the overhead per call and per epoch; then the steps fit runs around the engine, each
+timed alone. forward: ``net.forward`` on one row of the small network against the engine's
+``forward`` on the validated row, and the validation steps alone. Times are per call, the best
+of 5 runs of many calls each (steady state, warm caches).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import timeit
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gdcore as gd  # noqa: E402
+from gdcore import _validation as v  # noqa: E402
+from workloads import PREDICT_WORKLOAD, WORKLOADS, cpp_available  # noqa: E402
+
+
+def per_call(fn, min_seconds: float = 0.2) -> float:
+    """Seconds per call of ``fn()``: best of 5 runs of enough calls to last ``min_seconds``."""
+    timer = timeit.Timer(fn)
+    number = 1
+    while timer.timeit(number) < min_seconds / 5:
+        number *= 2
+    return min(timer.repeat(repeat=5, number=number)) / number
+
+
+def errstate() -> None:
+    with np.errstate(over="ignore", invalid="ignore"):  # what _validation._cast enters
+        pass
+
+
+def show(label: str, seconds: float, note: str = "") -> None:
+    print(f"  {label:52s} {seconds * 1e6:9.2f} us  {note}")
+
+
+def fit_overhead() -> None:
+    w = WORKLOADS["tiny"]
+    net, (X, y), opt = w.network(), w.data(), w.optimizer()
+
+    def fit(epochs):
+        return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
+                               shuffle=False)
+
+    X_valid, Y_valid, _ = net._data(X, y)
+    order = np.arange(w.n_samples, dtype=np.int64)
+    opt.bind(net, net.parameters())
+    hyper = opt.hyper(opt.lr)
+
+    def engine_epoch():
+        net._engine.train_epoch(X_valid, Y_valid, None, order, w.batch_size, opt.kind, hyper,
+                                opt.state, opt.step)
+
+    one, eleven, engine = per_call(fit(1)), per_call(fit(11)), per_call(engine_epoch)
+    per_epoch = (eleven - one) / 10 - engine
+    per_fit = one - engine - per_epoch
+    steps = -(-w.n_samples // w.batch_size)
+    print(f"fit on tiny ({w.n_samples} samples, {steps} steps per epoch), {net.backend} engine")
+    show("fit(epochs=1)", one)
+    show("fit(epochs=11)", eleven, f"= {eleven / 11 * 1e6:.1f} us per epoch")
+    show("engine.train_epoch (bare)", engine, f"= {engine / steps * 1e6:.2f} us per step")
+    show("overhead per fit call", per_fit, f"({per_fit / one:.0%} of fit(epochs=1))")
+    show("overhead per epoch", per_epoch, f"({per_epoch / engine:.0%} of the engine's epoch)")
+
+    params = net.parameters()
+    live = [*params, *opt.state, opt.step]
+    copies = [a.copy() for a in live]
+    print(" steps fit runs once per call:")
+    show("network._data(X, y): validation of X and y", per_call(lambda: net._data(X, y)))
+    show("  of which np.isfinite(X).all()", per_call(lambda: np.isfinite(X).all()))
+    show("  of which np.errstate (in _cast), per array",
+         per_call(errstate))
+    show("np.arange(n) order", per_call(lambda: np.arange(w.n_samples, dtype=np.int64)))
+    show("two snapshots [a.copy() for a in live]",
+         per_call(lambda: ([a.copy() for a in live], [a.copy() for a in live])))
+    print(" steps fit runs once per epoch:")
+    show("np.copyto of the snapshot", per_call(
+        lambda: [np.copyto(s, a) for s, a in zip(copies, live)]))
+    show("_sane: np.isfinite(p).all() per parameter", per_call(
+        lambda: all(np.isfinite(p).all() for p in params)))
+    show("optimizer.hyper(optimizer.lr)", per_call(lambda: opt.hyper(opt.lr)))
+
+
+def forward_overhead() -> None:
+    w = WORKLOADS[PREDICT_WORKLOAD]
+    net = w.network()
+    x_row = w.data()[0][0]
+    x_valid = v.features(x_row, w.n_inputs, net.dtype)
+    total, engine = per_call(lambda: net.forward(x_row)), per_call(
+        lambda: net._engine.forward(x_valid))
+    print(f"\nforward of one row of {w.name} {list(w.sizes)}, {net.backend} engine")
+    show("net.forward(x_row)", total)
+    show("engine.forward (bare, validated (1, n) row)", engine)
+    show("Python layer", total - engine, f"({(total - engine) / total:.0%})")
+    show("  v.features(x_row): validation", per_call(
+        lambda: v.features(x_row, w.n_inputs, net.dtype)))
+    show("    of which np.errstate (in _cast)",
+         per_call(errstate))
+    show("    of which np.isfinite(x).all()", per_call(lambda: np.isfinite(x_valid).all()))
+
+    def locked():
+        with net._lock:
+            pass
+
+    show("  with network._lock", per_call(locked))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("cpp", "numpy"),
+                        default="cpp" if cpp_available() else "numpy")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(args.threads)
+    gd.set_num_threads(args.threads)
+    gd.set_backend(args.backend)
+    fit_overhead()
+    forward_overhead()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
