@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -41,6 +42,9 @@ MEASURES = (*WORKLOADS, "predict-1", "memory")
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PREDICT_CALLS = 5000
 GEMM_SIZE = 2048
+SETTLE_SECONDS = 0.5
+#: Repetitions that disagree by more than this fraction of their median are flagged.
+NOISY = 0.25
 MiB = 2 ** 20
 
 
@@ -141,7 +145,7 @@ def torch_model(w: Workload, initial, with_output_activation: bool):
     return nn.Sequential(*layers)
 
 
-def torch_epoch(w: Workload, data, initial, backend=None) -> Epoch:
+def torch_epoch(w: Workload, data, initial) -> Epoch:
     """A plain loop over the same batches: zero_grad, forward, loss, backward, step."""
     torch = optional_import("torch")
     model = torch_model(w, initial, with_output_activation=False)
@@ -180,7 +184,7 @@ SKLEARN_ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "t
                        "relu": "relu"}
 
 
-def sklearn_epoch(w: Workload, data, initial, backend=None) -> Epoch:
+def sklearn_epoch(w: Workload, data, initial) -> Epoch:
     """``MLPClassifier.partial_fit`` once over the data (its epoch), plain SGD settings."""
     neural_network = optional_import("sklearn.neural_network")
     # MLPClassifier ends in a logistic unit (2 classes, log-loss = bce) or a softmax
@@ -217,16 +221,31 @@ def sklearn_epoch(w: Workload, data, initial, backend=None) -> Epoch:
     return Epoch(reset, run)
 
 
-EPOCH_RUNNERS = {  # engine -> (function, gdcore backend)
-    "gdcore": (gdcore_epoch, "cpp"),
-    "numpy": (gdcore_epoch, "numpy"),
-    "torch": (torch_epoch, None),
-    "sklearn": (sklearn_epoch, None),
+#: The engines that are gdcore, and the backend each one uses.
+GDCORE_BACKENDS = {"gdcore": "cpp", "numpy": "numpy"}
+EPOCH_RUNNERS = {
+    "gdcore": functools.partial(gdcore_epoch, backend="cpp"),
+    "numpy": functools.partial(gdcore_epoch, backend="numpy"),
+    "torch": torch_epoch,
+    "sklearn": sklearn_epoch,
 }
 
 
-def median_seconds(epoch: Epoch, repeats: int) -> tuple[float, float]:
-    """Median wall time of ``run`` over ``repeats`` (after one warm-up), and the last loss."""
+def settle() -> None:
+    """Let the thread pools of the engine measured before stop spinning (OpenBLAS's and
+    OpenMP's workers busy-wait for a while after each call, and would steal the cores)."""
+    time.sleep(SETTLE_SECONDS)
+
+
+def spread(times: list) -> float:
+    """(max - min) / median: how much the repetitions disagree (load from other processes)."""
+    return (max(times) - min(times)) / statistics.median(times)
+
+
+def median_seconds(epoch: Epoch, repeats: int) -> tuple[float, float, float]:
+    """Median wall time of ``run`` over ``repeats`` (after one warm-up), the last loss, and
+    the spread of the times."""
+    settle()
     epoch.reset()
     epoch.run()
     times = []
@@ -235,7 +254,7 @@ def median_seconds(epoch: Epoch, repeats: int) -> tuple[float, float]:
         start = time.perf_counter()
         loss = epoch.run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), float(loss)
+    return statistics.median(times), float(loss), spread(times)
 
 
 @dataclasses.dataclass
@@ -244,6 +263,7 @@ class Row:
     engine: str
     seconds: float
     loss: float
+    spread: float
     engine_seconds: Optional[float] = None  # gdcore: the bare train_epoch call
 
 
@@ -252,13 +272,12 @@ def run_workload(w: Workload, engines, repeats: int, log) -> list[Row]:
     initial = [p.copy() for p in w.network().parameters()]  # seeded: the same on every engine
     rows = []
     for engine in engines:
-        function, backend = EPOCH_RUNNERS[engine]
         try:
-            seconds, loss = median_seconds(function(w, data, initial, backend), repeats)
-            row = Row(w.name, engine, seconds, loss)
-            if function is gdcore_epoch:
-                bare = function(w, data, initial, backend, bare=True)
-                row.engine_seconds, _ = median_seconds(bare, repeats)
+            row = Row(w.name, engine,
+                      *median_seconds(EPOCH_RUNNERS[engine](w, data, initial), repeats))
+            if engine in GDCORE_BACKENDS:
+                bare = gdcore_epoch(w, data, initial, GDCORE_BACKENDS[engine], bare=True)
+                row.engine_seconds = median_seconds(bare, repeats)[0]
         except Skipped as reason:
             log(f"  {w.name:7s} {engine:8s} skipped: {reason}")
             continue
@@ -271,8 +290,8 @@ def run_workload(w: Workload, engines, repeats: int, log) -> list[Row]:
 
 def predict_callables(engine: str, w: Workload, x_row: np.ndarray, initial):
     """A zero-argument function that predicts ``x_row`` once, and a context to call it in."""
-    if engine in ("gdcore", "numpy"):
-        with gdcore_backend("cpp" if engine == "gdcore" else "numpy"):
+    if engine in GDCORE_BACKENDS:
+        with gdcore_backend(GDCORE_BACKENDS[engine]):
             net = w.network()
         restore(net, initial)
         return (lambda: net.forward(x_row)), contextlib.nullcontext()
@@ -296,6 +315,7 @@ def predict_one(engines, repeats: int, log) -> dict:
         except Skipped as reason:
             log(f"  predict-1 {engine:8s} skipped: {reason}")
             continue
+        settle()
         with context:
             for _ in range(PREDICT_CALLS // 10):  # warm-up
                 predict()
@@ -305,7 +325,7 @@ def predict_one(engines, repeats: int, log) -> dict:
                 for _ in range(PREDICT_CALLS):
                     predict()
                 times.append((time.perf_counter() - start) / PREDICT_CALLS)
-        per_call[engine] = statistics.median(times)
+        per_call[engine] = {"seconds": statistics.median(times), "spread": spread(times)}
     return per_call
 
 
@@ -346,23 +366,24 @@ def reset_peak_rss() -> bool:
 
 
 def memory_probe(backend: str, threads: int) -> dict:
-    """Child process: RSS growth of building the medium data/network and one fit epoch.
+    """Child process: the memory one medium fit epoch needs, data included.
 
-    ``baseline`` is the RSS after the imports; ``peak`` the process's high-water mark after
-    the fit. The data, network and optimizer state are allocated in between, so
-    ``peak - baseline`` counts them plus everything fit and the engine allocate (activations,
-    gradients, copies, OpenBLAS buffers). A second epoch under tracemalloc gives the peak of
-    the NumPy/Python allocations made inside fit (C++ allocations are not traced).
+    The data are made first (their generator's temporaries and NumPy's BLAS buffers are not
+    the fit's) and counted at their exact size; then the RSS growth from there to the
+    process's high-water mark after the fit counts the network, the optimizer state and
+    everything fit and the engine allocate (activations, gradients, validation temporaries,
+    the core's OpenBLAS buffers on first use). A second epoch under tracemalloc gives the peak
+    of the NumPy/Python allocations made inside fit (C++ allocations are not traced).
     """
     import tracemalloc
     from threadpoolctl import threadpool_limits
     gd.set_num_threads(threads)
     threadpool_limits(threads)
     w = WORKLOADS["medium"]
+    X, y = w.data()
     with gdcore_backend(backend):
-        baseline = rss_bytes()
+        after_data = rss_bytes()
         peak_was_reset = reset_peak_rss()
-        X, y = w.data()
         net = w.network()
         opt = w.optimizer()
         opt.bind(net, net.parameters())
@@ -373,10 +394,12 @@ def memory_probe(backend: str, threads: int) -> dict:
         net.fit(X, y, optimizer=opt, epochs=1, batch_size=w.batch_size, shuffle=False)
         traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+    data = X.nbytes + y.nbytes
     params_and_state = sum(p.nbytes for p in net.parameters()) + sum(s.nbytes for s in opt.state)
-    return {"backend": backend, "baseline": baseline, "before_fit": before_fit, "peak": peak,
-            "peak_was_reset": peak_was_reset, "traced_peak_in_fit": traced_peak,
-            "data": X.nbytes + y.nbytes, "params_and_state": params_and_state}
+    return {"backend": backend, "data": data, "params_and_state": params_and_state,
+            "used": data + peak - after_data, "network": before_fit - after_data,
+            "fit": peak - before_fit, "traced_peak_in_fit": traced_peak,
+            "peak_was_reset": peak_was_reset}
 
 
 def measure_memory(engines, threads: int, log) -> dict:
@@ -435,14 +458,17 @@ def machine_info() -> dict:
         except ImportError:
             versions[module] = None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu_model(), "cores": cores, "platform": platform.platform(),
+            "load_average": load,
             "versions": versions, "gdcore_build": gd.build_info(), "blas": blas_libraries(),
             "openblas_overrides": {k: os.environ[k] for k in OPENBLAS_OVERRIDES
                                    if k in os.environ}}
 
 
-def gemm_gflops(repeats: int) -> float:
-    """The machine's practical float32 rate: NumPy's ``A @ B`` on GEMM_SIZE^3."""
+def gemm_gflops(repeats: int) -> tuple[float, float]:
+    """The machine's practical float32 rate: NumPy's ``A @ B`` on GEMM_SIZE^3 (median GFLOP/s
+    and the spread of the times)."""
     rng = np.random.default_rng(0)
     A = rng.standard_normal((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
     B = rng.standard_normal((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
@@ -453,7 +479,7 @@ def gemm_gflops(repeats: int) -> float:
         start = time.perf_counter()
         np.matmul(A, B, out=C)
         times.append(time.perf_counter() - start)
-    return 2 * GEMM_SIZE ** 3 / statistics.median(times) / 1e9
+    return 2 * GEMM_SIZE ** 3 / statistics.median(times) / 1e9, spread(times)
 
 
 # ------------------------------------------------------------------------------------------
@@ -485,7 +511,7 @@ def evaluate(rows: list[Row], predict: dict, memory: dict, gemm: float) -> list[
     large_gdcore = seconds.get(("large", "gdcore"))
     large_fraction = (large.train_flops_per_sample * large.n_samples / large_gdcore / 1e9 / gemm
                       if large_gdcore else None)
-    predict_ratio = (predict["torch"] / predict["gdcore"]
+    predict_ratio = (predict["torch"]["seconds"] / predict["gdcore"]["seconds"]
                      if "torch" in predict and "gdcore" in predict else None)
     mem = memory.get("gdcore")
     return [
@@ -497,9 +523,8 @@ def evaluate(rows: list[Row], predict: dict, memory: dict, gemm: float) -> list[
         Target("large: PyTorch / gdcore", ratio("large", "torch"), 0.95),
         Target("large: gdcore GFLOP/s / GEMM rate", large_fraction, 0.9),
         Target("predict-1: PyTorch / gdcore per call", predict_ratio, 10),
-        Target("medium fit peak memory / budget (MiB)",
-               None if mem is None else (mem["peak"] - mem["baseline"]) / memory_budget(mem),
-               1.0, at_most=True),
+        Target("medium fit: memory used / budget",
+               None if mem is None else mem["used"] / memory_budget(mem), 1.0, at_most=True),
     ]
 
 
@@ -521,43 +546,52 @@ def print_machine(info: dict, threads: int) -> None:
         print(f"BLAS    : {lib['used_by']:7s} {lib['library']} {lib['version']} "
               f"kernel={lib['architecture']} threads={lib['threads']}")
     print(f"threads : {threads} for every engine")
+    if info["load_average"] is not None and info["load_average"] > 0.5:
+        print(f"WARNING : load average {info['load_average']:.2f}: something else is running; "
+              f"with {info['cores']} cores the timings are not reliable")
     for name, value in info["openblas_overrides"].items():
         print(f"WARNING : {name}={value} is set and forces OpenBLAS's kernels; run as "
               f"`env -u {' -u '.join(OPENBLAS_OVERRIDES)} python bench/compare.py`")
 
 
 def print_table(rows: list[Row], gemm: float) -> None:
-    print(f"\n{'workload':8s} {'engine':8s} {'epoch':>10s} {'engine':>10s} {'samples/s':>11s} "
-          f"{'GFLOP/s':>8s} {'/gdcore':>8s} {'of GEMM':>8s} {'loss':>9s}")
+    print(f"\n{'workload':8s} {'engine':8s} {'epoch':>10s} {'spread':>7s} {'engine':>10s} "
+          f"{'samples/s':>11s} {'GFLOP/s':>8s} {'/gdcore':>8s} {'of GEMM':>8s} {'loss':>9s}")
     gdcore = {r.workload: r.seconds for r in rows if r.engine == "gdcore"}
     for r in rows:
         w = WORKLOADS[r.workload]
         gflops = w.train_flops_per_sample * w.n_samples / r.seconds / 1e9
         vs = f"{r.seconds / gdcore[r.workload]:8.2f}" if r.workload in gdcore else f"{'n/a':>8s}"
         bare = f"{r.engine_seconds * 1e3:8.2f}ms" if r.engine_seconds else f"{'':10s}"
-        print(f"{r.workload:8s} {r.engine:8s} {r.seconds * 1e3:8.2f}ms {bare} "
-              f"{w.n_samples / r.seconds:11.0f} {gflops:8.1f} {vs} {gflops / gemm:8.1%} "
-              f"{r.loss:9.5f}")
-    print("epoch: median fit(epochs=1) (torch: its loop, sklearn: partial_fit); engine: the "
-          "bare train_epoch call; GFLOP/s counts 6 x sum(n_in*n_out) per sample")
+        print(f"{r.workload:8s} {r.engine:8s} {r.seconds * 1e3:8.2f}ms {r.spread:6.0%}"
+              f"{'!' if r.spread > NOISY else ' '}{bare} {w.n_samples / r.seconds:11.0f} "
+              f"{gflops:8.1f} {vs} {gflops / gemm:8.1%} {r.loss:9.5f}")
+    print("epoch: median fit(epochs=1) (torch: its loop, sklearn: partial_fit); spread: "
+          f"(max - min) / median, '!' above {NOISY:.0%} (noisy: rerun on an idle machine); "
+          "engine: the bare train_epoch call; GFLOP/s: 6 x sum(n_in*n_out) per sample; "
+          "loss: the epoch's loss, the same on every engine when they compute the same thing")
 
 
 def print_predict(per_call: dict) -> None:
-    gdcore = per_call.get("gdcore")
-    for engine, seconds in per_call.items():
-        vs = f"{seconds / gdcore:8.2f} x gdcore" if gdcore else ""
-        print(f"predict-1 {engine:8s} {seconds * 1e6:9.2f} us/call {vs}")
+    gdcore = per_call.get("gdcore", {}).get("seconds")
+    for engine, m in per_call.items():
+        vs = f"{m['seconds'] / gdcore:8.2f} x gdcore" if gdcore else ""
+        print(f"predict-1 {engine:8s} {m['seconds'] * 1e6:9.2f} us/call (spread "
+              f"{m['spread']:.0%}{'!' if m['spread'] > NOISY else ''}) {vs}")
 
 
 def print_memory(memory: dict) -> None:
+    """What the medium fit used in a fresh process, against the budget."""
     for engine, m in memory.items():
-        print(f"memory {engine:8s} medium fit: peak RSS - RSS after import = "
-              f"{(m['peak'] - m['baseline']) / MiB:.1f} MiB (fit alone added "
-              f"{(m['peak'] - m['before_fit']) / MiB:.1f} MiB over the data and network"
-              f"{'' if m['peak_was_reset'] else '; peak not resettable, includes imports'});"
-              f" budget {memory_budget(m) / MiB:.1f} MiB = data {m['data'] / MiB:.1f} + params"
-              f" and state {m['params_and_state'] / MiB:.1f} + 64; NumPy allocations traced "
-              f"inside fit peak at {m['traced_peak_in_fit'] / MiB:.1f} MiB")
+        print(f"memory {engine:8s} medium fit: {m['used'] / MiB:.1f} MiB used, budget "
+              f"{memory_budget(m) / MiB:.1f} MiB (data {m['data'] / MiB:.1f} + parameters and "
+              f"optimizer state {m['params_and_state'] / MiB:.1f} + 64)")
+        print(f"       {'':8s} used = data {m['data'] / MiB:.1f} + RSS growth: network and "
+              f"optimizer {m['network'] / MiB:.1f}, fit's peak {m['fit'] / MiB:.1f} MiB above "
+              f"that (NumPy allocations inside fit peak at "
+              f"{m['traced_peak_in_fit'] / MiB:.1f} MiB)"
+              + ("" if m["peak_was_reset"] else " [peak RSS could not be reset: it may "
+                 "include the imports]"))
 
 
 def print_targets(targets: list[Target]) -> None:
@@ -616,8 +650,10 @@ def main(argv=None) -> int:
     print_machine(info, args.threads)
     if "gdcore" in engines and not cpp_available():
         log("gdcore C++ core not built: skipped (the numpy column is gdcore's NumPy reference)")
-    gemm = gemm_gflops(args.repeats)
-    log(f"GEMM    : float32 {GEMM_SIZE}^3 with NumPy: {gemm:.1f} GFLOP/s\n")
+    settle()
+    gemm, gemm_spread = gemm_gflops(args.repeats)
+    log(f"GEMM    : float32 {GEMM_SIZE}^3 with NumPy: {gemm:.1f} GFLOP/s (spread "
+        f"{gemm_spread:.0%}{'!' if gemm_spread > NOISY else ''})\n")
 
     rows = []
     for name in only:

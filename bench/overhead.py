@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Where the Python layer spends its time, for the tiny and predict-1 targets.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py [--backend cpp] [--threads 2]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py \\
+        [--backend cpp|numpy] [--threads 2]
 
-fit: ``fit(epochs=1)`` and ``fit(epochs=11)`` on the tiny workload against the bare engine
+fit: ``fit(epochs=1)`` and ``fit(epochs=21)`` on the tiny workload against the bare engine
 call give the overhead per call and per epoch; then the steps fit runs around the engine, each
 timed alone. forward: ``net.forward`` on one row of the small network against the engine's
 ``forward`` on the validated row, and the validation steps alone. Times are per call, the best
@@ -40,7 +41,7 @@ def errstate() -> None:
 
 
 def show(label: str, seconds: float, note: str = "") -> None:
-    print(f"  {label:52s} {seconds * 1e6:9.2f} us  {note}")
+    print(f"  {label:58s} {seconds * 1e6:9.2f} us  {note}")
 
 
 def fit_overhead() -> None:
@@ -60,13 +61,13 @@ def fit_overhead() -> None:
         net._engine.train_epoch(X_valid, Y_valid, None, order, w.batch_size, opt.kind, hyper,
                                 opt.state, opt.step)
 
-    one, eleven, engine = per_call(fit(1)), per_call(fit(11)), per_call(engine_epoch)
-    per_epoch = (eleven - one) / 10 - engine
+    one, twenty_one, engine = per_call(fit(1)), per_call(fit(21)), per_call(engine_epoch)
+    per_epoch = (twenty_one - one) / 20 - engine
     per_fit = one - engine - per_epoch
     steps = -(-w.n_samples // w.batch_size)
     print(f"fit on tiny ({w.n_samples} samples, {steps} steps per epoch), {net.backend} engine")
     show("fit(epochs=1)", one)
-    show("fit(epochs=11)", eleven, f"= {eleven / 11 * 1e6:.1f} us per epoch")
+    show("fit(epochs=21)", twenty_one, f"= {twenty_one / 21 * 1e6:.1f} us per epoch")
     show("engine.train_epoch (bare)", engine, f"= {engine / steps * 1e6:.2f} us per step")
     show("overhead per fit call", per_fit, f"({per_fit / one:.0%} of fit(epochs=1))")
     show("overhead per epoch", per_epoch, f"({per_epoch / engine:.0%} of the engine's epoch)")
@@ -74,20 +75,37 @@ def fit_overhead() -> None:
     params = net.parameters()
     live = [*params, *opt.state, opt.step]
     copies = [a.copy() for a in live]
-    print(" steps fit runs once per call:")
-    show("network._data(X, y): validation of X and y", per_call(lambda: net._data(X, y)))
-    show("  of which np.isfinite(X).all()", per_call(lambda: np.isfinite(X).all()))
-    show("  of which np.errstate (in _cast), per array",
-         per_call(errstate))
-    show("np.arange(n) order", per_call(lambda: np.arange(w.n_samples, dtype=np.int64)))
-    show("two snapshots [a.copy() for a in live]",
-         per_call(lambda: ([a.copy() for a in live], [a.copy() for a in live])))
-    print(" steps fit runs once per epoch:")
-    show("np.copyto of the snapshot", per_call(
-        lambda: [np.copyto(s, a) for s, a in zip(copies, live)]))
-    show("_sane: np.isfinite(p).all() per parameter", per_call(
-        lambda: all(np.isfinite(p).all() for p in params)))
-    show("optimizer.hyper(optimizer.lr)", per_call(lambda: opt.hyper(opt.lr)))
+    m = min(w.n_samples, 4096)  # training.REFERENCE_SAMPLES
+    parts("steps fit runs once per call:", per_fit, [
+        ("network._data(X, y): validation of X and y", lambda: net._data(X, y)),
+        ("reference loss: engine.loss on the first {m} samples".format(m=m),
+         lambda: net._engine.loss(X_valid[:m], Y_valid[:m], None)),
+        ("np.random.default_rng(seed), made even with shuffle=False",
+         lambda: np.random.default_rng(net.seed)),
+        ("np.arange(n): the order", lambda: np.arange(w.n_samples, dtype=np.int64)),
+        ("two snapshots [a.copy() for a in live]",
+         lambda: ([a.copy() for a in live], [a.copy() for a in live])),
+    ])
+    show("  (inside _data: np.isfinite(X).all())", per_call(lambda: np.isfinite(X).all()))
+    show("  (inside _data: np.errstate in _cast, per array)", per_call(errstate))
+    parts("steps fit runs once per epoch:", per_epoch, [
+        ("np.copyto of the snapshot", lambda: [np.copyto(s, a) for s, a in zip(copies, live)]),
+        ("_sane: np.isfinite(p).all() per parameter",
+         lambda: all(np.isfinite(p).all() for p in params)),
+        ("optimizer.lr (the schedule's value)", lambda: opt.lr),
+        ("optimizer.hyper(lr)", lambda: opt.hyper(0.01)),
+    ])
+
+
+def parts(title: str, total: float, steps: list) -> None:
+    """Time each step alone; what ``total`` leaves over is the rest of the Python code."""
+    print(f" {title}")
+    accounted = 0.0
+    for label, fn in steps:
+        seconds = per_call(fn)
+        accounted += seconds
+        show(label, seconds)
+    show("the rest (argument checks, History, bookkeeping)", total - accounted)
 
 
 def forward_overhead() -> None:

@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,46 @@ bool poll_python_signals(void*) {
 }
 
 std::string str(index_t v) { return std::to_string(v); }
+
+// predict's converter for inputs off its fast path: fn(X, n_inputs, dtype) -> ndarray, set once
+// at import (set_input_converter). Leaked on purpose: never destroyed after the interpreter.
+py::object*& input_converter() {
+    static py::object* fn = nullptr;
+    return fn;
+}
+
+// All of x[0..size) finite (no NaN, no inf): x * 0 is 0 exactly for finite x.
+template <class T>
+bool all_finite(const T* x, index_t size) noexcept {
+    T acc = T(0);
+    for (index_t i = 0; i < size; ++i) acc += x[i] * T(0);
+    return acc == T(0);
+}
+
+// The rows of predict's input: a C-contiguous aligned ndarray of exactly dtype T (native byte
+// order), 1-D of length n_inputs (one sample) or 2-D (n >= 1, n_inputs), all finite. Else
+// null. Reads the array struct directly: no Python objects made.
+template <class T>
+const T* fast_input(PyObject* obj, index_t n_inputs, index_t* n_rows) noexcept {
+    auto& api = py::detail::npy_api::get();
+    if (Py_TYPE(obj) != api.PyArray_Type_) return nullptr;  // exactly numpy.ndarray
+    const auto* a = py::detail::array_proxy(obj);
+    const auto* descr = py::detail::array_descriptor_proxy(a->descr);
+    constexpr int type_num = std::is_same_v<T, float> ? py::detail::npy_api::NPY_FLOAT_
+                                                      : py::detail::npy_api::NPY_DOUBLE_;
+    if (descr->type_num != type_num || descr->byteorder == '>') return nullptr;
+    constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                         py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if ((a->flags & need) != need) return nullptr;
+    index_t n;
+    if (a->nd == 1 && a->dimensions[0] == n_inputs) n = 1;
+    else if (a->nd == 2 && a->dimensions[1] == n_inputs && a->dimensions[0] >= 1) n = a->dimensions[0];
+    else return nullptr;
+    const T* x = reinterpret_cast<const T*>(a->data);
+    if (!all_finite(x, n * n_inputs)) return nullptr;
+    *n_rows = n;
+    return x;
+}
 
 // The checked arrays of a call, kept alive while the GIL is released, and their pointers.
 template <class T>
@@ -114,6 +157,8 @@ public:
         }
         // Loss/output compatibility is checked (std::invalid_argument -> ValueError) here.
         net_ = std::make_unique<gd::Network<T>>(std::move(layers), gd::Loss(loss_code));
+        for (index_t i = 0; i < net_->n_layers(); ++i)
+            multiply_adds_ += net_->layer(i).n_inputs * net_->layer(i).n_outputs;
     }
 
     index_t n_inputs() const { return net_->n_inputs(); }
@@ -135,8 +180,48 @@ public:
         T* op = out.mutable_data();
         {
             py::gil_scoped_release nogil;
+            std::unique_lock<std::shared_mutex> lock(params_mutex_);
             net_->reserve(n);
             net_->forward(xp, n, op);
+        }
+        return out;
+    }
+
+    // Output activations of X, for any number of threads at once (no workspace is shared; a
+    // training call on this engine meanwhile is waited for). The fast path takes a finite,
+    // C-contiguous T ndarray of shape (n_inputs,) or (n, n_inputs) as is; anything else goes
+    // through the registered converter (which raises the user-facing errors) first.
+    py::array predict(const py::handle& X) {
+        const index_t n_in = n_inputs();
+        index_t n = 0;
+        const T* x = fast_input<T>(X.ptr(), n_in, &n);
+        py::object converted;
+        if (x == nullptr) {
+            converted = convert_input(X);
+            x = static_cast<const T*>(py::reinterpret_borrow<py::array>(converted).data());
+            n = py::reinterpret_borrow<py::array>(converted).shape(0);
+        }
+        py::array_t<T> out({n, n_outputs()});
+        T* op = out.mutable_data();
+        // Small inputs compute on the stack, larger ones in a buffer of their own.
+        constexpr index_t stack_elements = 4096;
+        const index_t scratch_size = net_->predict_scratch(n);
+        const double work = double(n) * double(multiply_adds_);
+        if (work <= 65536.0 && scratch_size <= stack_elements) {
+            // Short enough to keep the GIL (which also orders concurrent predictions); a
+            // training call holding the parameters meanwhile is waited for without it.
+            std::shared_lock<std::shared_mutex> lock(params_mutex_, std::try_to_lock);
+            if (!lock.owns_lock()) {
+                py::gil_scoped_release nogil;
+                lock.lock();
+            }
+            T scratch[stack_elements];
+            net_->predict(x, n, op, scratch);
+        } else {
+            py::gil_scoped_release nogil;
+            std::shared_lock<std::shared_mutex> lock(params_mutex_);
+            std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
+            net_->predict(x, n, op, scratch.data());
         }
         return out;
     }
@@ -148,6 +233,7 @@ public:
         T value;
         {
             py::gil_scoped_release nogil;
+            std::unique_lock<std::shared_mutex> lock(params_mutex_);
             net_->reserve(d.n);
             net_->forward(d.x, d.n);
             value = gd::loss_value(net_->loss(), net_->output_logits(),
@@ -168,6 +254,7 @@ public:
         T value;
         {
             py::gil_scoped_release nogil;
+            std::unique_lock<std::shared_mutex> lock(params_mutex_);
             net_->reserve(d.n);
             net_->forward(d.x, d.n);
             value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
@@ -231,6 +318,7 @@ public:
         gd::EpochResult result;
         {
             py::gil_scoped_release nogil;
+            std::unique_lock<std::shared_mutex> lock(params_mutex_);  // predict waits
             result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(), stp,
                                      interrupt);
         }
@@ -239,6 +327,29 @@ public:
     }
 
 private:
+    // X off predict's fast path: the registered converter's result (validated: a C-contiguous
+    // T array (n, n_inputs), n >= 1, or one row (n_inputs,)), or without a converter the
+    // engine's own checks, which raise TypeError/ValueError.
+    py::object convert_input(const py::handle& X) const {
+        const index_t n_in = n_inputs();
+        py::object result;
+        if (input_converter() != nullptr) {
+            result = (*input_converter())(X, n_in, py::dtype::of<T>());
+        } else {
+            result = py::reinterpret_borrow<py::object>(X);
+            if (py::isinstance<py::array>(result) &&
+                py::reinterpret_borrow<py::array>(result).ndim() == 1)
+                result = result.attr("reshape")(1, -1);
+        }
+        if (py::isinstance<py::array>(result) &&
+            py::reinterpret_borrow<py::array>(result).ndim() == 1)
+            result = result.attr("reshape")(1, -1);
+        const py::array x = check_x(result, 1);
+        if (!all_finite(static_cast<const T*>(x.data()), x.shape(0) * n_in))
+            throw py::value_error("X must be finite (no NaN or infinity)");
+        return result;
+    }
+
     static py::list to_list(const std::vector<py::array>& arrays) {
         py::list out;
         for (const auto& a : arrays) out.append(a);
@@ -389,7 +500,11 @@ private:
     std::vector<py::array> weights_, biases_;  // the caller's arrays, kept alive
     std::vector<int> activations_;
     std::unique_ptr<gd::Network<T>> net_;      // raw pointers into weights_ / biases_
+    index_t multiply_adds_ = 0;                // of one sample's forward pass
     std::atomic<bool> busy_{false};
+    // Shared by predict calls, exclusive for the calls that use the workspace or change the
+    // parameters; always taken with the GIL released (or without waiting), so never a deadlock.
+    std::shared_mutex params_mutex_;
 };
 
 template <class T>
@@ -418,6 +533,12 @@ loss: code. bce needs a sigmoid output layer, cross_entropy a softmax one.)pbdoc
                                "The parameters' dtype.")
         .def("forward", &E::forward, py::arg("X"),
              R"pbdoc(Output activations (n_samples, n_outputs) for X of shape (n_samples, n_inputs).)pbdoc")
+        .def("predict", &E::predict, py::arg("X"),
+             R"pbdoc(Output activations (n_samples, n_outputs) of X, for many threads at once.
+
+X of shape (n_inputs,) (one sample) or (n_samples, n_inputs). A finite C-contiguous ndarray of
+the engine's dtype is used as is; anything else is passed to the converter registered with
+set_input_converter (which raises the user-facing errors), or checked strictly without one.)pbdoc")
         .def("loss", &E::loss, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              R"pbdoc(The mean loss sum_j(w_j l_j) / sum_j(w_j), as a float (computed in the dtype).
 
@@ -453,4 +574,16 @@ state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc"
 void bind_engine(py::module_& m) {
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
+    m.def("set_input_converter", [](py::object fn) {
+        if (!fn.is_none() && !PyCallable_Check(fn.ptr()))
+            throw py::type_error("the input converter must be callable or None");
+        py::object*& slot = input_converter();
+        py::object* old = slot;
+        slot = fn.is_none() ? nullptr : new py::object(std::move(fn));
+        delete old;
+    }, py::arg("fn"), R"pbdoc(Register fn(X, n_inputs, dtype) -> ndarray, which EngineF32/F64.predict calls for
+inputs off its fast path (and which raises the user-facing errors); None removes it.)pbdoc");
+    m.def("get_input_converter", [] {
+        return input_converter() ? *input_converter() : py::object(py::none());
+    }, R"pbdoc(The registered input converter, or None.)pbdoc");
 }

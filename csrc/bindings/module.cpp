@@ -1,7 +1,10 @@
 // gdcore._core: the pybind11 module. Glue only; the algorithms live in csrc/gd/.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "../gd/blas.hpp"
+#include "../gd/kernels.hpp"
 
 namespace py = pybind11;
 
@@ -34,6 +37,7 @@ PYBIND11_MODULE(_core, m) {
         info["blas_corename"] = gd::blas::corename();
         info["blas_num_threads"] = gd::blas::get_num_threads();
         info["small_gemm_limit"] = static_cast<long>(gd::blas::small_gemm_limit);
+        info["kernels_isa"] = gd::kernels::table().isa;
         return info;
     }, R"pbdoc(Compiler, flags, version and BLAS (configuration, CPU kernel, threads) of the build.)pbdoc");
 
@@ -48,6 +52,19 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("get_num_threads", [] { return gd::blas::get_num_threads(); },
           R"pbdoc(The number of threads the core's OpenBLAS uses.)pbdoc");
+
+    m.def("_kernel_isas", [] {
+        int count = 0;
+        const char* const* names = gd::kernels::supported_isas(&count);
+        py::list out;
+        for (int i = 0; i < count; ++i) out.append(names[i]);
+        return out;
+    }, R"pbdoc(The instruction sets of the own kernels this CPU can run, best last (for tests).)pbdoc");
+    m.def("_set_kernel_isa", [](const std::string& isa) {
+        if (!gd::kernels::set_isa(isa.c_str()))
+            throw py::value_error("unknown or unsupported kernel instruction set '" + isa + "'");
+    }, py::arg("isa"), R"pbdoc(Use the own kernels of `isa` ("x86-64", "avx2", "avx512" or "auto"),
+process-wide. For tests and benchmarks: every engine call afterwards uses them.)pbdoc");
 
     bind_engine(m);
 }

@@ -1,20 +1,20 @@
 // Dense layer kernels: every product is one blas::gemm call.
 #include "dense.hpp"
 
+#include <type_traits>
+
 #include "blas.hpp"
+#include "kernels.hpp"
 
 namespace gd {
 
 template <class T>
 void dense_forward(const T* a_prev, const T* w, const T* b, index_t n, index_t n_in,
                    index_t n_out, T* z) noexcept {
-    // Z = A_prev @ W, then + b row by row (the order NumPy's A @ W + b uses).
+    // Z = A_prev @ W, then + b on every row (the order NumPy's A @ W + b uses; the own kernel
+    // adds b to each tile as it stores it).
     blas::gemm(blas::Op::none, blas::Op::none, n, n_out, n_in, T(1), a_prev, n_in, w, n_out,
-               T(0), z, n_out);
-    for (index_t r = 0; r < n; ++r) {
-        T* zr = z + r * n_out;
-        for (index_t j = 0; j < n_out; ++j) zr[j] += b[j];
-    }
+               T(0), z, n_out, b);
 }
 
 template <class T>
@@ -24,11 +24,8 @@ void dense_backward(const T* a_prev, const T* dz, const T* w, index_t n, index_t
     blas::gemm(blas::Op::transpose, blas::Op::none, n_in, n_out, n, T(1), a_prev, n_in, dz,
                n_out, T(0), dw, n_out);
     // db = sum_rows(dZ), rows added in order (as NumPy's dZ.sum(axis=0) on a C array)
-    for (index_t j = 0; j < n_out; ++j) db[j] = dz[j];
-    for (index_t r = 1; r < n; ++r) {
-        const T* dzr = dz + r * n_out;
-        for (index_t j = 0; j < n_out; ++j) db[j] += dzr[j];
-    }
+    if constexpr (std::is_same_v<T, float>) kernels::table().column_sums_f32(dz, n, n_out, db);
+    else kernels::table().column_sums_f64(dz, n, n_out, db);
     // dA_prev = dZ @ W^T
     if (da_prev != nullptr) {
         blas::gemm(blas::Op::none, blas::Op::transpose, n, n_in, n_out, T(1), dz, n_out, w,

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "activations.hpp"
+#include "kernels.hpp"
 
 namespace gd {
 namespace {
@@ -73,16 +75,62 @@ double bce_sum(const T* z, const T* y, const T* w, index_t n, index_t k) noexcep
     return total;
 }
 
-// sum_j w_j * (-sum_k y_jk log_softmax(z_j)_k), log_softmax = z - max - log(sum exp(z - max)).
+// float32: the per-element terms by the vectorised kernel, a block of rows at a time.
+double bce_sum(const float* z, const float* y, const float* w, index_t n, index_t k) noexcept {
+    constexpr index_t block = 1024;
+    float l[block];
+    if (k > block) return bce_sum<float>(z, y, w, n, k);
+    const index_t rows_per_block = block / k;
+    double total = 0.0;
+    for (index_t j0 = 0; j0 < n; j0 += rows_per_block) {
+        const index_t rows = std::min(rows_per_block, n - j0);
+        kernels::table().bce_f32(z + j0 * k, y + j0 * k, l, rows * k);
+        for (index_t j = 0; j < rows; ++j) {
+            double row = 0.0;
+            for (index_t c = 0; c < k; ++c) row += double(l[j * k + c]);
+            row /= double(k);
+            total += w ? double(w[j0 + j]) * row : row;
+        }
+    }
+    return total;
+}
+
+// exp(z - max) of every row into e (n x k), when e is not null; float32 by the vectorised kernel.
 template <class T>
-double cross_entropy_sum(const T* z, Targets<T> y, const T* w, index_t n, index_t k) noexcept {
+void shifted_exp(const T* z, index_t n, index_t k, T* e) noexcept {
+    if (e == nullptr) return;
+    for (index_t j = 0; j < n; ++j) {
+        const T* zj = z + j * k;
+        T* ej = e + j * k;
+        T zmax = zj[0];
+        for (index_t c = 1; c < k; ++c) zmax = std::max(zmax, zj[c]);
+        for (index_t c = 0; c < k; ++c) ej[c] = zj[c] - zmax;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+        kernels::table().exp_f32(e, e, n * k);
+    } else {
+        for (index_t i = 0; i < n * k; ++i) e[i] = std::exp(e[i]);
+    }
+}
+
+// sum_j w_j * (-sum_k y_jk log_softmax(z_j)_k), log_softmax = z - max - log(sum exp(z - max)).
+// scratch (n x k) or null: where exp(z - max) is computed in one vectorised pass.
+template <class T>
+double cross_entropy_sum(const T* z, Targets<T> y, const T* w, index_t n, index_t k,
+                         T* scratch) noexcept {
+    shifted_exp(z, n, k, scratch);
     double total = 0.0;
     for (index_t j = 0; j < n; ++j) {
         const T* zj = z + j * k;
         T zmax = zj[0];
         for (index_t c = 1; c < k; ++c) zmax = std::max(zmax, zj[c]);
         T sum = T(0);
-        for (index_t c = 0; c < k; ++c) sum += std::exp(zj[c] - zmax);
+        if (scratch != nullptr) {
+            const T* ej = scratch + j * k;
+            for (index_t c = 0; c < k; ++c) sum += ej[c];
+        } else {
+            for (index_t c = 0; c < k; ++c) sum += std::exp(zj[c] - zmax);
+        }
         const T shift = zmax + std::log(sum);
         double row;
         if (y.labels) {
@@ -97,15 +145,16 @@ double cross_entropy_sum(const T* z, Targets<T> y, const T* w, index_t n, index_
     return total;
 }
 
+// scratch (n x k) or null: room for intermediate values (loss_gradient passes dz).
 template <class T>
 double loss_sum(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, index_t n,
-                index_t k) noexcept {
+                index_t k, T* scratch = nullptr) noexcept {
     switch (loss) {
         case Loss::mse: return elementwise_sum<Mse>(a, y.values, w, n, k);
         case Loss::mae: return elementwise_sum<Mae>(a, y.values, w, n, k);
         case Loss::huber: return elementwise_sum<Huber>(a, y.values, w, n, k);
         case Loss::bce: return bce_sum(z, y.values, w, n, k);
-        case Loss::cross_entropy: return cross_entropy_sum(z, y, w, n, k);
+        case Loss::cross_entropy: return cross_entropy_sum(z, y, w, n, k, scratch);
     }
     return 0.0;
 }
@@ -157,7 +206,7 @@ template <class T>
 T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
                 index_t n, index_t k, T* dz) noexcept {
     const double sum_w = weight_sum(w, n);
-    const T value = T(loss_sum(loss, z, a, y, w, n, k) / sum_w);
+    const T value = T(loss_sum(loss, z, a, y, w, n, k, dz) / sum_w);
     switch (loss) {
         case Loss::mse: elementwise_grad<Mse>(a, y.values, w, n, k, sum_w, dz); break;
         case Loss::mae: elementwise_grad<Mae>(a, y.values, w, n, k, sum_w, dz); break;

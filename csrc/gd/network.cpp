@@ -32,6 +32,7 @@ Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)
         if (l.activation == Activation::softmax && i + 1 != n)
             throw std::invalid_argument(name + ": softmax is only allowed on the last layer");
         max_width_ = std::max({max_width_, l.n_inputs, l.n_outputs});
+        if (i + 1 < n) max_hidden_ = std::max(max_hidden_, l.n_outputs);
     }
     const int loss_code = int(loss);
     if (loss_code < 0 || loss_code >= n_loss_codes)
@@ -105,6 +106,21 @@ const T* Network<T>::forward(const T* x, index_t n, T* out) noexcept {
         a_prev = a;
     }
     return a_prev;
+}
+
+template <class T>
+void Network<T>::predict(const T* x, index_t n, T* out, T* scratch) const noexcept {
+    // Hidden layers ping-pong between the two halves of scratch, A = f(Z) in place.
+    const std::size_t last = layers_.size() - 1;
+    const T* a_prev = x;
+    T* half[2] = {scratch, scratch + n * max_hidden_};
+    for (std::size_t i = 0; i <= last; ++i) {
+        const DenseLayer<T>& l = layers_[i];
+        T* z = i == last ? out : half[i % 2];
+        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z);
+        activation_forward(l.activation, z, z, n, l.n_outputs);
+        a_prev = z;
+    }
 }
 
 template <class T>

@@ -43,6 +43,12 @@ public:
     // Forward pass of x (n x n_inputs), n <= capacity(). The output activations land in `out`
     // (n x n_outputs) when it is not null, else in the workspace. Returns them.
     const T* forward(const T* x, index_t n, T* out = nullptr) noexcept;
+    // Output activations of x (n x n_inputs) into out (n x n_outputs), touching no member: any
+    // number of calls may run at once (while no call changes the parameters). scratch holds
+    // predict_scratch(n) elements.
+    void predict(const T* x, index_t n, T* out, T* scratch) const noexcept;
+    index_t predict_scratch(index_t n) const noexcept { return 2 * n * max_hidden_; }
+
     // The last forward pass's output logits and activations (n x n_outputs).
     const T* output_logits() const noexcept { return z_.back(); }
     const T* output_activations() const noexcept { return a_.back(); }
@@ -69,6 +75,7 @@ private:
 
     index_t capacity_ = 0;            // rows the pass buffers hold
     index_t max_width_ = 0;           // widest layer input or output
+    index_t max_hidden_ = 0;          // widest hidden layer output (0 for one layer)
     std::vector<std::vector<T>> z_buf_, a_buf_;  // per layer, capacity_ x n_outputs
     std::vector<T*> z_, a_;           // this pass's Z and A per layer (A == Z for identity)
     std::vector<T> grad_[2];          // ping-pong dZ / dA_prev, capacity_ x max_width_

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "kernels.hpp"
+
 namespace gd {
 namespace {
 
@@ -11,6 +13,12 @@ void add_weight_decay(T* g, const T* p, double weight_decay, index_t size) noexc
     if (weight_decay == 0.0) return;
     const T wd = T(weight_decay);
     for (index_t i = 0; i < size; ++i) g[i] += wd * p[i];
+}
+
+// float32 by the vectorised kernel, in one pass.
+void sgd(const OptimizerConfig& c, float* p, float* g, float* const* slots, index_t size) noexcept {
+    kernels::table().sgd_f32(p, g, c.momentum == 0.0 ? nullptr : slots[0], size, float(c.lr),
+                             float(c.momentum), c.nesterov, float(c.weight_decay));
 }
 
 template <class T>

@@ -201,3 +201,12 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
     if not arr.sum(dtype=np.float64) > 0:
         raise ValueError(f"{name} must have a positive sum")
     return arr
+
+
+def trainable(params: Any) -> None:
+    """ValueError unless every parameter array (``W0, b0, W1, b1, ...``) can be updated."""
+    for i, p in enumerate(params):
+        if not p.flags.writeable:
+            what = "weights" if i % 2 == 0 else "bias"
+            raise ValueError(f"the {what} of layers[{i // 2}] are read-only "
+                             f"(setflags(write=False)); training must update them in place")

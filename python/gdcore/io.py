@@ -20,7 +20,7 @@ FORMAT_VERSION = 1
 
 def _fspath(path: Any) -> str:
     try:
-        return os.fspath(path)
+        return os.fsdecode(os.fspath(path))
     except TypeError:
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} "
                         f"{path!r}") from None

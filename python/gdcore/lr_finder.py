@@ -57,7 +57,7 @@ def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 
     One plain SGD step per rate, on successive mini-batches (in a fixed shuffled order); the
     smoothed loss falls while the rate is useful and blows up once it is too large. Stops early
     when the loss exceeds four times its best. The network's weights are restored exactly
-    afterwards (even on error).
+    afterwards (even on error). ``network`` is a Network or a Perceptron.
 
     Returns
     -------
@@ -78,6 +78,7 @@ def find_lr(network: Any, X: Any, y: Any, lr_min: float = 1e-7, lr_max: float = 
     hyper = np.zeros(8)
     step = np.zeros(1, dtype=np.int64)
     params = network.parameters()
+    v.trainable(params)
     tried, smoothed = [], []
     avg, best = 0.0, math.inf
     with network._lock:  # the snapshot and its restoration too: no other call in between
@@ -123,7 +124,8 @@ def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
     Both are computed on a float64 copy of the network, so the answer measures the gradient
     code, not float32 rounding. The error is ``max|analytic - numeric| / max(max|analytic|,
     max|numeric|)`` over the checked parameters (0 when both are zero). Networks with more
-    than ``max_checks`` parameters are checked on a random subset of that size.
+    than ``max_checks`` parameters are checked on a random subset of that size. ``network``
+    is a Network or a Perceptron; the check runs on the engine that network uses.
 
     Parameters
     ----------

@@ -248,6 +248,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         rng = None
     opt = get_optimizer(optimizer)
     params = network.parameters()
+    v.trainable(params)
 
     # --- train -----------------------------------------------------------------------------
     history = History()

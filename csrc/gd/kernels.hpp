@@ -1,0 +1,54 @@
+// Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp) and picked at
+// run time for the CPU: a register-blocked GEMM for small products, and float32 exp / tanh /
+// sigmoid (polynomial and rational approximations, a few ulp, in loops the compiler vectorises).
+#pragma once
+
+#include "codes.hpp"
+
+namespace gd::kernels {
+
+// C (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C (+ bias[j] on every row when bias
+// is not null), row-major, as blas::gemm. beta == 0 overwrites C. Requires k <= max_depth and,
+// when B is transposed, k * n <= max_packed (op(B) is packed on the stack). Not Op::transpose
+// for both operands.
+template <class T>
+using GemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                        const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
+                        index_t ldc, const T* bias);
+inline constexpr index_t max_depth = 512;
+inline constexpr index_t max_packed = 4096;
+
+// y[i] = f(x[i]) for i < size; y may equal x.
+using MapFn = void (*)(const float* x, float* y, index_t size);
+
+// One instruction set's kernels.
+struct Table {
+    const char* isa;
+    GemmFn<float> sgemm;
+    GemmFn<double> dgemm;
+    MapFn exp_f32;      // exp, ~1 ulp; exp(x) = 0 below -87.3, inf above 88.7, NaN stays NaN
+    MapFn tanh_f32;     // tanh, a few ulp
+    MapFn sigmoid_f32;  // 1 / (1 + exp(-z)), from exp(-|z|) as gd::sigmoid
+    // l[i] = max(z, 0) - z y + log1p(exp(-|z|)): bce from the logits, a few ulp.
+    void (*bce_f32)(const float* z, const float* y, float* l, index_t size);
+    // s[j] = sum_r x[r, j] of a rows x cols block, rows added in order (as NumPy's sum(axis=0)).
+    void (*column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
+    void (*column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);
+    // One SGD step on float32 (optimizers.hpp): buf null without momentum.
+    void (*sgd_f32)(float* p, float* g, float* buf, index_t size, float lr, float momentum,
+                    bool nesterov, float weight_decay);
+};
+
+// The kernels in use: the best the CPU supports, unless set_isa chose others.
+const Table& table() noexcept;
+// Use the kernels of `isa` ("x86-64", "avx2", "avx512", or "auto" for the best): false if the
+// name is unknown or the CPU lacks it. Process-wide; for tests and benchmarks.
+bool set_isa(const char* isa) noexcept;
+// The instruction sets this CPU can run, best last.
+const char* const* supported_isas(int* count) noexcept;
+
+namespace isa_x86_64 { const Table& table() noexcept; }
+namespace isa_avx2 { const Table& table() noexcept; }
+namespace isa_avx512 { const Table& table() noexcept; }
+
+}  // namespace gd::kernels

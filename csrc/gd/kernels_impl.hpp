@@ -1,0 +1,416 @@
+// The kernels of kernels.hpp, written once and compiled per instruction set: a kernels_<isa>.cpp
+// defines GD_ISA_NS (its namespace) and GD_VECTOR_BYTES and includes this file. Everything here
+// has internal linkage except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be
+// picked by the linker for another ISA. No standard-library calls for the same reason.
+#include "kernels.hpp"
+
+#if !defined(GD_ISA_NS) || !defined(GD_VECTOR_BYTES) || !defined(GD_ISA_NAME)
+#error "define GD_ISA_NS, GD_ISA_NAME and GD_VECTOR_BYTES before including kernels_impl.hpp"
+#endif
+
+#define GD_INLINE inline __attribute__((always_inline))
+
+namespace gd::kernels::GD_ISA_NS {
+namespace {
+
+// ------------------------------------------------------------------------------ vectors
+template <class T>
+struct Vec {
+    typedef T type __attribute__((vector_size(GD_VECTOR_BYTES)));
+    static constexpr int lanes = GD_VECTOR_BYTES / int(sizeof(T));
+};
+
+template <class V, class T>
+GD_INLINE V vload(const T* p) noexcept {
+    V v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+template <class V, class T>
+GD_INLINE void vstore(T* p, V v) noexcept {
+    __builtin_memcpy(p, &v, sizeof v);
+}
+
+// ------------------------------------------------------------------------------ GEMM
+// A tile of MR rows x NV vectors of C, its accumulators kept in registers over the depth.
+template <class T, int MR, int NV>
+struct Tile {
+    using V = typename Vec<T>::type;
+    static constexpr int L = Vec<T>::lanes;
+    V acc[MR][NV];
+
+    GD_INLINE Tile() noexcept {
+        for (int r = 0; r < MR; ++r)
+            for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+    }
+
+    // acc += sum_{p0 <= p < p1} a(r, p) * b[p, 0:NV*L], with a(r, p) = a[r * ars + p * acs]
+    // (ars/acs select op(A)) and b row-major with row stride ldb.
+    GD_INLINE void add(index_t p0, index_t p1, const T* a, index_t ars, index_t acs, const T* b,
+                       index_t ldb) noexcept {
+        for (index_t p = p0; p < p1; ++p) {
+            const T* bp = b + p * ldb;
+            const T* ap = a + p * acs;
+            V bv[NV];
+            for (int v = 0; v < NV; ++v) bv[v] = vload<V>(bp + v * L);
+            for (int r = 0; r < MR; ++r) {
+                const T ar = ap[r * ars];
+                for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+            }
+        }
+    }
+
+    // C = alpha * acc, + beta * C, + bias: NumPy's order for A @ W + b (alpha 1, beta 0).
+    GD_INLINE void store(T* c, index_t ldc, T alpha, T beta, const T* bias) const noexcept {
+        for (int r = 0; r < MR; ++r) {
+            for (int v = 0; v < NV; ++v) {
+                T* cp = c + r * ldc + v * L;
+                V out = alpha == T(1) ? acc[r][v] : alpha * acc[r][v];
+                if (beta != T(0)) out += beta * vload<V>(cp);
+                if (bias != nullptr) out += vload<V>(bias + v * L);
+                vstore(cp, out);
+            }
+        }
+    }
+
+    // The same for the first w < L columns only (NV == 1).
+    GD_INLINE void store_part(index_t w, T* c, index_t ldc, T alpha, T beta,
+                              const T* bias) const noexcept {
+        alignas(64) T lanes[L];
+        for (int r = 0; r < MR; ++r) {
+            vstore(lanes, alpha == T(1) ? acc[r][0] : alpha * acc[r][0]);
+            T* cr = c + r * ldc;
+            for (index_t q = 0; q < w; ++q) {
+                T out = lanes[q];
+                if (beta != T(0)) out += beta * cr[q];
+                if (bias != nullptr) out += bias[q];
+                cr[q] = out;
+            }
+        }
+    }
+
+};
+
+// Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then 1-row tiles.
+template <class T, int MR, int NV>
+GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs, const T* b,
+                     index_t ldb, T* c, index_t ldc, T alpha, T beta, const T* bias) noexcept {
+    index_t i = 0;
+    for (; i + MR <= m; i += MR) {
+        Tile<T, MR, NV> t;
+        t.add(0, k, a + i * ars, ars, acs, b, ldb);
+        t.store(c + i * ldc, ldc, alpha, beta, bias);
+    }
+    for (; i < m; ++i) {
+        Tile<T, 1, NV> t;
+        t.add(0, k, a + i * ars, ars, acs, b, ldb);
+        t.store(c + i * ldc, ldc, alpha, beta, bias);
+    }
+}
+
+// The last w < L columns b[:, 0:w]. A full vector load of row p reads past column w into the
+// next row, which is harmless (those lanes are dropped) while it stays inside b: rows
+// [0, k_safe) are read in place, the last few from a zero-padded copy.
+template <class T, int MR>
+GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, index_t ars,
+                          index_t acs, const T* b, index_t ldb, T* c, index_t ldc, T alpha,
+                          T beta, const T* bias) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    const index_t w = n_cols;
+    // Row p's vector ends at p * ldb + L; b's last used element is (k - 1) * ldb + w - 1.
+    index_t k_safe = ldb > 0 ? k - 1 - (L - w + ldb - 1) / ldb : 0;
+    if (k_safe < 0) k_safe = 0;
+    alignas(64) T last[(L + 1) * L];  // rows [k_safe, k): at most 1 + ceil((L - w) / ldb) <= L
+    const index_t n_last = k - k_safe;
+    for (index_t p = 0; p < n_last; ++p) {
+        for (index_t q = 0; q < w; ++q) last[p * L + q] = b[(k_safe + p) * ldb + q];
+        for (index_t q = w; q < L; ++q) last[p * L + q] = T(0);
+    }
+    const index_t acs_last = acs;
+    index_t i = 0;
+    for (; i + MR <= m; i += MR) {
+        Tile<T, MR, 1> t;
+        t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
+        t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
+        t.store_part(w, c + i * ldc, ldc, alpha, beta, bias);
+    }
+    for (; i < m; ++i) {
+        Tile<T, 1, 1> t;
+        t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
+        t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
+        t.store_part(w, c + i * ldc, ldc, alpha, beta, bias);
+    }
+}
+
+template <class T>
+void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
+                 const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                 const T* bias) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    // op(B) transposed: pack it as k x n (row stride n) first.
+    alignas(64) T packed[max_packed];
+    if (trans_b) {
+        for (index_t p = 0; p < k; ++p)
+            for (index_t j = 0; j < n; ++j) packed[p * n + j] = b[j * ldb + p];
+        b = packed;
+        ldb = n;
+    }
+    const index_t ars = trans_a ? 1 : lda;  // a(i, p) = a[i * ars + p * acs]
+    const index_t acs = trans_a ? lda : 1;
+    if (k == 0) {  // C = beta C (+ bias): no product
+        for (index_t i = 0; i < m; ++i)
+            for (index_t j = 0; j < n; ++j) {
+                T out = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+                c[i * ldc + j] = bias != nullptr ? out + bias[j] : out;
+            }
+        return;
+    }
+    // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
+    index_t j = 0;
+    for (; j + 2 * L <= n; j += 2 * L)
+        panel<T, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                       bias ? bias + j : nullptr);
+    for (; j + L <= n; j += L)
+        panel<T, 8, 1>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                       bias ? bias + j : nullptr);
+    if (j < n)
+        tail_panel<T, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                         bias ? bias + j : nullptr);
+}
+
+// One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows
+// at a time, then the horizontal sums.
+template <class T>
+GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
+    T lanes[Vec<T>::lanes];
+    vstore(lanes, v);
+    T s = T(0);
+    for (int q = 0; q < Vec<T>::lanes; ++q) s += lanes[q];
+    return s;
+}
+
+template <class T>
+void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
+              T beta, T* c, index_t ldc, const T* bias) noexcept {
+    using V = typename Vec<T>::type;
+    constexpr int L = Vec<T>::lanes;
+    constexpr index_t max_k = 1024;
+    alignas(64) T column[max_k];  // w made contiguous
+    const T* w = b;
+    if (ldb != 1) {
+        if (k > max_k) return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        for (index_t p = 0; p < k; ++p) column[p] = b[p * ldb];
+        w = column;
+    }
+    const index_t kv = k - k % L;
+    const auto finish = [&](index_t i, T dot) {
+        T out = alpha == T(1) ? dot : alpha * dot;
+        if (beta != T(0)) out += beta * c[i * ldc];
+        if (bias != nullptr) out += bias[0];
+        c[i * ldc] = out;
+    };
+    index_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        V acc[4] = {V{}, V{}, V{}, V{}};
+        for (index_t p = 0; p < kv; p += L) {
+            const V wv = vload<V>(w + p);
+            for (int r = 0; r < 4; ++r) acc[r] += vload<V>(a + (i + r) * lda + p) * wv;
+        }
+        for (int r = 0; r < 4; ++r) {
+            T dot = hsum<T>(acc[r]);
+            for (index_t p = kv; p < k; ++p) dot += a[(i + r) * lda + p] * w[p];
+            finish(i + r, dot);
+        }
+    }
+    for (; i < m; ++i) {
+        V acc = V{};
+        for (index_t p = 0; p < kv; p += L) acc += vload<V>(a + i * lda + p) * vload<V>(w + p);
+        T dot = hsum<T>(acc);
+        for (index_t p = kv; p < k; ++p) dot += a[i * lda + p] * w[p];
+        finish(i, dot);
+    }
+}
+
+// Narrow C (n < L columns, more rows than columns) wastes vector lanes; its transpose does not:
+// C^T (n x m) = op(B)^T @ op(A)^T into a scratch block, then copied into C with beta and bias.
+template <class T>
+void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+          const T* bias) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    // (Only for A stored transposed: op(A)^T is then A as stored; otherwise packing A costs
+    // more than the lanes save, measured.)
+    if (!trans_a && !trans_b && n == 1 && k >= L) {
+        gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        return;
+    }
+    const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
+    if (!narrow) {
+        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        return;
+    }
+    // op(B)^T is B read transposed (B stored k x n) or as stored (n x k); op(A)^T likewise.
+    alignas(64) T scratch[max_packed];
+    gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, nullptr);
+    for (index_t i = 0; i < m; ++i) {
+        T* ci = c + i * ldc;
+        for (index_t j = 0; j < n; ++j) {
+            T out = scratch[j * m + i];
+            if (beta != T(0)) out += beta * ci[j];
+            if (bias != nullptr) out += bias[j];
+            ci[j] = out;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ float32 math
+GD_INLINE float bits_to_float(int i) noexcept {
+    float f;
+    __builtin_memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+// exp(x): x = n ln2 + r, |r| <= ln2 / 2, exp(r) by the Cephes expf polynomial, times 2^n.
+GD_INLINE float exp_f32(float x) noexcept {
+    const float hi = 88.3762626647949f, lo = -87.3365447504019f;  // 2^n stays a normal float
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;  // (NaN passes both)
+    const float t = xc * 1.44269504088896341f;
+    const float fn = (t + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23 trick
+    float r = xc - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    const float r2 = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float er = p * r2 + r + 1.0f;
+    const int n = int(fn);
+    float y = er * bits_to_float((n + 127) << 23);
+    y = x > hi ? __builtin_inff() : y;
+    y = x < lo ? 0.0f : y;
+    return y;
+}
+
+// tanh(x): the odd/even rational approximation of Eigen's fast tanh on [-7.99, 7.99] (beyond,
+// tanh rounds to +-1); x itself for |x| < 4e-4.
+GD_INLINE float tanh_f32(float x) noexcept {
+    const float c = 7.90531110763549805f;
+    float xc = x > c ? c : x;
+    xc = xc < -c ? -c : xc;
+    const float x2 = xc * xc;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * xc;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    const float ax = x < 0.0f ? -x : x;
+    return ax < 0.0004f ? x : p / q;
+}
+
+GD_INLINE float sigmoid_f32(float z) noexcept {
+    const float e = exp_f32(z < 0.0f ? z : -z);  // exp(-|z|) in (0, 1]
+    const float s = 1.0f / (1.0f + e);
+    return z >= 0.0f ? s : e * s;
+}
+
+void exp_map(const float* x, float* y, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) y[i] = exp_f32(x[i]);
+}
+void tanh_map(const float* x, float* y, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) y[i] = tanh_f32(x[i]);
+}
+void sigmoid_map(const float* x, float* y, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) y[i] = sigmoid_f32(x[i]);
+}
+
+// log1p(exp(-|z|)) for the bce loss: u = 1 + e in (1, 2], log(u) by the Cephes logf polynomial
+// on [sqrt(1/2), sqrt(2)), corrected by the rounding of u (log1p(e) = log(u) - (u - 1 - e) / u).
+GD_INLINE float softplus_neg_abs_f32(float z) noexcept {
+    const float e = exp_f32(z < 0.0f ? z : -z);
+    const float u = 1.0f + e;
+    const bool high = u > 1.41421356237f;
+    const float x = (high ? 0.5f * u : u) - 1.0f;
+    const float fe = high ? 1.0f : 0.0f;
+    const float x2 = x * x;
+    float y = 7.0376836292e-2f;
+    y = y * x - 1.1514610310e-1f;
+    y = y * x + 1.1676998740e-1f;
+    y = y * x - 1.2420140846e-1f;
+    y = y * x + 1.4249322787e-1f;
+    y = y * x - 1.6668057665e-1f;
+    y = y * x + 2.0000714765e-1f;
+    y = y * x - 2.4999993993e-1f;
+    y = y * x + 3.3333331174e-1f;
+    y = y * x * x2;
+    y += -2.12194440e-4f * fe;
+    y += -0.5f * x2;
+    float log_u = x + y;
+    log_u += 0.693359375f * fe;
+    return log_u - ((u - 1.0f) - e) / u;
+}
+
+// l = max(z, 0) - z y + log1p(exp(-|z|)), elementwise.
+void bce_map(const float* z, const float* y, float* l, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) {
+        const float zi = z[i];
+        l[i] = ((zi > 0.0f ? zi : 0.0f) - zi * y[i]) + softplus_neg_abs_f32(zi);
+    }
+}
+
+// s[j] = sum_r x[r, j], rows added in order (NumPy's x.sum(axis=0) on a C array).
+template <class T>
+void column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
+    for (index_t j = 0; j < cols; ++j) s[j] = x[j];
+    for (index_t r = 1; r < rows; ++r) {
+        const T* xr = x + r * cols;
+        for (index_t j = 0; j < cols; ++j) s[j] += xr[j];
+    }
+}
+
+// SGD on float32 (optimizers.cpp's rule): g += wd p; buf = momentum buf + g (when buf is not
+// null); g = g + momentum buf (nesterov) or buf; p -= lr g. One pass over the arrays.
+void sgd_f32(float* p, float* g, float* buf, index_t size, float lr, float momentum,
+             bool nesterov, float weight_decay) noexcept {
+    if (buf == nullptr) {
+        if (weight_decay != 0.0f)
+            for (index_t i = 0; i < size; ++i) p[i] -= lr * (g[i] + weight_decay * p[i]);
+        else
+            for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
+        return;
+    }
+    if (nesterov) {
+        for (index_t i = 0; i < size; ++i) {
+            const float gi = weight_decay != 0.0f ? g[i] + weight_decay * p[i] : g[i];
+            const float b = momentum * buf[i] + gi;
+            buf[i] = b;
+            p[i] -= lr * (gi + momentum * b);
+        }
+    } else {
+        for (index_t i = 0; i < size; ++i) {
+            const float gi = weight_decay != 0.0f ? g[i] + weight_decay * p[i] : g[i];
+            const float b = momentum * buf[i] + gi;
+            buf[i] = b;
+            p[i] -= lr * b;
+        }
+    }
+}
+
+constexpr Table the_table{GD_ISA_NAME, &gemm<float>, &gemm<double>, &exp_map, &tanh_map,
+                          &sigmoid_map, &bce_map, &column_sums<float>, &column_sums<double>, &sgd_f32};
+
+}  // namespace
+
+const Table& table() noexcept { return the_table; }
+
+}  // namespace gd::kernels::GD_ISA_NS

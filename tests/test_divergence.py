@@ -1,0 +1,203 @@
+"""Divergence: a far-too-large learning rate is detected, reported and recovered from.
+
+``on_divergence="raise"`` raises DivergenceError naming the epoch, the loss and the rate and
+suggesting find_lr; ``"stop"`` returns the weights of the last sane epoch (checked by replaying
+that many epochs from the start); ``"backoff"`` halves the rate and converges where the starting
+rate diverges, for a linear model (tests/test_fit.py) and for small classification networks
+trained with Adam and SGD. Counters (epochs, optimizer steps) always match the weights.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import gdcore as gd
+from gdcore.schedules import Schedule
+
+
+def _moons():
+    return gd.datasets.two_moons(n_samples=200, noise=0.1, seed=0)
+
+
+def _classifier():
+    return gd.Network.from_sizes([2, 16, 16, 2], activation="relu", output_activation="softmax",
+                                 loss="cross_entropy", dtype="float64", seed=0)
+
+
+def _accuracy(net, X, y):
+    return float((net.predict(X).argmax(axis=1) == y).mean())
+
+
+# Full-batch runs whose starting rate diverges within a few epochs (both backends alike).
+DIVERGING = {
+    "adam": lambda: gd.Adam(lr=10.0),
+    "sgd": lambda: gd.SGD(lr=100.0),
+}
+
+
+@pytest.mark.parametrize("name", DIVERGING)
+def test_raise_names_epoch_loss_and_learning_rate(backend, name):
+    X, y = _moons()
+    net = _classifier()
+    with pytest.raises(gd.DivergenceError) as info:
+        net.fit(X, y, optimizer=DIVERGING[name](), epochs=100)
+    err = info.value
+    message = str(err)
+    assert f"at epoch {err.epoch}:" in message and f"loss {err.loss}" in message
+    assert f"learning rate {err.lr:g}" in message and "find_lr" in message
+    assert err.lr == DIVERGING[name]().schedule.initial_lr
+    assert not (math.isfinite(err.loss) and err.loss < 1e4)  # a blow-up, not noise
+    assert err.history.diverged and err.history.stop_reason == "diverged"
+    assert all(np.isfinite(p).all() for p in net.parameters())
+    assert np.isfinite(net.loss(X, y))
+
+
+@pytest.mark.parametrize("name", DIVERGING)
+def test_stop_returns_the_weights_of_the_last_sane_epoch(backend, name):
+    X, y = _moons()
+    start = _classifier()
+    net = start.copy()
+    opt = DIVERGING[name]()
+    history = net.fit(X, y, optimizer=opt, epochs=100, on_divergence="stop")
+    assert history.diverged and history.stop_reason == "diverged" and history.epochs < 100
+    assert opt.epochs_done == history.epochs == len(history.loss)
+    assert opt.steps_done == history.epochs  # full batch: one step per epoch
+    # replaying that many epochs from the start gives exactly these weights and state
+    replay, replay_opt = start.copy(), DIVERGING[name]()
+    if history.epochs:
+        replay_history = replay.fit(X, y, optimizer=replay_opt, epochs=history.epochs)
+        assert replay_history.loss == history.loss
+    for p, q in zip(net.parameters(), replay.parameters()):
+        np.testing.assert_array_equal(p, q)
+    for s, t in zip(opt.state, replay_opt.state):
+        np.testing.assert_array_equal(s, t)
+
+
+@pytest.mark.parametrize("name", DIVERGING)
+def test_backoff_converges_where_the_starting_rate_diverges(backend, name):
+    X, y = _moons()
+    net = _classifier()
+    before = _accuracy(net, X, y)
+    opt = DIVERGING[name]()
+    history = net.fit(X, y, optimizer=opt, epochs=200, on_divergence="backoff")
+    assert history.diverged and history.backoffs >= 1 and history.stop_reason == "epochs"
+    assert history.epochs == opt.epochs_done == opt.steps_done == 200
+    assert history.lr[-1] == opt.schedule.initial_lr / 2 ** history.backoffs == opt.lr
+    assert history.loss[-1] < 0.75 * history.loss[0]
+    assert _accuracy(net, X, y) >= 0.9 > before
+
+
+def test_minibatch_blow_up_in_the_first_epoch_is_detected(backend):
+    """The reference is the loss of the starting weights: with mini-batches a too-large rate
+    wrecks the network inside epoch 0, whose mean loss must not become the yardstick."""
+    X, y = _moons()
+    start = _classifier()
+    net = start.copy()
+    with pytest.raises(gd.DivergenceError, match="at epoch 0: .*learning rate 20"):
+        net.fit(X, y, optimizer=gd.SGD(lr=20.0), epochs=5, batch_size=32)
+    for p, q in zip(net.parameters(), start.parameters()):  # rolled back to the start
+        np.testing.assert_array_equal(p, q)
+    # backoff keeps the step counter in line with the weights: 7 batches per epoch
+    opt = gd.SGD(lr=20.0, momentum=0.5)
+    history = net.fit(X, y, optimizer=opt, epochs=5, batch_size=32, on_divergence="backoff")
+    assert history.backoffs >= 1 and history.epochs == 5
+    assert opt.steps_done == 7 * history.epochs and opt.epochs_done == history.epochs
+
+
+class _FlakyEngine:
+    """The network's engine, but the chosen train_epoch calls report a diverged epoch."""
+
+    def __init__(self, engine, bad_calls):
+        self.engine, self.bad_calls, self.calls = engine, set(bad_calls), 0
+
+    def train_epoch(self, *args):
+        self.calls += 1
+        loss = self.engine.train_epoch(*args)
+        return math.inf if self.calls in self.bad_calls else loss
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+
+def test_repeated_backoff_at_one_epoch_keeps_counters_and_weights_in_step(backend, rng):
+    # Calls: epoch 0 ok, epoch 1 ok, epoch 2 diverges (back to the start of epoch 1, which is
+    # forgotten), the retry of epoch 1 diverges too (back to the start of epoch 1 again: no
+    # epoch may be forgotten twice), then epochs 1, 2, 3 go through at a quarter of the rate.
+    X, y = rng.normal(size=(12, 3)), rng.normal(size=12)
+    start = gd.Network.from_sizes([3, 4, 1], activation="tanh", dtype="float64", seed=0)
+    net = start.copy()
+    net._engine = _FlakyEngine(net._engine, bad_calls={3, 4})
+    opt = gd.SGD(lr=0.1)
+    history = net.fit(X, y, optimizer=opt, epochs=4, batch_size=5, shuffle=False,
+                      on_divergence="backoff")
+    assert history.backoffs == 2 and history.epochs == opt.epochs_done == 4
+    assert history.lr == [0.1, 0.025, 0.025, 0.025]
+    assert opt.steps_done == 3 * history.epochs  # 3 batches per epoch
+    replay = start.copy()
+    replay.fit(X, y, optimizer=gd.SGD(lr=0.1), epochs=1, batch_size=5, shuffle=False)
+    replay.fit(X, y, optimizer=gd.SGD(lr=0.025), epochs=3, batch_size=5, shuffle=False)
+    for p, q in zip(net.parameters(), replay.parameters()):
+        np.testing.assert_array_equal(p, q)
+
+
+class _Jump(Schedule):
+    """0.01 for five epochs, then a rate that makes the next step explode."""
+
+    def __init__(self):
+        super().__init__(0.01)
+
+    def _lr(self, epoch):
+        return 0.01 if epoch < 5 else 100.0
+
+    def _params(self):
+        return {}
+
+
+def test_restore_best_weights_never_restores_diverged_weights(backend):
+    # Full batch: the loss of epoch 5 (measured before its update) is the lowest, and the
+    # weights after epoch 5 are those that blew up in epoch 6. "stop" drops epoch 5; the
+    # best weights must then not be the exploded ones.
+    X = np.array([[1.0], [2.0], [3.0]])
+    y = 2 * X[:, 0]
+    net = gd.Network([gd.Layer(1, 1, init="zeros")], dtype="float64")
+    opt = gd.SGD(lr=_Jump())
+    history = net.fit(X, y, optimizer=opt, epochs=50, on_divergence="stop",
+                      restore_best_weights=True)
+    assert history.diverged and history.epochs == opt.epochs_done == 5
+    assert history.best_epoch == 4
+    final = net.loss(X, y)
+    assert np.isfinite(final) and final < history.loss[0]
+    assert final <= min(history.loss)  # the weights after the best recorded epoch
+
+
+def test_schedule_giving_a_bad_rate_mid_fit_is_a_clear_error(backend, rng):
+    class Negative(Schedule):
+        def __init__(self):
+            super().__init__(0.01)
+
+        def _lr(self, epoch):
+            return 0.01 if epoch == 0 else -1.0
+
+        def _params(self):
+            return {}
+
+    X, y = rng.normal(size=(10, 2)), rng.normal(size=10)
+    net = gd.Network.from_sizes([2, 1], dtype="float64", seed=0)
+    with pytest.raises(ValueError, match=r"learning rate for epoch 1 is -1\.0"):
+        net.fit(X, y, optimizer=gd.SGD(lr=Negative()), epochs=3)
+    assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+def test_backoff_gives_up_after_max_backoffs(backend):
+    # Every epoch "diverges": after MAX_BACKOFFS halvings, DivergenceError.
+    X = np.array([[1.0], [2.0]])
+    y = np.array([1.0, 2.0])
+    net = gd.Network([gd.Layer(1, 1)], dtype="float64")
+    net._engine = _FlakyEngine(net._engine, bad_calls=range(1, 1000))
+    start = [p.copy() for p in net.parameters()]
+    with pytest.raises(gd.DivergenceError) as info:
+        net.fit(X, y, optimizer=gd.SGD(lr=1.0), epochs=10, on_divergence="backoff")
+    assert info.value.history.backoffs == gd.training.MAX_BACKOFFS
+    assert info.value.lr == pytest.approx(2.0 ** -gd.training.MAX_BACKOFFS)
+    for p, q in zip(net.parameters(), start):
+        np.testing.assert_array_equal(p, q)
