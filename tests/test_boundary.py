@@ -106,7 +106,8 @@ def add(id, call, error, match):
 BAD_X = [
     ("3d", lambda: np.zeros((N, 3, 1)), ValueError, r"X must be 2-D .* got 3-D"),
     ("0d", lambda: np.array(1.0), ValueError, r"X must be 2-D .* got 0-D"),
-    ("features", lambda: np.zeros((N, 2)), ValueError, "X has 2 features but the network expects 3"),
+    ("features", lambda: np.zeros((N, 2)), ValueError,
+     "X has 2 features but the network expects 3"),
     ("1d-length", lambda: np.zeros(5), ValueError, "X is 1-D with 5 values"),
     ("empty", lambda: np.zeros((0, 3)), ValueError, "X is empty"),
     ("nan", lambda: np.full((N, 3), np.nan), ValueError, "X contains NaN"),
@@ -146,7 +147,8 @@ for call_id, call in X_CALLS.items():
 
 # --- y: shapes and values (reg: mse with 2 outputs; clf: 3 classes; bce: 1 output) --------
 BAD_Y = [
-    ("reg-samples", "reg", lambda w: np.zeros((5, 2)), ValueError, "y has 5 samples but X has 12"),
+    ("reg-samples", "reg", lambda w: np.zeros((5, 2)), ValueError,
+     "y has 5 samples but X has 12"),
     ("reg-1d", "reg", lambda w: np.zeros(N), ValueError, "y is 1-D but the network has 2 outputs"),
     ("reg-columns", "reg", lambda w: np.zeros((N, 3)), ValueError, r"y must have shape \(12, 2\)"),
     ("reg-3d", "reg", lambda w: np.zeros((N, 2, 1)), ValueError, r"y must have shape \(12, 2\)"),
@@ -163,7 +165,8 @@ BAD_Y = [
      r"labels must be in \[0, 2\]"),
     ("clf-label-huge-float", "clf", lambda w: np.r_[w.y_clf[:-1], 1e30], ValueError,
      r"labels must be in \[0, 2\]"),
-    ("clf-label-huge-uint", "clf", lambda w: np.r_[w.y_clf[:-1].astype(np.uint64), np.uint64(2**63 + 5)],
+    ("clf-label-huge-uint", "clf",
+     lambda w: np.r_[w.y_clf[:-1].astype(np.uint64), np.uint64(2**63 + 5)],
      ValueError, r"labels must be in \[0, 2\]"),
     ("clf-label-fraction", "clf", lambda w: np.r_[w.y_clf[:-1], 0.5], ValueError,
      "integer class labels"),
@@ -254,7 +257,8 @@ FIT_ARGS = [
     ("n_iter_no_change-zero", dict(n_iter_no_change=0), ValueError, "n_iter_no_change must be"),
     ("max_time-zero", dict(max_time=0), ValueError, "max_time must be > 0"),
     ("max_time-nan", dict(max_time=math.nan), ValueError, "max_time must be finite"),
-    ("validation_split-one", dict(validation_split=1.0), ValueError, "validation_split must be < 1"),
+    ("validation_split-one", dict(validation_split=1.0), ValueError,
+     "validation_split must be < 1"),
     ("validation_split-negative", dict(validation_split=-0.1), ValueError,
      "validation_split must be >= 0"),
     ("validation_split-nan", dict(validation_split=math.nan), ValueError,
@@ -661,7 +665,8 @@ def test_integer_arrays_equal_their_float_copies(backend, dtype, rng):
     np.testing.assert_array_equal(net.forward(X > 0), net.forward((X > 0).astype(float)))
 
 
-@pytest.mark.parametrize("labels", ["int32", "uint8", "float", "strided", "readonly", "fortran-onehot"])
+@pytest.mark.parametrize("labels", ["int32", "uint8", "float", "strided", "readonly",
+                                    "fortran-onehot"])
 def test_class_labels_in_any_integer_layout(backend, rng, labels):
     X = rng.normal(size=(9, 2))
     y = rng.integers(0, 3, size=9)

@@ -637,3 +637,241 @@ def test_reentrant_call_from_a_signal_handler_raises_runtime_error():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert 0 < args[-1][0] < len(args[3])
+
+
+# ---------------------------------------------------------------------------------- own kernels
+# The core multiplies small products with its own vectorised kernels (one build per instruction
+# set, picked at run time) and larger ones with OpenBLAS; float32 tanh/sigmoid/exp/bce use
+# polynomial approximations. The shapes below sit at and around every dispatch threshold
+# (vector width 8/16, the n == 1 dot path, the narrow transposed path, the packing and depth
+# limits, OpenBLAS beyond), on every instruction set this CPU runs.
+
+ISAS = core._kernel_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    core._set_kernel_isa(request.param)
+    yield request.param
+    core._set_kernel_isa("auto")
+
+
+def check_against_reference(sizes, n, acts, loss, targets, dtype):
+    eng, weights, biases, ref, _, _ = make_pair(sizes, acts, loss, dtype, seed=len(sizes) + n)
+    X, Y, _ = make_data(n, sizes[0], sizes[-1], targets, dtype, seed=n)
+    rtol = RTOL[dtype]
+    assert_close(eng.forward(X), ref.forward(X), rtol, "forward")
+    assert_close(eng.predict(X), ref.forward(X), rtol, "predict")
+    dW, db = gradient_buffers(weights, biases)
+    rW, rb = gradient_buffers(weights, biases)
+    assert_close(eng.gradients(X, Y, None, dW, db), ref.gradients(X, Y, None, rW, rb), rtol)
+    for i in range(len(dW)):
+        assert_close(dW[i], rW[i], rtol, f"dW[{i}]")
+        assert_close(db[i], rb[i], rtol, f"db[{i}]")
+    assert np.abs(dW[0]).max() > 0
+
+
+# (n_inputs, n_hidden, n_outputs, batch): widths around 8 and 16 lanes, one output (dot path),
+# narrow outputs under wide inputs (transposed path), depth 512/513 (own-kernel limit),
+# n_out * n_in around 4096 (packing limit of dZ @ W^T), m n k around 2^20 (OpenBLAS beyond),
+# one sample, one feature.
+KERNEL_SHAPES = [
+    (1, 1, 1, 1), (2, 16, 1, 32), (1, 7, 1, 5), (3, 8, 2, 4), (5, 9, 3, 3), (16, 15, 1, 17),
+    (17, 16, 7, 9), (15, 17, 8, 2), (31, 32, 9, 8), (33, 31, 16, 12), (16, 33, 17, 31),
+    (64, 128, 10, 32), (64, 128, 10, 1), (128, 10, 1, 40), (40, 64, 1, 7),
+    (512, 8, 3, 6), (513, 8, 3, 6), (8, 512, 3, 5), (4, 513, 2, 3),
+    (64, 64, 64, 16), (65, 64, 65, 16), (32, 128, 16, 16), (64, 256, 4, 17),
+    (96, 128, 24, 64), (128, 129, 10, 63), (200, 160, 130, 40), (256, 100, 3, 40),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", KERNEL_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_kernel_shapes_match_reference(shape, dtype, isa):
+    n_in, n_hidden, n_out, n = shape
+    check_against_reference([n_in, n_hidden, n_out], n, ["tanh", "identity"], "mse", "dense",
+                            dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("opt", ["sgd", "sgd_momentum", "sgd_nesterov", "sgd_wd"])
+def test_small_workload_epochs_match_reference(opt, dtype, isa):
+    """The issue's tiny/small workloads in miniature: bce and cross_entropy, two epochs."""
+    for sizes, acts, loss, targets in [([2, 16, 1], ["tanh", "sigmoid"], "bce", "binary"),
+                                       ([64, 128, 10], ["relu", "softmax"], "cross_entropy",
+                                        "labels")]:
+        eng, weights, biases, ref, ref_w, ref_b = make_pair(sizes, acts, loss, dtype)
+        X, Y, _ = make_data(100, sizes[0], sizes[-1], targets, dtype)
+        orders = [np.arange(100, dtype=np.int64)] * 2
+        got = run_epochs(eng, weights, biases, X, Y, None, orders, 32, opt)
+        want = run_epochs(ref, ref_w, ref_b, X, Y, None, orders, 32, opt)
+        rtol = 1e-6 if dtype == np.float64 else 1e-4
+        assert_close(got[0], want[0], rtol, "epoch losses")
+        for i, (a, b) in enumerate(zip(weights + biases, ref_w + ref_b)):
+            assert_close(a, b, rtol, f"parameter {i}")
+
+
+def one_layer(code, loss, n, dtype=np.float32):
+    """An engine whose output is f(X) itself: one layer, W = I, b = 0."""
+    return CORE[dtype]([np.eye(n, dtype=dtype)], [np.zeros(n, dtype)], [code], loss)
+
+
+def test_float32_math_accuracy(isa):
+    from scipy.special import expit
+    z = np.concatenate([np.linspace(-87, 87, 20001), np.linspace(-1e-3, 1e-3, 2001),
+                        [0.0, -0.0, 1e-30, -1e-30, 7.9, 8.0, -9.0]]).astype(np.float32)
+    zd = z.astype(np.float64)
+    col = z.reshape(-1, 1)
+
+    def ulps(got, want):
+        return np.abs(got - want) / np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+
+    assert ulps(one_layer(2, 0, 1).forward(col).ravel(), np.tanh(zd)).max() <= 8
+    assert ulps(one_layer(1, 0, 1).forward(col).ravel(), expit(zd)).max() <= 4
+    # beyond the normal range: limits, no overflow, NaN propagates
+    extreme = np.array([[-1e4], [-100.0], [100.0], [1e4], [np.inf], [-np.inf], [np.nan]],
+                       np.float32)
+    t = one_layer(2, 0, 1).forward(extreme).ravel()
+    s = one_layer(1, 0, 1).forward(extreme).ravel()
+    np.testing.assert_array_equal(t[:6], [-1, -1, 1, 1, 1, -1])
+    np.testing.assert_allclose(s[:6], [0, 0, 1, 1, 1, 0], atol=1e-30)
+    assert np.isnan(t[6]) and np.isnan(s[6])
+    # softmax (exp of z - max) and the bce loss (log1p(exp(-|z|)))
+    X = (np.random.default_rng(0).standard_normal((500, 6)) * 30).astype(np.float32)
+    want = np.exp(X - X.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(one_layer(8, 4, 6).forward(X), want, rtol=1e-5, atol=1e-7)
+    zb = np.linspace(-60, 60, 4001).astype(np.float32).reshape(-1, 1)
+    for y in (0.0, 1.0):
+        Y = np.full_like(zb, y)
+        zz = zb.astype(np.float64)
+        want = np.mean(np.maximum(zz, 0) - zz * y + np.log1p(np.exp(-np.abs(zz))))
+        assert abs(one_layer(1, 3, 1).loss(zb, Y, None) - want) <= 1e-6 * want
+
+
+def test_kernel_isa_selection():
+    assert ISAS[0] == "x86-64" and core.build_info()["kernels_isa"] == ISAS[-1]
+    with pytest.raises(ValueError, match="unknown or unsupported"):
+        core._set_kernel_isa("sse9")
+    assert core.build_info()["kernels_isa"] == ISAS[-1]
+
+
+# ---------------------------------------------------------------------------------- predict
+
+@pytest.fixture
+def converter():
+    """Registers gdcore._validation.features as predict's converter for the test."""
+    from gdcore import _validation
+    previous = core.get_input_converter()
+    core.set_input_converter(_validation.features)
+    yield _validation.features
+    core.set_input_converter(previous)
+
+
+@pytest.fixture
+def no_converter():
+    previous = core.get_input_converter()
+    core.set_input_converter(None)
+    yield
+    core.set_input_converter(previous)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_predict_fast_path_equals_forward(dtype):
+    eng, *_ = make_pair([6, 9, 3], ["relu", "softmax"], "cross_entropy", dtype)
+    X, _, _ = make_data(50, 6, 3, "labels", dtype)
+    out = eng.predict(X)
+    assert out.dtype == dtype and out.shape == (50, 3) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, eng.forward(X))
+    one = eng.predict(X[7])  # a 1-D row is one sample
+    assert one.shape == (1, 3)
+    np.testing.assert_array_equal(one, eng.forward(X[7:8]))
+    big = np.tile(X, (100, 1))  # past the stack scratch: a buffer of its own, GIL released
+    np.testing.assert_array_equal(eng.predict(big), eng.forward(big))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_predict_converts_through_the_registered_converter(dtype, converter):
+    eng, *_ = make_pair([4, 5, 2], ["tanh", "identity"], "mse", dtype)
+    X, _, _ = make_data(6, 4, 2, "dense", dtype)
+    want = eng.forward(X)
+    other = np.float64 if dtype == np.float32 else np.float32
+    for x in (X.tolist(), X.astype(other), np.asfortranarray(X), X[0].tolist()):
+        got = eng.predict(x)
+        assert got.dtype == dtype
+        assert_close(got, want[: len(got)], RTOL[np.float32])
+    calls = []
+
+    def counting(X, n_inputs, dtype):
+        calls.append((n_inputs, dtype))
+        return converter(X, n_inputs, dtype)
+
+    core.set_input_converter(counting)
+    eng.predict(X)                 # fast path: the converter is not called
+    eng.predict(X.tolist())
+    assert calls == [(4, np.dtype(dtype))]
+    core.set_input_converter(converter)
+    bad = X.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        eng.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        eng.predict(X[:, :3].copy())
+    with pytest.raises(ValueError, match="empty"):
+        eng.predict(X[:0])
+
+
+def test_predict_without_a_converter_checks_strictly(no_converter):
+    eng, *_ = make_pair([4, 5, 2], ["tanh", "identity"], "mse", np.float32)
+    X, _, _ = make_data(6, 4, 2, "dense", np.float32)
+    np.testing.assert_array_equal(eng.predict(X[1]), eng.forward(X[1:2]))
+    with pytest.raises(TypeError, match="X must be a float32 array"):
+        eng.predict(X.astype(np.float64))
+    with pytest.raises(TypeError, match="X must be a numpy.ndarray"):
+        eng.predict(X.tolist())
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        eng.predict(bad)
+    with pytest.raises(ValueError, match="at least one row"):
+        eng.predict(X[:0])
+    with pytest.raises(TypeError, match="callable"):
+        core.set_input_converter(3)
+
+
+def test_predict_from_many_threads_and_during_training():
+    """Concurrent predictions never raise and never mix up results; a training call on the
+    same engine meanwhile is waited for."""
+    eng, weights, biases, args = long_epoch(np.float64, repeats=200)
+    X = args[0]
+    rows = [np.ascontiguousarray(X[i]) for i in range(8)]
+    want = [eng.forward(X[i:i + 1]) for i in range(8)]
+    big = np.tile(X, (40, 1))
+    want_big = eng.forward(big)
+    errors = []
+
+    def predict(i):
+        try:
+            for _ in range(300):
+                np.testing.assert_array_equal(eng.predict(rows[i]), want[i])
+                if i % 4 == 0:
+                    np.testing.assert_array_equal(eng.predict(big), want_big)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=predict, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+    # predictions while an epoch runs: no RuntimeError, finite outputs of the right shape
+    results = []
+    trainer = threading.Thread(target=lambda: eng.train_epoch(*args))
+    trainer.start()
+    while trainer.is_alive() and len(results) < 200:
+        results.append(eng.predict(rows[0]))
+    trainer.join()
+    assert all(r.shape == (1, 4) and np.isfinite(r).all() for r in results)
+    np.testing.assert_array_equal(eng.predict(rows[0]), eng.forward(X[:1]))

@@ -3,8 +3,8 @@
 # test suite under them. Exits non-zero when a test fails or a sanitizer reports anything
 # (in pytest itself or in any subprocess a test starts).
 #
-#   tools/sanitize.sh                 # the whole suite
-#   tools/sanitize.sh -k boundary -x  # extra arguments go to pytest
+#   tools/sanitize.sh                          # the whole suite
+#   tools/sanitize.sh tests/test_boundary.py -x  # arguments go to pytest (paths from the repo)
 #
 # The build goes to its own virtual environment and build folder, never the dev install:
 #   GDCORE_ASAN_VENV  (default build/asan-venv)  fresh venv with gdcore + the test extras
@@ -50,7 +50,6 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PY="$VENV/bin/python"
 say "installing build and test dependencies"
-"$PY" -m pip install --quiet --upgrade pip
 "$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13" "scipy-openblas32>=0.3.28" \
     "numpy>=1.23" "pytest>=7" "hypothesis>=6" "tqdm>=4.60"
 
@@ -65,8 +64,11 @@ CXX="$CXX" "$PY" -m pip install --quiet --no-deps --no-build-isolation --force-r
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
 export LD_PRELOAD="$ASAN_LIB:$CXXLIB${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$REPORTS/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87:log_path=$REPORTS/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+ASAN_DEFAULTS="detect_leaks=0:halt_on_error=1:exitcode=86:detect_stack_use_after_return=1"
+ASAN_DEFAULTS+=":check_initialization_order=1:log_path=$REPORTS/asan"
+export ASAN_OPTIONS="$ASAN_DEFAULTS${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+UBSAN_DEFAULTS="print_stacktrace=1:halt_on_error=1:exitcode=87:log_path=$REPORTS/ubsan"
+export UBSAN_OPTIONS="$UBSAN_DEFAULTS${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export PYTHONMALLOC=malloc
 export PYTHONFAULTHANDLER=1
 unset GDCORE_BACKEND  # the compiled core must be what runs
@@ -89,8 +91,8 @@ EOF
 # The reporting itself works: a deliberate heap overflow (through libc's memset, which ASan
 # intercepts) must leave a report file.
 say "self-check: a deliberate overflow must be reported"
-"$PY" -c "import ctypes; b = ctypes.create_string_buffer(8); ctypes.memset(ctypes.addressof(b), 0, 64)" \
-    2>/dev/null && { echo "sanitize.sh: the deliberate overflow went unnoticed" >&2; exit 2; }
+OVERFLOW="import ctypes as c; b = c.create_string_buffer(8); c.memset(c.addressof(b), 0, 64)"
+"$PY" -c "$OVERFLOW" 2>/dev/null && { echo "sanitize.sh: the overflow went unnoticed" >&2; exit 2; }
 if ! compgen -G "$REPORTS/asan.*" > /dev/null; then
     echo "sanitize.sh: ASan wrote no report for the deliberate overflow (log_path broken?)" >&2
     exit 2
@@ -98,8 +100,20 @@ fi
 rm -f "$REPORTS"/*
 
 say "running the tests under ASan + UBSan (reports go to $REPORTS)"
+# Paths among the arguments are relative to the repository; without any, the whole suite.
+ARGS=()
+TARGETS=()
+for arg in "$@"; do
+    if [[ "$arg" != -* && -e "$ROOT/${arg%%::*}" ]]; then
+        TARGETS+=("$ROOT/$arg")
+    else
+        ARGS+=("$arg")
+    fi
+done
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=("$ROOT/tests")
 status=0
-"$PY" -m pytest "$ROOT/tests" -q -p no:cacheprovider --rootdir="$ROOT" "$@" || status=$?
+"$PY" -m pytest "${TARGETS[@]}" -q -p no:cacheprovider --rootdir="$ROOT" ${ARGS[@]+"${ARGS[@]}"} \
+    || status=$?
 
 if compgen -G "$REPORTS/*" > /dev/null; then
     say "sanitizer reports:"

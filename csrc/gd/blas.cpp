@@ -38,6 +38,7 @@ inline void add_bias(index_t m, index_t n, const T* bias, T* c, index_t ldc) noe
 inline kernels::GemmFn<float> own_gemm(float) noexcept { return kernels::table().sgemm; }
 inline kernels::GemmFn<double> own_gemm(double) noexcept { return kernels::table().dgemm; }
 
+
 }  // namespace
 
 bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept {

@@ -167,7 +167,12 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
         return;
     }
     // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
+    // A single row (a prediction) takes panels of 4 vectors: 4 independent sums, not 2.
     index_t j = 0;
+    if (m == 1)
+        for (; j + 4 * L <= n; j += 4 * L)
+            panel<T, 1, 4>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                           bias ? bias + j : nullptr);
     for (; j + 2 * L <= n; j += 2 * L)
         panel<T, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
                        bias ? bias + j : nullptr);
@@ -185,9 +190,9 @@ template <class T>
 GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
     T lanes[Vec<T>::lanes];
     vstore(lanes, v);
-    T s = T(0);
-    for (int q = 0; q < Vec<T>::lanes; ++q) s += lanes[q];
-    return s;
+    for (int w = Vec<T>::lanes / 2; w >= 1; w /= 2)  // pairwise: log2(lanes) dependent adds
+        for (int q = 0; q < w; ++q) lanes[q] += lanes[q + w];
+    return lanes[0];
 }
 
 template <class T>
@@ -368,18 +373,47 @@ void bce_map(const float* z, const float* y, float* l, index_t size) noexcept {
     }
 }
 
-// s[j] = sum_r x[r, j], rows added in order (NumPy's x.sum(axis=0) on a C array).
+// s[j] = sum_r x[r, j], rows added in order (NumPy's x.sum(axis=0) on a C array): whole
+// vectors of columns summed in registers down the rows, then the last columns one by one.
 template <class T>
 void column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
-    for (index_t j = 0; j < cols; ++j) s[j] = x[j];
-    for (index_t r = 1; r < rows; ++r) {
-        const T* xr = x + r * cols;
-        for (index_t j = 0; j < cols; ++j) s[j] += xr[j];
+    using V = typename Vec<T>::type;
+    constexpr int L = Vec<T>::lanes;
+    index_t j = 0;
+    for (; j + 2 * L <= cols; j += 2 * L) {
+        V s0 = vload<V>(x + j), s1 = vload<V>(x + j + L);
+        for (index_t r = 1; r < rows; ++r) {
+            s0 += vload<V>(x + r * cols + j);
+            s1 += vload<V>(x + r * cols + j + L);
+        }
+        vstore(s + j, s0);
+        vstore(s + j + L, s1);
+    }
+    for (; j + L <= cols; j += L) {
+        V s0 = vload<V>(x + j);
+        for (index_t r = 1; r < rows; ++r) s0 += vload<V>(x + r * cols + j);
+        vstore(s + j, s0);
+    }
+    for (; j < cols; ++j) {
+        T sj = x[j];
+        for (index_t r = 1; r < rows; ++r) sj += x[r * cols + j];
+        s[j] = sj;
     }
 }
 
 // SGD on float32 (optimizers.cpp's rule): g += wd p; buf = momentum buf + g (when buf is not
 // null); g = g + momentum buf (nesterov) or buf; p -= lr g. One pass over the arrays.
+template <bool decay, bool nesterov>
+GD_INLINE void sgd_momentum_f32(float* p, const float* g, float* buf, index_t size, float lr,
+                                float momentum, float weight_decay) noexcept {
+    for (index_t i = 0; i < size; ++i) {
+        const float gi = decay ? g[i] + weight_decay * p[i] : g[i];
+        const float b = momentum * buf[i] + gi;
+        buf[i] = b;
+        p[i] -= lr * (nesterov ? gi + momentum * b : b);
+    }
+}
+
 void sgd_f32(float* p, float* g, float* buf, index_t size, float lr, float momentum,
              bool nesterov, float weight_decay) noexcept {
     if (buf == nullptr) {
@@ -389,20 +423,13 @@ void sgd_f32(float* p, float* g, float* buf, index_t size, float lr, float momen
             for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
         return;
     }
+    const bool decay = weight_decay != 0.0f;
     if (nesterov) {
-        for (index_t i = 0; i < size; ++i) {
-            const float gi = weight_decay != 0.0f ? g[i] + weight_decay * p[i] : g[i];
-            const float b = momentum * buf[i] + gi;
-            buf[i] = b;
-            p[i] -= lr * (gi + momentum * b);
-        }
+        if (decay) sgd_momentum_f32<true, true>(p, g, buf, size, lr, momentum, weight_decay);
+        else sgd_momentum_f32<false, true>(p, g, buf, size, lr, momentum, weight_decay);
     } else {
-        for (index_t i = 0; i < size; ++i) {
-            const float gi = weight_decay != 0.0f ? g[i] + weight_decay * p[i] : g[i];
-            const float b = momentum * buf[i] + gi;
-            buf[i] = b;
-            p[i] -= lr * b;
-        }
+        if (decay) sgd_momentum_f32<true, false>(p, g, buf, size, lr, momentum, weight_decay);
+        else sgd_momentum_f32<false, false>(p, g, buf, size, lr, momentum, weight_decay);
     }
 }
 

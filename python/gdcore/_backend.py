@@ -93,7 +93,9 @@ def set_num_threads(n: int) -> None:
     n : int
         At least 1.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be a positive integer, got {type(n).__name__} {n!r}")
+    if n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if _core is not None and hasattr(_core, "set_num_threads"):
         _core.set_num_threads(int(n))

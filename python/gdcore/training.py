@@ -123,7 +123,7 @@ def _bool(value: Any, name: str) -> bool:
 #: as diverged.
 DIVERGENCE_RATIO = 1e4
 #: The starting loss is measured on at most this many training samples (the first ones).
-REFERENCE_SAMPLES = 4096
+REFERENCE_SAMPLES = 256
 
 
 def _sane(loss: float, reference: Optional[float], params: Sequence[np.ndarray]) -> bool:
@@ -186,7 +186,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     on_divergence : {"raise", "stop", "backoff"}
         An epoch diverges when its loss or the weights are not finite, or its loss exceeds
         ``DIVERGENCE_RATIO`` (1e4) times the loss of the starting weights (measured on up to
-        4096 training samples before the first epoch), or 1e4 if that is larger. The
+        256 training samples before the first epoch), or 1e4 if that is larger. The
         weights and optimizer state then go back to the start of the last epoch with a sane
         loss, and that epoch is dropped from the history; then: "raise" raises
         :class:`DivergenceError`; "stop" returns; "backoff" halves the learning rate and goes
@@ -203,6 +203,13 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     Returns
     -------
     History
+
+    Notes
+    -----
+    Invalid arguments raise ``ValueError``/``TypeError`` before anything changes. Ctrl-C
+    (``KeyboardInterrupt``) stops training: the compiled core finishes the current step, the
+    NumPy engine goes back to the start of the interrupted epoch; either way the weights, the
+    optimizer's state and its step count stay consistent and ``fit`` may be called again.
     """
     # --- validate everything before touching the network ----------------------------------
     epochs = v.positive_int(epochs, "epochs")
