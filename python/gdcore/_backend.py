@@ -24,6 +24,12 @@ else:
 
 _BACKENDS = ("cpp", "numpy")
 
+if _core is not None and hasattr(_core, "set_input_converter"):
+    # predict's fast path takes ready arrays; everything else goes through the same checks
+    # (and error messages) as the rest of the public API.
+    from ._validation import features as _features
+    _core.set_input_converter(_features)
+
 
 def _core_engines_available() -> bool:
     """True when the compiled module exists and carries the training engines."""

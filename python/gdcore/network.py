@@ -222,6 +222,7 @@ class Network:
             [layer._weights for layer in self._layers], [layer._bias for layer in self._layers],
             [ACTIVATIONS[layer.activation] for layer in self._layers], LOSSES[loss],
             self._backend)
+        self._predict = getattr(self._engine, "predict", None) if self._backend == "cpp" else None
         for layer in self._layers:
             _NETWORKS_OF_LAYER.setdefault(layer, weakref.WeakSet()).add(self)
 
@@ -295,6 +296,12 @@ class Network:
 
         A 1-D ``X`` of length ``n_inputs`` is one sample and gives ``(1, n_outputs)``.
         """
+        if self._predict is not None:
+            # The compiled core validates a ready array itself and hands anything else to
+            # _validation.features (registered in _backend): one call, no per-layer Python.
+            # The lock keeps it from seeing the temporary weights of find_lr or a rollback.
+            with self._lock:
+                return self._predict(X)
         X = v.features(X, self.n_inputs, self._dtype)
         with self._lock:
             return self._engine.forward(X)
