@@ -1,0 +1,56 @@
+"""Type stub of gdcore's compiled core (csrc/bindings). The engine contract is docs/design.md."""
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+def build_info() -> dict[str, Any]:
+    """Compiler, flags, version and BLAS (configuration, CPU kernel, threads) of the build."""
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the core's OpenBLAS uses (process-wide)."""
+
+def get_num_threads() -> int:
+    """The number of threads the core's OpenBLAS uses."""
+
+def set_input_converter(fn: Optional[Callable[[Any, int, np.dtype], np.ndarray]]) -> None:
+    """Register fn(X, n_inputs, dtype) -> ndarray for predict's inputs off its fast path."""
+
+def get_input_converter() -> Optional[Callable[[Any, int, np.dtype], np.ndarray]]: ...
+def _kernel_isas() -> list[str]: ...
+def _set_kernel_isa(isa: str) -> None: ...
+
+class _Engine:
+    def __init__(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+                 activations: Sequence[int], loss: int) -> None: ...
+    @property
+    def n_inputs(self) -> int: ...
+    @property
+    def n_outputs(self) -> int: ...
+    @property
+    def n_layers(self) -> int: ...
+    @property
+    def loss_code(self) -> int: ...
+    @property
+    def activations(self) -> list[int]: ...
+    @property
+    def weights(self) -> list[np.ndarray]: ...
+    @property
+    def biases(self) -> list[np.ndarray]: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Output activations (n_samples, n_outputs) for X of shape (n_samples, n_inputs)."""
+    def predict(self, X: Any) -> np.ndarray:
+        """forward for any input: ready arrays directly, the rest through the converter."""
+    def loss(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray]) -> float:
+        """The mean loss sum_j(w_j l_j) / sum_j(w_j)."""
+    def gradients(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+                  dW: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> float:
+        """Fill dW[i], db[i] in place with the gradient of loss(X, Y, sample_weight)."""
+    def train_epoch(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+                    order: np.ndarray, batch_size: int, optimizer: int, hyper: np.ndarray,
+                    state: Sequence[np.ndarray], step: np.ndarray) -> float:
+        """One epoch over the batches of `order`; parameters, state and step change in place."""
+
+class EngineF32(_Engine): ...
+class EngineF64(_Engine): ...
