@@ -404,11 +404,11 @@ def memory_probe(backend: str, threads: int) -> dict:
 
 def measure_memory(engines, threads: int, log) -> dict:
     results = {}
-    for engine, backend in (("gdcore", "cpp"), ("numpy", "numpy")):
+    for engine, backend in GDCORE_BACKENDS.items():
         if engine not in engines:
             continue
         if backend == "cpp" and not cpp_available():
-            log("  memory  gdcore   skipped: gdcore C++ core not built")
+            log(f"  memory  {engine:8s} skipped: gdcore C++ core not built")
             continue
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-probe",
                               backend, "--threads", str(threads)],

@@ -27,11 +27,20 @@ inline void blas_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, double 
                       blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
 
+// The epilogue after a BLAS call, one pass per step (each loop vectorises).
 template <class T>
-inline void add_bias(index_t m, index_t n, const T* bias, T* c, index_t ldc) noexcept {
+void apply_epilogue(index_t m, index_t n, const kernels::Epilogue<T>& ep, T* c,
+                    index_t ldc) noexcept {
     for (index_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
-        for (index_t j = 0; j < n; ++j) ci[j] += bias[j];
+        if (ep.bias != nullptr)
+            for (index_t j = 0; j < n; ++j) ci[j] += ep.bias[j];
+        if (ep.relu)
+            for (index_t j = 0; j < n; ++j) ci[j] = ci[j] < T(0) ? T(0) : ci[j];
+        if (ep.mask != nullptr) {
+            const T* mi = ep.mask + i * ep.ldm;
+            for (index_t j = 0; j < n; ++j) ci[j] = mi[j] > T(0) ? ci[j] : T(0);
+        }
     }
 }
 
@@ -51,14 +60,15 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept 
 
 template <class T>
 void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-          const T* b, index_t ldb, T beta, T* c, index_t ldc, const T* bias) noexcept {
+          const T* b, index_t ldb, T beta, T* c, index_t ldc,
+          const kernels::Epilogue<T>& epilogue) noexcept {
     if (m == 0 || n == 0) return;
     if (use_own_kernel(op_a, op_b, m, n, k)) {
         own_gemm(T())(op_a == Op::transpose, op_b == Op::transpose, m, n, k, alpha, a, lda, b,
-                      ldb, beta, c, ldc, bias);
+                      ldb, beta, c, ldc, epilogue);
     } else {
         blas_gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        if (bias != nullptr) add_bias(m, n, bias, c, ldc);
+        apply_epilogue(m, n, epilogue, c, ldc);
     }
 }
 
@@ -68,8 +78,10 @@ const char* config() noexcept { return scipy_openblas_get_config(); }
 const char* corename() noexcept { return scipy_openblas_get_corename(); }
 
 template void gemm<float>(Op, Op, index_t, index_t, index_t, float, const float*, index_t,
-                          const float*, index_t, float, float*, index_t, const float*) noexcept;
+                          const float*, index_t, float, float*, index_t,
+                          const kernels::Epilogue<float>&) noexcept;
 template void gemm<double>(Op, Op, index_t, index_t, index_t, double, const double*, index_t,
-                           const double*, index_t, double, double*, index_t, const double*) noexcept;
+                           const double*, index_t, double, double*, index_t,
+                           const kernels::Epilogue<double>&) noexcept;
 
 }  // namespace gd::blas

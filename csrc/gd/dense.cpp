@@ -10,16 +10,16 @@ namespace gd {
 
 template <class T>
 void dense_forward(const T* a_prev, const T* w, const T* b, index_t n, index_t n_in,
-                   index_t n_out, T* z) noexcept {
+                   index_t n_out, T* z, bool relu) noexcept {
     // Z = A_prev @ W, then + b on every row (the order NumPy's A @ W + b uses; the own kernel
     // adds b to each tile as it stores it).
     blas::gemm(blas::Op::none, blas::Op::none, n, n_out, n_in, T(1), a_prev, n_in, w, n_out,
-               T(0), z, n_out, b);
+               T(0), z, n_out, kernels::Epilogue<T>{b, relu, nullptr, 0});
 }
 
 template <class T>
 void dense_backward(const T* a_prev, const T* dz, const T* w, index_t n, index_t n_in,
-                    index_t n_out, T* dw, T* db, T* da_prev) noexcept {
+                    index_t n_out, T* dw, T* db, T* da_prev, bool relu_prev) noexcept {
     // dW = A_prev^T @ dZ
     blas::gemm(blas::Op::transpose, blas::Op::none, n_in, n_out, n, T(1), a_prev, n_in, dz,
                n_out, T(0), dw, n_out);
@@ -29,17 +29,18 @@ void dense_backward(const T* a_prev, const T* dz, const T* w, index_t n, index_t
     // dA_prev = dZ @ W^T
     if (da_prev != nullptr) {
         blas::gemm(blas::Op::none, blas::Op::transpose, n, n_in, n_out, T(1), dz, n_out, w,
-                   n_out, T(0), da_prev, n_in);
+                   n_out, T(0), da_prev, n_in,
+                   kernels::Epilogue<T>{nullptr, false, relu_prev ? a_prev : nullptr, n_in});
     }
 }
 
 template void dense_forward<float>(const float*, const float*, const float*, index_t, index_t,
-                                   index_t, float*) noexcept;
+                                   index_t, float*, bool) noexcept;
 template void dense_forward<double>(const double*, const double*, const double*, index_t,
-                                    index_t, index_t, double*) noexcept;
+                                    index_t, index_t, double*, bool) noexcept;
 template void dense_backward<float>(const float*, const float*, const float*, index_t, index_t,
-                                    index_t, float*, float*, float*) noexcept;
+                                    index_t, float*, float*, float*, bool) noexcept;
 template void dense_backward<double>(const double*, const double*, const double*, index_t,
-                                     index_t, index_t, double*, double*, double*) noexcept;
+                                     index_t, index_t, double*, double*, double*, bool) noexcept;
 
 }  // namespace gd

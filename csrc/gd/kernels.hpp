@@ -7,21 +7,32 @@
 
 namespace gd::kernels {
 
-// C (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C (+ bias[j] on every row when bias
-// is not null), row-major, as blas::gemm. beta == 0 overwrites C. Requires k <= max_depth and,
-// when B is transposed, k * n <= max_packed (op(B) is packed on the stack). Not Op::transpose
-// for both operands.
+// What a GEMM does to each element of C = alpha op(A) op(B) + beta C before storing it, in
+// this order: + bias[j]; max(., 0) if relu (NaN stays NaN); 0 where mask[i * ldm + j] <= 0
+// (relu's backward dZ = dA * (A > 0), with mask = A).
+template <class T>
+struct Epilogue {
+    const T* bias = nullptr;
+    bool relu = false;
+    const T* mask = nullptr;
+    index_t ldm = 0;
+};
+
+// C (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C, then the epilogue, row-major,
+// as blas::gemm. beta == 0 overwrites C. Requires k <= max_depth and, when B is transposed,
+// k * n <= max_packed (op(B) is packed on the stack). Not Op::transpose for both operands.
 template <class T>
 using GemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                         const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                        index_t ldc, const T* bias);
+                        index_t ldc, Epilogue<T> epilogue);
 inline constexpr index_t max_depth = 512;
 inline constexpr index_t max_packed = 4096;
 
 // y[i] = f(x[i]) for i < size; y may equal x.
 using MapFn = void (*)(const float* x, float* y, index_t size);
 
-// One instruction set's kernels.
+// One instruction set's kernels. (Each kernels_<isa>.cpp keeps every function internal: no
+// inline function shared with the rest of the library is compiled for a wider ISA.)
 struct Table {
     const char* isa;
     GemmFn<float> sgemm;

@@ -33,6 +33,22 @@ GD_INLINE void vstore(T* p, V v) noexcept {
 }
 
 // ------------------------------------------------------------------------------ GEMM
+// The epilogue of the block of C starting at row i, column j.
+template <class T>
+GD_INLINE Epilogue<T> shifted(const Epilogue<T>& ep, index_t i, index_t j) noexcept {
+    return {ep.bias ? ep.bias + j : nullptr, ep.relu, ep.mask ? ep.mask + i * ep.ldm + j : nullptr,
+            ep.ldm};
+}
+
+// The epilogue of one element C[i, j] (i, j relative to the epilogue's origin).
+template <class T>
+GD_INLINE T finish(T out, const Epilogue<T>& ep, index_t i, index_t j) noexcept {
+    if (ep.bias != nullptr) out += ep.bias[j];
+    if (ep.relu) out = out < T(0) ? T(0) : out;
+    if (ep.mask != nullptr) out = ep.mask[i * ep.ldm + j] > T(0) ? out : T(0);
+    return out;
+}
+
 // A tile of MR rows x NV vectors of C, its accumulators kept in registers over the depth.
 template <class T, int MR, int NV>
 struct Tile {
@@ -61,14 +77,16 @@ struct Tile {
         }
     }
 
-    // C = alpha * acc, + beta * C, + bias: NumPy's order for A @ W + b (alpha 1, beta 0).
-    GD_INLINE void store(T* c, index_t ldc, T alpha, T beta, const T* bias) const noexcept {
+    // C = alpha * acc, + beta * C, then the epilogue: NumPy's order for A @ W + b.
+    GD_INLINE void store(T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) const noexcept {
         for (int r = 0; r < MR; ++r) {
             for (int v = 0; v < NV; ++v) {
                 T* cp = c + r * ldc + v * L;
                 V out = alpha == T(1) ? acc[r][v] : alpha * acc[r][v];
                 if (beta != T(0)) out += beta * vload<V>(cp);
-                if (bias != nullptr) out += vload<V>(bias + v * L);
+                if (ep.bias != nullptr) out += vload<V>(ep.bias + v * L);
+                if (ep.relu) out = out < V{} ? V{} : out;
+                if (ep.mask != nullptr) out = vload<V>(ep.mask + r * ep.ldm + v * L) > V{} ? out : V{};
                 vstore(cp, out);
             }
         }
@@ -76,7 +94,7 @@ struct Tile {
 
     // The same for the first w < L columns only (NV == 1).
     GD_INLINE void store_part(index_t w, T* c, index_t ldc, T alpha, T beta,
-                              const T* bias) const noexcept {
+                              const Epilogue<T>& ep) const noexcept {
         alignas(64) T lanes[L];
         for (int r = 0; r < MR; ++r) {
             vstore(lanes, alpha == T(1) ? acc[r][0] : alpha * acc[r][0]);
@@ -84,8 +102,7 @@ struct Tile {
             for (index_t q = 0; q < w; ++q) {
                 T out = lanes[q];
                 if (beta != T(0)) out += beta * cr[q];
-                if (bias != nullptr) out += bias[q];
-                cr[q] = out;
+                cr[q] = finish(out, ep, r, q);
             }
         }
     }
@@ -95,17 +112,31 @@ struct Tile {
 // Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then 1-row tiles.
 template <class T, int MR, int NV>
 GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs, const T* b,
-                     index_t ldb, T* c, index_t ldc, T alpha, T beta, const T* bias) noexcept {
+                     index_t ldb, T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) noexcept {
     index_t i = 0;
     for (; i + MR <= m; i += MR) {
         Tile<T, MR, NV> t;
         t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.store(c + i * ldc, ldc, alpha, beta, bias);
+        t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+    }
+    // The last rows: one tile of 2 or 3 rows where it fits MR (more independent sums), then 1.
+    if (MR > 2 && m - i >= 2) {
+        if (m - i >= 3 && MR > 3) {
+            Tile<T, 3, NV> t;
+            t.add(0, k, a + i * ars, ars, acs, b, ldb);
+            t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+            i += 3;
+        } else {
+            Tile<T, 2, NV> t;
+            t.add(0, k, a + i * ars, ars, acs, b, ldb);
+            t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+            i += 2;
+        }
     }
     for (; i < m; ++i) {
         Tile<T, 1, NV> t;
         t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.store(c + i * ldc, ldc, alpha, beta, bias);
+        t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
 }
 
@@ -115,7 +146,7 @@ GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs,
 template <class T, int MR>
 GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, index_t ars,
                           index_t acs, const T* b, index_t ldb, T* c, index_t ldc, T alpha,
-                          T beta, const T* bias) noexcept {
+                          T beta, const Epilogue<T>& ep) noexcept {
     constexpr int L = Vec<T>::lanes;
     const index_t w = n_cols;
     // Row p's vector ends at p * ldb + L; b's last used element is (k - 1) * ldb + w - 1.
@@ -128,25 +159,39 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
         for (index_t q = w; q < L; ++q) last[p * L + q] = T(0);
     }
     const index_t acs_last = acs;
+    if (m == 1) {  // one row: 4 independent sums over interleaved p, not one long chain
+        using V = typename Vec<T>::type;
+        V acc[4] = {V{}, V{}, V{}, V{}};
+        index_t p = 0;
+        for (; p + 4 <= k_safe; p += 4)
+            for (int q = 0; q < 4; ++q) acc[q] += a[(p + q) * acs] * vload<V>(b + (p + q) * ldb);
+        for (; p < k_safe; ++p) acc[0] += a[p * acs] * vload<V>(b + p * ldb);
+        for (index_t r = 0; r < n_last; ++r)
+            acc[1] += a[(k_safe + r) * acs] * vload<V>(last + r * L);
+        Tile<T, 1, 1> t;
+        t.acc[0][0] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        t.store_part(w, c, ldc, alpha, beta, ep);
+        return;
+    }
     index_t i = 0;
     for (; i + MR <= m; i += MR) {
         Tile<T, MR, 1> t;
         t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
         t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
-        t.store_part(w, c + i * ldc, ldc, alpha, beta, bias);
+        t.store_part(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
     for (; i < m; ++i) {
         Tile<T, 1, 1> t;
         t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
         t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
-        t.store_part(w, c + i * ldc, ldc, alpha, beta, bias);
+        t.store_part(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
 }
 
 template <class T>
 void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                 const T* bias) noexcept {
+                 const Epilogue<T>& ep) noexcept {
     constexpr int L = Vec<T>::lanes;
     // op(B) transposed: pack it as k x n (row stride n) first.
     alignas(64) T packed[max_packed];
@@ -158,12 +203,10 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
     }
     const index_t ars = trans_a ? 1 : lda;  // a(i, p) = a[i * ars + p * acs]
     const index_t acs = trans_a ? lda : 1;
-    if (k == 0) {  // C = beta C (+ bias): no product
+    if (k == 0) {  // C = beta C, then the epilogue: no product
         for (index_t i = 0; i < m; ++i)
-            for (index_t j = 0; j < n; ++j) {
-                T out = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-                c[i * ldc + j] = bias != nullptr ? out + bias[j] : out;
-            }
+            for (index_t j = 0; j < n; ++j)
+                c[i * ldc + j] = finish(beta == T(0) ? T(0) : beta * c[i * ldc + j], ep, i, j);
         return;
     }
     // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
@@ -172,16 +215,16 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
     if (m == 1)
         for (; j + 4 * L <= n; j += 4 * L)
             panel<T, 1, 4>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                           bias ? bias + j : nullptr);
+                           shifted(ep, 0, j));
     for (; j + 2 * L <= n; j += 2 * L)
         panel<T, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                       bias ? bias + j : nullptr);
+                       shifted(ep, 0, j));
     for (; j + L <= n; j += L)
         panel<T, 8, 1>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                       bias ? bias + j : nullptr);
+                       shifted(ep, 0, j));
     if (j < n)
         tail_panel<T, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                         bias ? bias + j : nullptr);
+                         shifted(ep, 0, j));
 }
 
 // One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows
@@ -197,23 +240,22 @@ GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
 
 template <class T>
 void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
-              T beta, T* c, index_t ldc, const T* bias) noexcept {
+              T beta, T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
     using V = typename Vec<T>::type;
     constexpr int L = Vec<T>::lanes;
     constexpr index_t max_k = 1024;
     alignas(64) T column[max_k];  // w made contiguous
     const T* w = b;
     if (ldb != 1) {
-        if (k > max_k) return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        if (k > max_k) return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
         for (index_t p = 0; p < k; ++p) column[p] = b[p * ldb];
         w = column;
     }
     const index_t kv = k - k % L;
-    const auto finish = [&](index_t i, T dot) {
+    const auto emit = [&](index_t i, T dot) {
         T out = alpha == T(1) ? dot : alpha * dot;
         if (beta != T(0)) out += beta * c[i * ldc];
-        if (bias != nullptr) out += bias[0];
-        c[i * ldc] = out;
+        c[i * ldc] = finish(out, ep, i, 0);
     };
     index_t i = 0;
     for (; i + 4 <= m; i += 4) {
@@ -225,7 +267,7 @@ void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b
         for (int r = 0; r < 4; ++r) {
             T dot = hsum<T>(acc[r]);
             for (index_t p = kv; p < k; ++p) dot += a[(i + r) * lda + p] * w[p];
-            finish(i + r, dot);
+            emit(i + r, dot);
         }
     }
     for (; i < m; ++i) {
@@ -233,38 +275,37 @@ void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b
         for (index_t p = 0; p < kv; p += L) acc += vload<V>(a + i * lda + p) * vload<V>(w + p);
         T dot = hsum<T>(acc);
         for (index_t p = kv; p < k; ++p) dot += a[i * lda + p] * w[p];
-        finish(i, dot);
+        emit(i, dot);
     }
 }
 
 // Narrow C (n < L columns, more rows than columns) wastes vector lanes; its transpose does not:
-// C^T (n x m) = op(B)^T @ op(A)^T into a scratch block, then copied into C with beta and bias.
+// C^T (n x m) = op(B)^T @ op(A)^T into a scratch block, then copied into C with beta and the
+// epilogue. Only for A stored transposed: op(A)^T is then A as stored (packing A otherwise
+// costs more than the lanes save, measured).
 template <class T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-          const T* bias) noexcept {
+          Epilogue<T> ep) noexcept {
     constexpr int L = Vec<T>::lanes;
-    // (Only for A stored transposed: op(A)^T is then A as stored; otherwise packing A costs
-    // more than the lanes save, measured.)
     if (!trans_a && !trans_b && n == 1 && k >= L) {
-        gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
         return;
     }
     const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
     if (!narrow) {
-        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
         return;
     }
     // op(B)^T is B read transposed (B stored k x n) or as stored (n x k); op(A)^T likewise.
     alignas(64) T scratch[max_packed];
-    gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, nullptr);
+    gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, {});
     for (index_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
         for (index_t j = 0; j < n; ++j) {
             T out = scratch[j * m + i];
             if (beta != T(0)) out += beta * ci[j];
-            if (bias != nullptr) out += bias[j];
-            ci[j] = out;
+            ci[j] = finish(out, ep, i, j);
         }
     }
 }

@@ -9,6 +9,14 @@
 #include "dense.hpp"
 
 namespace gd {
+namespace {
+
+// Activations the dense product applies itself as it stores Z (A then lives in Z's buffer).
+inline bool fused(Activation act) noexcept {
+    return act == Activation::identity || act == Activation::relu;
+}
+
+}  // namespace
 
 template <class T>
 Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)
@@ -65,8 +73,9 @@ void Network<T>::reserve(index_t rows) {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         const std::size_t size = std::size_t(rows * layers_[i].n_outputs);
         z_buf_[i].resize(size);
-        // An identity layer's A is its Z: no buffer.
-        if (layers_[i].activation != Activation::identity) a_buf_[i].resize(size);
+        // An identity layer's A is its Z: no buffer; a relu layer's product stores A = relu(Z)
+        // only, from which its backward pass reads the mask (z > 0 exactly where a > 0).
+        if (!fused(layers_[i].activation)) a_buf_[i].resize(size);
     }
     for (auto& g : grad_) g.resize(std::size_t(rows * max_width_));
     capacity_ = rows;
@@ -92,15 +101,16 @@ const T* Network<T>::forward(const T* x, index_t n, T* out) noexcept {
     const T* a_prev = x;
     for (std::size_t i = 0; i <= last; ++i) {
         const DenseLayer<T>& l = layers_[i];
-        const bool identity = l.activation == Activation::identity;
+        const bool in_place = fused(l.activation);  // A is Z (identity) or relu(Z) in Z's place
         T* z = z_buf_[i].data();
-        T* a = identity ? z : a_buf_[i].data();
+        T* a = in_place ? z : a_buf_[i].data();
         if (i == last && out != nullptr) {
-            if (identity) z = out;  // Z is the output: computed in place
+            if (in_place) z = out;  // computed in place
             a = out;
         }
-        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z);
-        activation_forward(l.activation, z, a, n, l.n_outputs);
+        const bool relu = l.activation == Activation::relu;
+        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu);
+        if (!in_place) activation_forward(l.activation, z, a, n, l.n_outputs);
         z_[i] = z;
         a_[i] = a;
         a_prev = a;
@@ -117,8 +127,9 @@ void Network<T>::predict(const T* x, index_t n, T* out, T* scratch) const noexce
     for (std::size_t i = 0; i <= last; ++i) {
         const DenseLayer<T>& l = layers_[i];
         T* z = i == last ? out : half[i % 2];
-        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z);
-        activation_forward(l.activation, z, z, n, l.n_outputs);
+        const bool relu = l.activation == Activation::relu;
+        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu);
+        if (!fused(l.activation)) activation_forward(l.activation, z, z, n, l.n_outputs);
         a_prev = z;
     }
 }
@@ -131,12 +142,15 @@ void Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db) noe
         const DenseLayer<T>& l = layers_[i];
         const T* a_prev = i > 0 ? a_[i - 1] : x;
         T* da_prev = i > 0 ? other : nullptr;
-        dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i], da_prev);
+        const bool relu_prev = i > 0 && layers_[i - 1].activation == Activation::relu;
+        dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i], da_prev,
+                       relu_prev);
         if (i > 0) {
             const DenseLayer<T>& prev = layers_[i - 1];
-            // dZ_prev = dA_prev * f'(Z_prev), in place
-            activation_backward(prev.activation, z_[i - 1], a_[i - 1], da_prev, da_prev, n,
-                                prev.n_outputs);
+            // dZ_prev = dA_prev * f'(Z_prev), in place (for relu, done by the product)
+            if (!relu_prev)
+                activation_backward(prev.activation, z_[i - 1], a_[i - 1], da_prev, da_prev, n,
+                                    prev.n_outputs);
             std::swap(dz, other);
         }
     }
