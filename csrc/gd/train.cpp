@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace gd {
 namespace {
@@ -61,6 +62,31 @@ Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* r
         b.w = w;
     }
     return b;
+}
+
+// Whether every value of p[0:n] is finite: integer tests on the exponent bits, so the loop
+// vectorises (a float reduction would not, without -ffast-math).
+template <class T>
+bool all_finite(const T* p, index_t n) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits bad = 0;
+    for (index_t i = 0; i < n; ++i) {
+        Bits bits;
+        std::memcpy(&bits, p + i, sizeof(T));
+        bad |= Bits((bits & exponent) == exponent);
+    }
+    return bad == 0;
+}
+
+template <class T>
+bool parameters_finite(const Network<T>& net) {
+    for (index_t i = 0; i < net.n_layers(); ++i) {
+        const DenseLayer<T>& l = net.layer(i);
+        if (!all_finite(l.weights, l.n_inputs * l.n_outputs) || !all_finite(l.bias, l.n_outputs))
+            return false;
+    }
+    return true;
 }
 
 }  // namespace
@@ -143,6 +169,9 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
     }
     result.loss = total_weight > 0.0 ? weighted_loss / total_weight
                                      : std::numeric_limits<double>::quiet_NaN();
+    // The last update may have overflowed with a finite loss: the epoch then diverged too.
+    if (result.steps > 0 && !parameters_finite(net))
+        result.loss = std::numeric_limits<double>::quiet_NaN();
     return result;
 }
 

@@ -33,7 +33,8 @@ struct EpochData {
 };
 
 struct EpochResult {
-    double loss = 0.0;         // sum_b(loss_b w_b) / sum_b(w_b) (NaN if no batch had weight),
+    double loss = 0.0;         // sum_b(loss_b w_b) / sum_b(w_b) (NaN if no batch had weight
+                               // or a parameter is not finite after the last update),
                                // or the first non-finite loss_b
     std::int64_t steps = 0;    // optimizer steps taken
     bool interrupted = false;  // the Interrupt hook asked to stop

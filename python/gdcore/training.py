@@ -126,15 +126,71 @@ DIVERGENCE_RATIO = 1e4
 REFERENCE_SAMPLES = 256
 
 
-def _sane(loss: float, reference: Optional[float], params: Sequence[np.ndarray]) -> bool:
-    """Whether an epoch ended without diverging: finite loss and weights, no explosion."""
+def _sane(loss: float, starting_loss: Callable[[], Optional[float]]) -> bool:
+    """Whether an epoch ended without diverging: a finite loss that did not explode.
+
+    (The engines return NaN when a parameter is not finite after an epoch.) ``starting_loss()``
+    gives the loss of the weights fit started from (None if not finite); it is only asked for
+    when ``loss`` is large enough to possibly be an explosion.
+    """
     if not math.isfinite(loss):
         return False
-    if reference is not None and loss > DIVERGENCE_RATIO * max(reference, 1.0):
-        return False
-    # A sum is non-finite when any entry is (or when weights near the float's limit add up
-    # past it, which is divergence too); one reduction is cheaper than isfinite + all.
-    return all(math.isfinite(p.sum()) for p in params)
+    if loss > DIVERGENCE_RATIO:
+        reference = starting_loss()
+        if reference is not None and loss > DIVERGENCE_RATIO * max(reference, 1.0):
+            return False
+    return True
+
+
+class _Snapshots:
+    """Divergence recovery: where to go back to, at the cost of one copy per epoch.
+
+    An epoch's loss vouches for the weights it started from, so on divergence we go back to
+    the start of the last epoch with a sane loss (``last_sane``: parameters, optimizer state,
+    step count). Each epoch's starting state is copied into a spare buffer, which becomes
+    ``last_sane`` when the epoch turns out sane; no copy is needed while the live state still
+    equals ``last_sane`` (at the start of fit and after a rollback).
+    """
+
+    def __init__(self, params: list, opt: Any) -> None:
+        self.n_params = len(params)
+        self.live = [*params, *opt.state, opt.step]
+        self.last_sane = [a.copy() for a in self.live]
+        self.spare: Optional[list] = None
+        self.epoch_start = self.last_sane  # the snapshot of the running epoch's start
+        self.live_is_last_sane = True
+        self.initial: Optional[list] = None  # the starting parameters, once last_sane moves on
+
+    def begin_epoch(self) -> None:
+        if self.live_is_last_sane:
+            self.epoch_start = self.last_sane
+        else:
+            if self.spare is None:
+                self.spare = [np.empty_like(a) for a in self.live]
+            for snapshot, a in zip(self.spare, self.live):
+                np.copyto(snapshot, a)
+            self.epoch_start = self.spare
+        self.live_is_last_sane = False
+
+    def epoch_was_sane(self) -> None:
+        if self.epoch_start is not self.last_sane:
+            if self.initial is None:
+                self.initial = [a.copy() for a in self.last_sane[:self.n_params]]
+            self.spare, self.last_sane = self.last_sane, self.epoch_start
+
+    def roll_back(self) -> None:
+        """Live state <- the start of the last sane epoch."""
+        for a, good in zip(self.live, self.last_sane):
+            np.copyto(a, good)
+        self.live_is_last_sane = True
+
+    def back_to_epoch_start(self) -> None:
+        for a, good in zip(self.live, self.epoch_start):
+            np.copyto(a, good)
+
+    def starting_params(self) -> list:
+        """The parameters fit started from."""
+        return self.initial if self.initial is not None else self.last_sane[:self.n_params]
 
 
 def _forget_last_epoch(history: History, opt: Any) -> None:
@@ -266,21 +322,28 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     with network._lock:
         opt.bind(network, params)
         engine = network._engine
-        # Divergence recovery. An epoch's loss vouches for the weights it started from, so we
-        # keep two snapshots (parameters, optimizer state, step count): the start of the
-        # current epoch and the start of the last epoch whose loss was sane (epoch
-        # `sane_epoch`), which is where we go back to.
-        live = [*params, *opt.state, opt.step]
-        start_of_epoch = [a.copy() for a in live]
-        last_sane = [a.copy() for a in live]
+        snapshots = _Snapshots(params, opt)
         sane_epoch = 0
-        # The loss of the starting weights, not the first epoch's: with mini-batches, a
-        # far-too-large rate can blow the loss up within the first epoch already.
-        m = min(n, REFERENCE_SAMPLES)
-        reference: Optional[float] = float(engine.loss(
-            X[:m], Y[:m], None if w is None or not w[:m].sum(dtype=np.float64) > 0 else w[:m]))
-        if not math.isfinite(reference):
-            reference = None
+        # The yardstick for an exploding loss is the loss of the starting weights (not the
+        # first epoch's: with mini-batches, a far-too-large rate can blow the loss up within
+        # the first epoch already). Only a loss above DIVERGENCE_RATIO needs it: computed then.
+        reference: list = []
+
+        def starting_loss() -> Optional[float]:
+            if not reference:
+                m = min(n, REFERENCE_SAMPLES)
+                wm = None if w is None or not w[:m].sum(dtype=np.float64) > 0 else w[:m]
+                current = [p.copy() for p in params]
+                try:
+                    for p, q in zip(params, snapshots.starting_params()):
+                        np.copyto(p, q)
+                    value = float(engine.loss(X[:m], Y[:m], wm))
+                finally:
+                    for p, q in zip(params, current):
+                        np.copyto(p, q)
+                reference.append(value if math.isfinite(value) else None)
+            return reference[0]
+
         best_params = [p.copy() for p in params] if restore_best_weights else None
         best_monitored = math.inf
         tol_best, no_improvement = math.inf, 0
@@ -297,15 +360,13 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
                         f"must give a finite rate >= 0")
                 if rng is not None:
                     order = rng.permutation(n).astype(np.int64, copy=False)
-                for snapshot, a in zip(start_of_epoch, live):
-                    np.copyto(snapshot, a)
+                snapshots.begin_epoch()
                 in_epoch = True
                 loss = float(engine.train_epoch(X, Y, w, order, batch_size, opt.kind,
                                                 opt.hyper(lr), opt.state, opt.step))
                 in_epoch = False
-                if not _sane(loss, reference, params):
-                    for a, good in zip(live, last_sane):
-                        np.copyto(a, good)
+                if not _sane(loss, starting_loss):
+                    snapshots.roll_back()
                     history.diverged = True
                     failed_epoch = epoch
                     if epoch > sane_epoch:  # back to the start of the last epoch, forget it
@@ -332,7 +393,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
                     if on_divergence == "stop":
                         break
                     raise DivergenceError(failed_epoch, loss, lr, history)
-                start_of_epoch, last_sane = last_sane, start_of_epoch
+                snapshots.epoch_was_sane()
                 sane_epoch = epoch
                 opt.epochs_done += 1
                 history.epochs += 1
@@ -376,8 +437,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
             # consistent. The NumPy one can be interrupted inside a step (some parameters
             # updated, the step not counted): go back to the start of the epoch.
             if in_epoch and network.backend == "numpy":
-                for a, good in zip(live, start_of_epoch):
-                    np.copyto(a, good)
+                snapshots.back_to_epoch_start()
             raise
         finally:
             history.time = time.perf_counter() - start

@@ -88,7 +88,7 @@ def train_epoch(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
         The epoch loss ``sum_b(loss_b w_b) / sum_b(w_b)``: ``loss_b`` is the batch's loss in its
         forward pass, before its update, and ``w_b`` its sample count or its sum of sample
         weights (accumulated in Python floats). A batch whose weights sum to zero is skipped
-        (no update, no step). If a batch loss is not finite, the epoch stops
+        (no update, no step). NaN when a parameter is not finite after the last update. If a batch loss is not finite, the epoch stops
         before that batch's update and returns that loss. NaN if ``order`` is empty.
     """
     if dW is None:
@@ -125,4 +125,6 @@ def train_epoch(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
 
             # 4. update
             optimizer_step(optimizer, params, grads, state, hyper, step)
+    if not all(np.isfinite(p).all() for p in params):
+        return math.nan  # the last update overflowed: the epoch diverged though its loss was finite
     return total / total_weight if total_weight > 0 else math.nan
