@@ -1,9 +1,11 @@
 // gdcore._core: the pybind11 module. Glue only; the algorithms live in csrc/gd/.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 
 #include "../gd/blas.hpp"
+#include "../gd/finite.hpp"
 #include "../gd/kernels.hpp"
 
 namespace py = pybind11;
@@ -52,6 +54,19 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("get_num_threads", [] { return gd::blas::get_num_threads(); },
           R"pbdoc(The number of threads the core's OpenBLAS uses.)pbdoc");
+
+    m.def("all_finite", [](const py::array& a) {
+        if (!(a.flags() & py::array::c_style))
+            throw py::type_error("all_finite needs a C-contiguous array");
+        const auto n = static_cast<gd::index_t>(a.size());
+        if (py::isinstance<py::array_t<float>>(a))
+            return gd::all_finite(static_cast<const float*>(a.data()), n);
+        if (py::isinstance<py::array_t<double>>(a))
+            return gd::all_finite(static_cast<const double*>(a.data()), n);
+        throw py::type_error("all_finite needs a float32 or float64 array");
+    }, py::arg("a"), R"pbdoc(Whether every value of a C-contiguous float32/float64 array is finite.
+
+One vectorised pass with no temporary: the public layer's check of user inputs.)pbdoc");
 
     m.def("_kernel_isas", [] {
         int count = 0;

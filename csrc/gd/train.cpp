@@ -2,11 +2,11 @@
 // nothing and calls no virtual function.
 #include "train.hpp"
 
+#include "finite.hpp"
+
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
-#include <type_traits>
 
 namespace gd {
 namespace {
@@ -62,21 +62,6 @@ Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* r
         b.w = w;
     }
     return b;
-}
-
-// Whether every value of p[0:n] is finite: integer tests on the exponent bits, so the loop
-// vectorises (a float reduction would not, without -ffast-math).
-template <class T>
-bool all_finite(const T* p, index_t n) {
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-    Bits bad = 0;
-    for (index_t i = 0; i < n; ++i) {
-        Bits bits;
-        std::memcpy(&bits, p + i, sizeof(T));
-        bad |= Bits((bits & exponent) == exponent);
-    }
-    return bad == 0;
 }
 
 template <class T>

@@ -27,8 +27,9 @@ _BACKENDS = ("cpp", "numpy")
 if _core is not None and hasattr(_core, "set_input_converter"):
     # predict's fast path takes ready arrays; everything else goes through the same checks
     # (and error messages) as the rest of the public API.
-    from ._validation import features as _features
-    _core.set_input_converter(_features)
+    from . import _validation
+    _core.set_input_converter(_validation.features)
+    _validation.all_finite = _core.all_finite
 
 
 def _core_engines_available() -> bool:

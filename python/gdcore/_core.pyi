@@ -15,6 +15,9 @@ def get_num_threads() -> int:
 def set_input_converter(fn: Optional[Callable[[Any, int, np.dtype], np.ndarray]]) -> None:
     """Register fn(X, n_inputs, dtype) -> ndarray for predict's inputs off its fast path."""
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of a C-contiguous float32/float64 array is finite."""
+
 def get_input_converter() -> Optional[Callable[[Any, int, np.dtype], np.ndarray]]: ...
 def _kernel_isas() -> list[str]: ...
 def _set_kernel_isa(isa: str) -> None: ...

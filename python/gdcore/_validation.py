@@ -95,8 +95,16 @@ def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def _all_finite_numpy(arr: np.ndarray) -> bool:
+    return bool(np.isfinite(arr).all())
+
+
+#: Replaced at import by the compiled core's one-pass check when it is built (see _backend).
+all_finite = _all_finite_numpy
+
+
 def _check_finite(arr: np.ndarray, name: str) -> None:
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not all_finite(arr):
         bad = "NaN" if np.isnan(arr).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; every value must be finite")
 
