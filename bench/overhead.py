@@ -5,16 +5,18 @@
         [--backend cpp|numpy] [--threads 2] [--workload tiny]
 
 fit: ``fit(epochs=1)`` and ``fit(epochs=21)`` on a workload (tiny by default) against the bare
-engine call give the overhead per call and per epoch; then the steps fit runs around the
-engine, each timed alone, and what is left over. forward: ``net.forward`` on one row of the
-small network against the engine's ``forward`` on the validated row, and the validation steps
-alone. Times are per call, the best of 5 runs of many calls each (steady state, warm caches);
-run it on an idle machine, the differences are small.
+engine call give the overhead per call and per epoch, and a profile shows where fit's own time
+goes. forward: ``net.forward`` on one row of the small network against the engine's
+``forward`` on the validated row, and its profile. Times are per call, the best of 5 runs of
+many calls each (steady state, warm caches); run it on an idle machine, the differences are
+small.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import sys
 import timeit
 
@@ -23,8 +25,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gdcore as gd  # noqa: E402
-from gdcore import _validation as v  # noqa: E402
-from gdcore.training import REFERENCE_SAMPLES  # noqa: E402
 from workloads import PREDICT_WORKLOAD, WORKLOADS, cpp_available  # noqa: E402
 
 
@@ -69,59 +69,41 @@ def fit_overhead(w) -> None:
     show("overhead per fit call", per_fit, f"({per_fit / one:.0%} of fit(epochs=1))")
     show("overhead per epoch", per_epoch, f"({per_epoch / engine:.0%} of the engine's epoch)")
 
-    params = net.parameters()
-    live = [*params, *opt.state, opt.step]
-    copies = [a.copy() for a in live]
-    m = min(w.n_samples, REFERENCE_SAMPLES)
-    parts("steps fit runs once per call:", per_fit, [
-        ("network._data(X, y): validation of X and y", lambda: net._data(X, y)),
-        (f"reference loss: engine.loss on the first {m} samples",
-         lambda: net._engine.loss(X_valid[:m], Y_valid[:m], None)),
-        ("np.arange(n): the order", lambda: np.arange(w.n_samples, dtype=np.int64)),
-        ("two snapshots [a.copy() for a in live]",
-         lambda: ([a.copy() for a in live], [a.copy() for a in live])),
-    ])
-    show("  (inside _data: np.isfinite(X).all())", per_call(lambda: np.isfinite(X).all()))
-    parts("steps fit runs once per epoch:", per_epoch, [
-        ("np.copyto of the snapshot", lambda: [np.copyto(s, a) for s, a in zip(copies, live)]),
-        ("_sane: np.isfinite(p).all() per parameter",
-         lambda: all(np.isfinite(p).all() for p in params)),
-        ("optimizer.lr (the schedule's value)", lambda: opt.lr),
-        ("optimizer.hyper(lr)", lambda: opt.hyper(0.01)),
-    ])
+    print(" where fit's time goes (cProfile, own time per fit(epochs=1) call, inflated by the "
+          "profiler):")
+    profile_top(fit(1))
 
 
-def parts(title: str, total: float, steps: list) -> None:
-    """Time each step alone; what ``total`` leaves over is the rest of the Python code."""
-    print(f" {title}")
-    accounted = 0.0
-    for label, fn in steps:
-        seconds = per_call(fn)
-        accounted += seconds
-        show(label, seconds)
-    show("the rest of fit's Python code (by difference)", total - accounted)
+def profile_top(fn, calls: int = 500, top: int = 10) -> None:
+    """The ``top`` functions by own time over ``calls`` calls of ``fn``, per call."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, ..)
+    # Leave out this script's lambdas and the profiler's own calls.
+    kept = [(key, value) for key, value in stats.items()
+            if key[0] != os.path.abspath(__file__) and "_lsprof" not in key[2]]
+    ranked = sorted(kept, key=lambda item: item[1][2], reverse=True)[:top]
+    for (path, line, name), (_, n_calls, own, _, _) in ranked:
+        where = f"{os.path.basename(path)}:{line} {name}" if line else name
+        show(f"  {where[:56]}", own / calls, f"({n_calls / calls:g} calls)")
 
 
 def forward_overhead() -> None:
     w = WORKLOADS[PREDICT_WORKLOAD]
     net = w.network()
     x_row = w.data()[0][0]
-    x_valid = v.features(x_row, w.n_inputs, net.dtype)
+    x_valid = np.ascontiguousarray(x_row.reshape(1, -1), dtype=net.dtype)
     total, engine = per_call(lambda: net.forward(x_row)), per_call(
         lambda: net._engine.forward(x_valid))
     print(f"\nforward of one row of {w.name} {list(w.sizes)}, {net.backend} engine")
     show("net.forward(x_row)", total)
     show("engine.forward (bare, validated (1, n) row)", engine)
     show("Python layer", total - engine, f"({(total - engine) / total:.0%})")
-    show("  v.features(x_row): validation", per_call(
-        lambda: v.features(x_row, w.n_inputs, net.dtype)))
-    show("    of which np.isfinite(x).all()", per_call(lambda: np.isfinite(x_valid).all()))
-
-    def locked():
-        with net._lock:
-            pass
-
-    show("  with network._lock", per_call(locked))
+    print(" where forward's time goes (cProfile, own time per call, inflated by the profiler):")
+    profile_top(lambda: net.forward(x_row), calls=20000, top=6)
 
 
 def main() -> int:
