@@ -673,8 +673,9 @@ def check_against_reference(sizes, n, acts, loss, targets, dtype):
 
 # (n_inputs, n_hidden, n_outputs, batch): widths around 8 and 16 lanes, one output (dot path),
 # narrow outputs under wide inputs (transposed path), depth 512/513 (own-kernel limit),
-# n_out * n_in around 4096 (packing limit of dZ @ W^T), m n k around 2^17 (OpenBLAS beyond),
-# one sample, one feature.
+# n_out * n_in around 4096 (packing limit of dZ @ W^T), m n k around 2^17 (OpenBLAS beyond)
+# and, for forward products (both operands as stored, n >= 32), around 2^18; one sample,
+# one feature.
 KERNEL_SHAPES = [
     (1, 1, 1, 1), (2, 16, 1, 32), (1, 7, 1, 5), (3, 8, 2, 4), (5, 9, 3, 3), (16, 15, 1, 17),
     (17, 16, 7, 9), (15, 17, 8, 2), (31, 32, 9, 8), (33, 31, 16, 12), (16, 33, 17, 31),
@@ -683,6 +684,8 @@ KERNEL_SHAPES = [
     (64, 64, 64, 16), (65, 64, 65, 16), (32, 128, 16, 16), (64, 256, 4, 17),
     (96, 128, 24, 64), (128, 129, 10, 63), (200, 160, 130, 40), (256, 100, 3, 40),
     (64, 64, 8, 32), (65, 64, 8, 32),
+    (64, 128, 10, 31), (64, 129, 10, 32), (128, 128, 10, 16), (128, 64, 10, 33),
+    (64, 31, 32, 132), (64, 32, 31, 128),
 ]
 
 
