@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _backend
 from . import _validation as v
+from . import training
 from .reference.codes import ACTIVATIONS, LOSSES
 
 if TYPE_CHECKING:
@@ -344,14 +345,14 @@ class Network:
             on_divergence: str = "raise", callbacks: Sequence = (), progress: bool = False,
             seed: Seed = None) -> "History":
         """Train by mini-batch gradient descent; see :func:`gdcore.training.fit`."""
-        from .training import fit
-        return fit(self, X, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-                   shuffle=shuffle, validation_data=validation_data,
-                   validation_split=validation_split, sample_weight=sample_weight, tol=tol,
-                   n_iter_no_change=n_iter_no_change,
-                   restore_best_weights=restore_best_weights, max_time=max_time,
-                   on_divergence=on_divergence, callbacks=callbacks, progress=progress,
-                   seed=seed)
+        return training.fit(self, X, y, optimizer=optimizer, epochs=epochs,
+                            batch_size=batch_size, shuffle=shuffle,
+                            validation_data=validation_data, validation_split=validation_split,
+                            sample_weight=sample_weight, tol=tol,
+                            n_iter_no_change=n_iter_no_change,
+                            restore_best_weights=restore_best_weights, max_time=max_time,
+                            on_divergence=on_divergence, callbacks=callbacks, progress=progress,
+                            seed=seed)
 
     # --- copies, files, pickling ---------------------------------------------------------
     def _spec(self) -> dict:
