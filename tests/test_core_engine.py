@@ -304,6 +304,61 @@ def test_zero_weight_batches_are_skipped(dtype):
     assert np.isnan(loss) and step[0] == 0
 
 
+# cross_entropy's training path skips the output softmax in the forward pass and computes the
+# softmax, the loss (log-sum-exp) and dL/dZ in one pass over the exponentials; the 64-128-10
+# shape also takes the narrow (k < vector) products: dW1 through a transposed scratch block.
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("targets", ["labels", "probs"])
+def test_fused_cross_entropy_step_and_gradients_match_reference(targets, weighted, dtype):
+    sizes = [64, 128, 10]
+    eng, weights, biases, ref, ref_w, ref_b = make_pair(sizes, ["relu", "softmax"],
+                                                        "cross_entropy", dtype)
+    X, Y, w = make_data(32, 64, 10, targets, dtype, weighted=weighted)
+    X *= 3.0  # spread the logits: some exponentials far below the row maximum
+    rtol = RTOL[dtype]
+    dW, db = gradient_buffers(weights, biases)
+    rW, rb = gradient_buffers(ref_w, ref_b)
+    assert_close(eng.gradients(X, Y, w, dW, db), ref.gradients(X, Y, w, rW, rb), rtol, "loss")
+    for i, (a, b) in enumerate(zip(dW + db, rW + rb)):
+        assert_close(a, b, rtol, f"gradient {i}")
+    # forward and loss after the fused pass still apply the softmax
+    probs = eng.forward(X)
+    assert_close(probs, ref.forward(X), rtol, "forward")
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=10 * rtol)
+    assert_close(eng.loss(X, Y, w), ref.loss(X, Y, w), rtol, "loss()")
+    # one step of the whole batch, then three epochs of batches of 10 (the last one short)
+    order = np.arange(32, dtype=np.int64)
+    got = run_epochs(eng, weights, biases, X, Y, w, [order], 32, "sgd_momentum")
+    want = run_epochs(ref, ref_w, ref_b, X, Y, w, [order], 32, "sgd_momentum")
+    assert_close(got[0], want[0], rtol, "epoch loss")
+    for i, (a, b) in enumerate(zip(weights + biases, ref_w + ref_b)):
+        assert_close(a, b, rtol, f"parameter {i}")
+    rng = np.random.default_rng(5)
+    orders = [rng.permutation(32).astype(np.int64) for _ in range(3)]
+    got = run_epochs(eng, weights, biases, X, Y, w, orders, 10, "sgd_momentum")
+    want = run_epochs(ref, ref_w, ref_b, X, Y, w, orders, 10, "sgd_momentum")
+    rtol = 1e-6 if dtype == np.float64 else 1e-3
+    assert_close(got[0], want[0], rtol, "epoch losses")
+    for i, (a, b) in enumerate(zip(weights + biases, ref_w + ref_b)):
+        assert_close(a, b, rtol, f"parameter {i} after 3 epochs")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_fused_cross_entropy_nonfinite_logits_stop_the_epoch(dtype):
+    eng, weights, biases, *_ = make_pair([4, 6, 3], ["relu", "softmax"], "cross_entropy", dtype)
+    X, Y, _ = make_data(8, 4, 3, "labels", dtype)
+    X[5, 0] = np.inf  # second batch of 4
+    before = [p.copy() for p in weights + biases]
+    code, hyper = OPTIMIZER_CASES["sgd"]
+    step = np.zeros(1, np.int64)
+    loss = eng.train_epoch(X, Y, None, np.arange(8, dtype=np.int64), 4, code, np.array(hyper),
+                           [], step)
+    assert not np.isfinite(loss) and step[0] == 1
+    assert all(np.all(np.isfinite(p)) for p in weights + biases)
+    assert any(not np.array_equal(p, q) for p, q in zip(weights + biases, before))
+
+
 # ---------------------------------------------------------------------------------- ownership
 
 def test_parameters_are_views_updated_in_place():

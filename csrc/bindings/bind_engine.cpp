@@ -264,7 +264,7 @@ public:
             py::gil_scoped_release nogil;
             std::unique_lock<std::shared_mutex> lock(params_mutex_);
             net_->reserve(d.n);
-            net_->forward(d.x, d.n);
+            net_->forward(d.x, d.n, nullptr, false);
             value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
                                       net_->output_activations(), d.y, d.sample_weight, d.n, k,
                                       net_->output_gradient());

@@ -300,6 +300,14 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     // op(B)^T is B read transposed (B stored k x n) or as stored (n x k); op(A)^T likewise.
     alignas(64) T scratch[max_packed];
     gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, {});
+    if (beta == T(0) && ep.bias == nullptr && !ep.relu && ep.mask == nullptr) {
+        // Plain transpose (a weight gradient): no per-element epilogue tests.
+        for (index_t i = 0; i < m; ++i) {
+            T* ci = c + i * ldc;
+            for (index_t j = 0; j < n; ++j) ci[j] = scratch[j * m + i];
+        }
+        return;
+    }
     for (index_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
         for (index_t j = 0; j < n; ++j) {

@@ -194,6 +194,42 @@ void fused_grad(const T* a, Targets<T> y, const T* w, index_t n, index_t k, doub
     }
 }
 
+// cross_entropy in one pass over the exponentials: dz = (softmax(z) - y) * w_j / sum_w and
+// returns sum_j w_j l_j. exp(z - max) lands in dz (float32 by the vectorised kernel), each row's
+// sum gives both the loss (from log-sum-exp) and softmax = e / sum: the same values, formula
+// for formula, as softmax_forward followed by cross_entropy_sum and fused_grad.
+template <class T>
+double cross_entropy_fused(const T* z, Targets<T> y, const T* w, index_t n, index_t k,
+                           double sum_w, T* dz) noexcept {
+    shifted_exp(z, n, k, dz);
+    const T scale_1 = T(1.0 / sum_w);
+    double total = 0.0;
+    for (index_t j = 0; j < n; ++j) {
+        const T* zj = z + j * k;
+        T* ej = dz + j * k;
+        T zmax = zj[0];
+        for (index_t c = 1; c < k; ++c) zmax = std::max(zmax, zj[c]);
+        T sum = T(0);
+        for (index_t c = 0; c < k; ++c) sum += ej[c];
+        const T scale = w ? T(double(w[j]) / sum_w) : scale_1;
+        const T shift = zmax + std::log(sum);
+        double row;
+        if (y.labels) {
+            const std::int64_t label = y.labels[j];
+            row = double(shift - zj[label]);
+            for (index_t c = 0; c < k; ++c)
+                ej[c] = (ej[c] / sum - T(c == label ? 1 : 0)) * scale;
+        } else {
+            const T* yj = y.values + j * k;
+            row = 0.0;
+            for (index_t c = 0; c < k; ++c) row -= double(yj[c] * (zj[c] - shift));
+            for (index_t c = 0; c < k; ++c) ej[c] = (ej[c] / sum - yj[c]) * scale;
+        }
+        total += w ? double(w[j]) * row : row;
+    }
+    return total;
+}
+
 }  // namespace
 
 template <class T>
@@ -206,6 +242,8 @@ template <class T>
 T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
                 index_t n, index_t k, T* dz) noexcept {
     const double sum_w = weight_sum(w, n);
+    if (loss == Loss::cross_entropy)  // reads z only: `a` may be null (forward without softmax)
+        return T(cross_entropy_fused(z, y, w, n, k, sum_w, dz) / sum_w);
     const T value = T(loss_sum(loss, z, a, y, w, n, k, dz) / sum_w);
     switch (loss) {
         case Loss::mse: elementwise_grad<Mse>(a, y.values, w, n, k, sum_w, dz); break;

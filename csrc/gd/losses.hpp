@@ -23,6 +23,7 @@ T loss_value(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, index_
 
 // L as loss_value, and dz (n x k) = dL/dZ of the output layer: fused (a - y) scaled for bce and
 // cross_entropy; dL/dA * f'(Z) for the others (output activation `out`). dz must not alias z/a.
+// cross_entropy reads z only (a may then be null: see Network::forward's output_activation).
 template <class T>
 T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
                 index_t n, index_t k, T* dz) noexcept;

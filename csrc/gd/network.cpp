@@ -96,7 +96,7 @@ void Network<T>::reserve_batch(index_t rows, bool labels, bool weights) {
 }
 
 template <class T>
-const T* Network<T>::forward(const T* x, index_t n, T* out) noexcept {
+const T* Network<T>::forward(const T* x, index_t n, T* out, bool output_activation) noexcept {
     const std::size_t last = layers_.size() - 1;
     const T* a_prev = x;
     for (std::size_t i = 0; i <= last; ++i) {
@@ -110,7 +110,12 @@ const T* Network<T>::forward(const T* x, index_t n, T* out) noexcept {
         }
         const bool relu = l.activation == Activation::relu;
         dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu);
-        if (!in_place) activation_forward(l.activation, z, a, n, l.n_outputs);
+        if (i == last && !output_activation && loss_ == Loss::cross_entropy &&
+            l.activation == Activation::softmax) {
+            a = nullptr;  // the fused cross_entropy gradient computes the softmax itself
+        } else if (!in_place) {
+            activation_forward(l.activation, z, a, n, l.n_outputs);
+        }
         z_[i] = z;
         a_[i] = a;
         a_prev = a;

@@ -42,7 +42,10 @@ public:
 
     // Forward pass of x (n x n_inputs), n <= capacity(). The output activations land in `out`
     // (n x n_outputs) when it is not null, else in the workspace. Returns them.
-    const T* forward(const T* x, index_t n, T* out = nullptr) noexcept;
+    // With output_activation false and a softmax output under cross_entropy, the softmax is not
+    // applied (the loss works from the logits): output_activations() is then null.
+    const T* forward(const T* x, index_t n, T* out = nullptr,
+                     bool output_activation = true) noexcept;
     // Output activations of x (n x n_inputs) into out (n x n_outputs), touching no member: any
     // number of calls may run at once (while no call changes the parameters). scratch holds
     // predict_scratch(n) elements.

@@ -111,7 +111,7 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
             for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
         }
         if (batch_weight > 0.0) {
-            net.forward(batch.x, rows);
+            net.forward(batch.x, rows, nullptr, false);
 
             // 2. Compute the error: batch loss and dL/dZ of the output layer.
             const T loss = loss_gradient(net.loss(), out, net.output_logits(),
