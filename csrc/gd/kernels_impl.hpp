@@ -329,7 +329,8 @@ GD_INLINE float bits_to_float(int i) noexcept {
 GD_INLINE float exp_f32(float x) noexcept {
     const float hi = 88.3762626647949f, lo = -87.3365447504019f;  // 2^n stays a normal float
     float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;  // (NaN passes both)
+    xc = xc < lo ? lo : xc;
+    xc = xc == xc ? xc : 0.0f;  // NaN: computed as exp(0), replaced below (int(NaN) is UB)
     const float t = xc * 1.44269504088896341f;
     const float fn = (t + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23 trick
     float r = xc - fn * 0.693359375f;
@@ -342,11 +343,11 @@ GD_INLINE float exp_f32(float x) noexcept {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     const float er = p * r2 + r + 1.0f;
-    const int n = int(fn);
-    float y = er * bits_to_float((n + 127) << 23);
+    const int n = int(fn);  // in [-126, 128]: the biased exponent n + 127 is non-negative
+    float y = er * bits_to_float(int(unsigned(n + 127) << 23));
     y = x > hi ? __builtin_inff() : y;
     y = x < lo ? 0.0f : y;
-    return y;
+    return x == x ? y : x;  // NaN in, NaN out
 }
 
 // tanh(x): the odd/even rational approximation of Eigen's fast tanh on [-7.99, 7.99] (beyond,
