@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels.hpp"
 
@@ -83,36 +84,15 @@ void map_backward(const T* z, const T* a, const T* da, T* dz, index_t size) noex
     for (index_t i = 0; i < size; ++i) dz[i] = F::backward(z[i], a[i], da[i]);
 }
 
-// float32: z - max for the whole block, one vectorised exp over it, then the row sums.
-void softmax_forward(const float* z, float* a, index_t rows, index_t cols) noexcept {
-    for (index_t r = 0; r < rows; ++r) {
-        const float* zr = z + r * cols;
-        float* ar = a + r * cols;
-        float zmax = zr[0];
-        for (index_t j = 1; j < cols; ++j) zmax = std::max(zmax, zr[j]);
-        for (index_t j = 0; j < cols; ++j) ar[j] = zr[j] - zmax;
-    }
-    kernels::table().exp_f32(a, a, rows * cols);
-    for (index_t r = 0; r < rows; ++r) {
-        float* ar = a + r * cols;
-        float sum = 0.0f;
-        for (index_t j = 0; j < cols; ++j) sum += ar[j];
-        for (index_t j = 0; j < cols; ++j) ar[j] /= sum;
-    }
-}
-
+// softmax row-wise: exp(z - max) of the whole block (float32 by one vectorised exp), then each
+// row divided by its sum. a may equal z.
 template <class T>
 void softmax_forward(const T* z, T* a, index_t rows, index_t cols) noexcept {
+    row_shifted_exp(z, rows, cols, a);
     for (index_t r = 0; r < rows; ++r) {
-        const T* zr = z + r * cols;
         T* ar = a + r * cols;
-        T zmax = zr[0];
-        for (index_t j = 1; j < cols; ++j) zmax = std::max(zmax, zr[j]);
         T sum = T(0);
-        for (index_t j = 0; j < cols; ++j) {
-            ar[j] = std::exp(zr[j] - zmax);
-            sum += ar[j];
-        }
+        for (index_t j = 0; j < cols; ++j) sum += ar[j];
         for (index_t j = 0; j < cols; ++j) ar[j] /= sum;
     }
 }
@@ -176,5 +156,25 @@ template void activation_backward<float>(Activation, const float*, const float*,
                                          float*, index_t, index_t) noexcept;
 template void activation_backward<double>(Activation, const double*, const double*,
                                           const double*, double*, index_t, index_t) noexcept;
+
+template <class T>
+void row_shifted_exp(const T* z, index_t rows, index_t cols, T* e) noexcept {
+    if (e == nullptr) return;
+    for (index_t r = 0; r < rows; ++r) {
+        const T* zr = z + r * cols;
+        T* er = e + r * cols;
+        T zmax = zr[0];
+        for (index_t j = 1; j < cols; ++j) zmax = std::max(zmax, zr[j]);
+        for (index_t j = 0; j < cols; ++j) er[j] = zr[j] - zmax;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+        kernels::table().exp_f32(e, e, rows * cols);
+    } else {
+        for (index_t i = 0; i < rows * cols; ++i) e[i] = std::exp(e[i]);
+    }
+}
+
+template void row_shifted_exp<float>(const float*, index_t, index_t, float*) noexcept;
+template void row_shifted_exp<double>(const double*, index_t, index_t, double*) noexcept;
 
 }  // namespace gd

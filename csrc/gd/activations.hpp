@@ -16,6 +16,11 @@ template <class T>
 void activation_backward(Activation act, const T* z, const T* a, const T* da, T* dz,
                          index_t rows, index_t cols) noexcept;
 
+// e = exp(z - max of its row) for a (rows x cols) block, float32 by the vectorised kernel; a
+// no-op when e is null. e may equal z. The shared first half of softmax and cross-entropy.
+template <class T>
+void row_shifted_exp(const T* z, index_t rows, index_t cols, T* e) noexcept;
+
 // sigmoid(z) = 1 / (1 + exp(-z)), evaluated so that exp never overflows (as the reference).
 template <class T>
 inline T sigmoid(T z) noexcept;

@@ -95,30 +95,12 @@ double bce_sum(const float* z, const float* y, const float* w, index_t n, index_
     return total;
 }
 
-// exp(z - max) of every row into e (n x k), when e is not null; float32 by the vectorised kernel.
-template <class T>
-void shifted_exp(const T* z, index_t n, index_t k, T* e) noexcept {
-    if (e == nullptr) return;
-    for (index_t j = 0; j < n; ++j) {
-        const T* zj = z + j * k;
-        T* ej = e + j * k;
-        T zmax = zj[0];
-        for (index_t c = 1; c < k; ++c) zmax = std::max(zmax, zj[c]);
-        for (index_t c = 0; c < k; ++c) ej[c] = zj[c] - zmax;
-    }
-    if constexpr (std::is_same_v<T, float>) {
-        kernels::table().exp_f32(e, e, n * k);
-    } else {
-        for (index_t i = 0; i < n * k; ++i) e[i] = std::exp(e[i]);
-    }
-}
-
 // sum_j w_j * (-sum_k y_jk log_softmax(z_j)_k), log_softmax = z - max - log(sum exp(z - max)).
 // scratch (n x k) or null: where exp(z - max) is computed in one vectorised pass.
 template <class T>
 double cross_entropy_sum(const T* z, Targets<T> y, const T* w, index_t n, index_t k,
                          T* scratch) noexcept {
-    shifted_exp(z, n, k, scratch);
+    row_shifted_exp(z, n, k, scratch);
     double total = 0.0;
     for (index_t j = 0; j < n; ++j) {
         const T* zj = z + j * k;
@@ -201,7 +183,7 @@ void fused_grad(const T* a, Targets<T> y, const T* w, index_t n, index_t k, doub
 template <class T>
 double cross_entropy_fused(const T* z, Targets<T> y, const T* w, index_t n, index_t k,
                            double sum_w, T* dz) noexcept {
-    shifted_exp(z, n, k, dz);
+    row_shifted_exp(z, n, k, dz);
     const T scale_1 = T(1.0 / sum_w);
     double total = 0.0;
     for (index_t j = 0; j < n; ++j) {
