@@ -439,16 +439,22 @@ private:
             throw py::value_error(name + " must hold " + str(n_layers()) + " arrays, got " +
                                   std::to_string(list.size()));
         for (std::size_t i = 0; i < list.size(); ++i) {
-            const gd::DenseLayer<T>& l = net_->layer(index_t(i));
-            const std::string item = checks::item(name, i);
-            const std::string shape = weights ? "(" + str(l.n_inputs) + ", " + str(l.n_outputs) + ")"
-                                              : "(" + str(l.n_outputs) + ",)";
-            py::array a = checks::array_of<T>(list[i], item, weights ? 2 : 1, shape, true);
-            if (weights) checks::dim(a, 0, l.n_inputs, item, shape);
-            checks::dim(a, weights ? 1 : 0, l.n_outputs, item, shape);
-            ptrs.push_back(static_cast<T*>(a.mutable_data()));
-            keep.push_back(std::move(a));
+            add_parameter_shaped(list[i], checks::item(name, i), net_->layer(index_t(i)), weights,
+                                 keep, ptrs);
         }
+    }
+
+    // A writeable C-contiguous T array of the shape of layer l's weights (is_w) or bias.
+    static void add_parameter_shaped(const py::handle& obj, const std::string& item,
+                                     const gd::DenseLayer<T>& l, bool is_w,
+                                     std::vector<py::array>& keep, std::vector<T*>& ptrs) {
+        const std::string shape = is_w ? "(" + str(l.n_inputs) + ", " + str(l.n_outputs) + ")"
+                                       : "(" + str(l.n_outputs) + ",)";
+        py::array a = checks::array_of<T>(obj, item, is_w ? 2 : 1, shape, true);
+        if (is_w) checks::dim(a, 0, l.n_inputs, item, shape);
+        checks::dim(a, is_w ? 1 : 0, l.n_outputs, item, shape);
+        ptrs.push_back(static_cast<T*>(a.mutable_data()));
+        keep.push_back(std::move(a));
     }
 
     // Optimizer state: n_slots arrays per parameter W0, b0, W1, b1, ... in their shapes.
@@ -465,16 +471,8 @@ private:
                                   std::to_string(list.size()));
         for (std::size_t e = 0; e < list.size(); ++e) {
             const index_t p = index_t(e) / n_slots;  // parameter: W_i (p = 2i) or b_i (p = 2i + 1)
-            const gd::DenseLayer<T>& l = net_->layer(p / 2);
-            const bool is_w = p % 2 == 0;
-            const std::string item = checks::item("state", e);
-            const std::string shape = is_w ? "(" + str(l.n_inputs) + ", " + str(l.n_outputs) + ")"
-                                           : "(" + str(l.n_outputs) + ",)";
-            py::array a = checks::array_of<T>(list[e], item, is_w ? 2 : 1, shape, true);
-            if (is_w) checks::dim(a, 0, l.n_inputs, item, shape);
-            checks::dim(a, is_w ? 1 : 0, l.n_outputs, item, shape);
-            ptrs.push_back(static_cast<T*>(a.mutable_data()));
-            keep.push_back(std::move(a));
+            add_parameter_shaped(list[e], checks::item("state", e), net_->layer(p / 2), p % 2 == 0,
+                                 keep, ptrs);
         }
     }
 
