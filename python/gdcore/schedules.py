@@ -13,6 +13,12 @@ uses it). The formulas are those of ``torch.optim.lr_scheduler``:
   ``epoch = T_max``, then ``eta_min`` (CosineAnnealingLR, closed form)
 - ``ReduceOnPlateau``: multiply by ``factor`` after more than ``patience`` epochs without a
   relative improvement of ``threshold`` (ReduceLROnPlateau, mode "min")
+- ``BoldDriver``: the classic "bold driver" rule: after an epoch whose loss fell, multiply by
+  ``increase``; after one whose loss rose, undo it and multiply by ``decrease``
+
+A schedule may also judge an epoch before it is kept: ``fit`` asks ``accepts(loss)``, and when
+the answer is no it undoes the epoch (weights, optimizer state and the schedule's own state go
+back together) and calls ``rejected(lr)``. Only schedules with ``undoes_epochs = True`` say no.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from typing import Any, Dict
 
 __all__ = [
     "Schedule", "Constant", "Step", "Exponential", "InverseTime", "Cosine", "ReduceOnPlateau",
-    "as_schedule",
+    "BoldDriver", "as_schedule",
 ]
 
 
@@ -81,6 +87,9 @@ class Schedule:
     """
 
     initial_lr: float
+    #: Whether :meth:`accepts` can refuse an epoch (then fit undoes it and calls
+    #: :meth:`rejected`, and a diverged epoch is handed to the schedule the same way).
+    undoes_epochs: bool = False
 
     def __init__(self, lr: float) -> None:
         self.initial_lr = _positive(lr, "lr")
@@ -96,6 +105,14 @@ class Schedule:
         """Called after ``epoch`` with its monitored loss. A no-op for epoch-only schedules."""
         _int(epoch, "epoch", 0)
         _real_or_nan(loss, "loss")
+
+    def accepts(self, loss: float) -> bool:
+        """Whether the epoch that just ended with monitored ``loss`` is kept (always, here)."""
+        return True
+
+    def rejected(self, lr: float) -> None:
+        """Called after fit undid an epoch this schedule refused (and restored this schedule's
+        state to the point it went back to); ``lr`` is the rate the refused epoch used."""
 
     def state_dict(self) -> Dict[str, Any]:
         """The mutable state (empty for epoch-only schedules), as plain Python values."""
@@ -348,6 +365,86 @@ class ReduceOnPlateau(Schedule):
     def _params(self) -> Dict[str, Any]:
         return {"lr": self.initial_lr, "factor": self.factor, "patience": self.patience,
                 "threshold": self.threshold, "min_lr": self.min_lr}
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, current_lr={_fmt(self.lr)})"
+
+
+class BoldDriver(Schedule):
+    """The "bold driver": raise the rate while the loss falls, undo and cut it when it rises.
+
+    After an epoch whose monitored loss fell below the previous epoch's, the rate is
+    multiplied by ``increase``. An epoch whose loss rose (or diverged) is refused: ``fit``
+    undoes it (weights, optimizer state and this schedule's state go back together, see
+    :func:`gdcore.training.fit`) and the rate is multiplied by ``decrease``. Started far too
+    small, the rate grows geometrically until progress stops; started far too large, it is
+    cut until an epoch converges, without ``DivergenceError`` (``fit`` gives up with
+    ``stop_reason="stalled"`` after 30 refused epochs in a row).
+
+    Parameters
+    ----------
+    lr : float
+        Initial learning rate, > 0.
+    increase : float, default 1.05
+        Factor after an epoch whose loss fell, >= 1.
+    decrease : float, default 0.5
+        Factor after a refused epoch, in (0, 1).
+
+    Attributes
+    ----------
+    lr : float
+        The current learning rate.
+    last_loss : float
+        The monitored loss of the last kept epoch (``inf`` before the first).
+    """
+
+    undoes_epochs = True
+
+    def __init__(self, lr: float, increase: float = 1.05, decrease: float = 0.5) -> None:
+        super().__init__(lr)
+        self.increase = _real(increase, "increase")
+        if self.increase < 1.0:
+            raise ValueError(f"increase must be >= 1, got {self.increase}")
+        self.decrease = _real(decrease, "decrease")
+        if not 0.0 < self.decrease < 1.0:
+            raise ValueError(f"decrease must be in (0, 1), got {self.decrease}")
+        self.lr = self.initial_lr
+        self.last_loss = math.inf
+
+    def _lr(self, epoch: int) -> float:
+        return self.lr
+
+    def accepts(self, loss: float) -> bool:
+        """False when ``loss`` rose above the last kept epoch's (or is nan)."""
+        loss = _real_or_nan(loss, "loss")
+        return loss <= self.last_loss
+
+    def observe(self, epoch: int, loss: float) -> None:
+        """A kept epoch: grow the rate if its loss fell."""
+        _int(epoch, "epoch", 0)
+        loss = _real_or_nan(loss, "loss")
+        if loss < self.last_loss and not math.isinf(self.last_loss):
+            self.lr = _scaled(self.lr, self.increase, 1)
+        self.last_loss = loss
+
+    def rejected(self, lr: float) -> None:
+        """Cut the rate that failed (not the restored one: repeated refusals compound)."""
+        self.lr = _real(lr, "lr") * self.decrease
+
+    def state_dict(self) -> Dict[str, Any]:
+        """``{"lr", "last_loss"}``; ``last_loss`` is None before the first epoch (JSON-safe)."""
+        return {"lr": self.lr,
+                "last_loss": None if math.isinf(self.last_loss) else self.last_loss}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        lr = _positive(state["lr"], "state['lr']")
+        last = (math.inf if state["last_loss"] is None
+                else _real_or_nan(state["last_loss"], "state['last_loss']"))
+        self.lr, self.last_loss = lr, last
+
+    def _params(self) -> Dict[str, Any]:
+        return {"lr": self.initial_lr, "increase": self.increase, "decrease": self.decrease}
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, current_lr={_fmt(self.lr)})"

@@ -3,114 +3,237 @@
 Each epoch is one engine call (``train_epoch``: every mini-batch's forward pass, loss
 gradient, backward pass and update, in C++ or NumPy). Everything between epochs lives here
 and is shared by both backends, so both see the same batches and the same decisions.
+
+``fit`` is a short sequence of named phases: :func:`_validate` (every argument, before
+anything changes), :class:`_Run` (prepare: bind the optimizer, find the rate for
+``lr="auto"``, take the first checkpoint), then per epoch ``train``, ``check`` (divergence and
+the schedule's verdict, both handled by one rollback), ``record`` and the stop rules.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from . import _validation as v
+from .metrics import get_metrics
 from .optimizers import get_optimizer
 
 ON_DIVERGENCE = ("raise", "stop", "backoff")
-#: "backoff" gives up after halving the learning rate this many times in one fit.
+#: "backoff" gives up after halving the learning rate this many times in one fit; a schedule
+#: that undoes epochs (BoldDriver) gives up after this many undone epochs in a row.
 MAX_BACKOFFS = 30
+#: An epoch diverges when its loss exceeds this multiple of the starting loss (plus a floor of
+#: sqrt(machine epsilon) of the network's dtype, so a converged loss near zero may wobble).
+DIVERGENCE_FACTOR = 1.5
+#: With mini-batches the starting loss is measured on at most this many training samples,
+#: evenly spaced through the set (with full batches the first epoch's loss is exactly it).
+REFERENCE_SAMPLES = 256
+
+#: lr="auto" sweeps with the fit's batch size, at most this many samples per step (full-batch
+#: sweeps of a large set would cost one pass per step).
+AUTO_LR_MAX_BATCH = 256
+
+STOP_REASONS = {
+    "epochs": "ran all the epochs asked for",
+    "converged": "the monitored loss stopped improving by tol",
+    "max_time": "reached max_time",
+    "callback": "a callback asked to stop",
+    "diverged": "the loss diverged",
+    "stalled": "the schedule undid too many epochs in a row",
+}
 
 
 class DivergenceError(ArithmeticError):
-    """Training produced a non-finite loss or weights.
+    """Training diverged: a non-finite loss or weights, or a loss clearly above the start.
 
-    The network's weights (and the optimizer's state) are those of the last finite epoch.
-    ``history`` holds what was recorded up to then.
+    The network's weights and the optimizer's state are those of the last sane point (the
+    message says which). ``history`` holds what was recorded up to then; ``suggestion`` is
+    ``find_lr``'s suggestion from there (None if it could not be computed).
     """
 
-    def __init__(self, epoch: int, loss: float, lr: float, history: "History") -> None:
+    def __init__(self, epoch: int, loss: float, lr: float, history: "History",
+                 suggestion: Optional[float] = None) -> None:
         self.epoch, self.loss, self.lr, self.history = epoch, loss, lr, history
+        self.suggestion = suggestion
+        where = ("the starting weights" if history.epochs == 0
+                 else f"the weights after epoch {history.epochs - 1}")
+        hint = (f"gd.find_lr suggests {suggestion:.3g} with this optimizer"
+                if suggestion is not None else "gd.find_lr(network, X, y) suggests one")
         super().__init__(
-            f"training diverged at epoch {epoch}: loss {loss} with learning rate {lr:g}. "
-            f"The weights were restored to the last finite epoch. Try a smaller learning rate "
-            f"(gd.find_lr(network, X, y) suggests one) or fit(..., on_divergence='backoff').")
+            f"training diverged at epoch {epoch}: loss {loss} with learning rate {lr:g} "
+            f"(started at {history.start_loss:.6g}). The network and optimizer were restored "
+            f"to {where}. Try a smaller learning rate ({hint}), lr='auto', "
+            f"fit(..., on_divergence='backoff') or gd.schedules.BoldDriver.")
 
 
 @dataclasses.dataclass
 class History:
-    """What ``fit`` recorded, one entry per completed epoch.
+    """What ``fit`` recorded, one entry per kept epoch.
 
     Attributes
     ----------
     loss : list of float
-        Training loss of each epoch (the sample-weighted mean of its batch losses, each
-        measured before that batch's update).
+        Training loss of each epoch: the sample-weighted mean of its batch losses, each
+        measured before that batch's update (with full batches: the loss of the weights the
+        epoch started from).
     val_loss : list of float
         Validation loss after each epoch (empty without validation data).
     lr : list of float
         Learning rate used in each epoch.
+    metrics : dict of str to list of float
+        Per-epoch values of the requested metrics (``"accuracy"``...) on the training data
+        with the weights at the end of each epoch, and ``"val_<name>"`` on the validation
+        data; ``"train_loss"`` when ``restore_best_weights`` monitors it (see ``monitor``).
     epochs : int
-        Epochs completed.
+        Epochs kept (an epoch undone by a rollback is not counted).
     best_epoch : int or None
-        Index of the epoch with the lowest validation loss (training loss without validation).
+        Index of the epoch with the lowest monitored loss.
+    monitor : str
+        What the stopping rules, the schedule and ``restore_best_weights`` watched:
+        ``"val_loss"``, ``"loss"`` or ``"train_loss"``.
     converged : bool
         Stopped because the loss improved by less than ``tol`` for ``n_iter_no_change`` epochs.
     diverged : bool
-        A non-finite loss was met (and, with "stop", training ended there).
+        An epoch diverged (and was undone) at least once.
     stop_reason : str
-        ``"epochs"``, ``"converged"``, ``"max_time"``, ``"callback"`` or ``"diverged"``.
+        ``"epochs"``, ``"converged"``, ``"max_time"``, ``"callback"``, ``"diverged"`` or
+        ``"stalled"`` (empty while training runs or if an exception ended it).
     backoffs : int
-        How many times "backoff" halved the learning rate.
+        How many times the rate was cut after an undone epoch.
+    events : list of dict
+        Each undone epoch: ``{"epoch", "reason" ("diverged" or "loss rose"), "loss", "lr",
+        "new_lr"}`` (``new_lr`` None when training stopped there).
+    start_loss : float
+        The training loss of the weights fit started from (see ``DIVERGENCE_FACTOR``).
+    lr_found : float or None
+        The rate ``lr="auto"`` chose with the range test.
+    suggested_lr : float or None
+        After a divergence that ended training: ``find_lr``'s suggestion from there.
     time : float
         Wall time of the fit in seconds.
+    backend : str
+        The engine that trained: ``"cpp"`` or ``"numpy"``.
     """
 
     loss: list = dataclasses.field(default_factory=list)
     val_loss: list = dataclasses.field(default_factory=list)
     lr: list = dataclasses.field(default_factory=list)
+    metrics: dict = dataclasses.field(default_factory=dict)
     epochs: int = 0
     best_epoch: Optional[int] = None
+    monitor: str = "loss"
     converged: bool = False
     diverged: bool = False
     stop_reason: str = ""
     backoffs: int = 0
+    events: list = dataclasses.field(default_factory=list)
+    start_loss: float = math.nan
+    lr_found: Optional[float] = None
+    suggested_lr: Optional[float] = None
     time: float = 0.0
+    backend: str = ""
 
     def __repr__(self) -> str:
         last = f"{self.loss[-1]:.6g}" if self.loss else "n/a"
         return (f"History(epochs={self.epochs}, loss={last}, best_epoch={self.best_epoch}, "
                 f"stop_reason={self.stop_reason!r})")
 
+    def _monitored(self) -> list:
+        if self.monitor == "val_loss":
+            return self.val_loss
+        if self.monitor == "train_loss":
+            return self.metrics.get("train_loss", [])
+        return self.loss
 
-def _callbacks(callbacks: Any) -> list[Callable]:
-    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+    def summary(self) -> str:
+        """A short report: why training stopped, epochs, best epoch and loss, time, the
+        divergences and back-offs with their rates, and advice where it is plain."""
+        reason = STOP_REASONS.get(self.stop_reason, "interrupted by an exception")
+        lines = [f"stopped: {self.stop_reason or 'exception'} ({reason}) after {self.epochs} "
+                 f"epoch{'s' if self.epochs != 1 else ''} in {self.time:.3g} s"
+                 + (f" on the {self.backend} engine" if self.backend else "")]
+        if self.loss:
+            lines.append(f"loss: {self.start_loss:.4g} at the start, {self.loss[0]:.4g} in "
+                         f"epoch 0, {self.loss[-1]:.4g} in epoch {self.epochs - 1}")
+        monitored = self._monitored()
+        if self.best_epoch is not None and self.best_epoch < len(monitored):
+            lines.append(f"best: epoch {self.best_epoch}, {self.monitor} "
+                         f"{monitored[self.best_epoch]:.4g}")
+        for name, values in self.metrics.items():
+            if values and name != "train_loss":
+                lines.append(f"{name}: {values[-1]:.4g} at the end")
+        if self.lr:
+            rates = f"{self.lr[0]:.3g}" if min(self.lr) == max(self.lr) else (
+                f"{self.lr[0]:.3g} -> {self.lr[-1]:.3g} (min {min(self.lr):.3g}, "
+                f"max {max(self.lr):.3g})")
+            found = f" (lr='auto': the range test chose {self.lr_found:.3g})" \
+                if self.lr_found is not None else ""
+            lines.append(f"learning rate: {rates}{found}")
+        for e in self.events:
+            then = (f"rate cut to {e['new_lr']:.3g}" if e["new_lr"] is not None
+                    else "training stopped")
+            lines.append(f"undone: epoch {e['epoch']} ({e['reason']}, loss {e['loss']:.4g} at "
+                         f"rate {e['lr']:.3g}); {then}")
+        advice = self._advice()
+        if advice:
+            lines.append(f"advice: {advice}")
+        return "\n".join(lines)
+
+    def _advice(self) -> str:
+        if self.stop_reason == "diverged":
+            rate = self.events[-1]["lr"] if self.events else (self.lr[-1] if self.lr else None)
+            at = f" at rate {rate:.3g}" if rate is not None else ""
+            if self.suggested_lr is not None:
+                return (f"diverged{at}: try find_lr's suggestion {self.suggested_lr:.3g}, "
+                        f"or on_divergence='backoff'")
+            return f"diverged{at}: try a smaller rate (gd.find_lr) or on_divergence='backoff'"
+        if self.stop_reason == "epochs" and len(self.loss) >= 4:
+            tail = max(2, len(self.loss) // 10)
+            before, last = self.loss[-tail - 1], self.loss[-1]
+            if before > 0 and (before - last) / before > 0.01:
+                return (f"the loss still fell {100 * (before - last) / before:.2g}% over the "
+                        f"last {tail} epochs: train longer, or raise the rate")
+        if self.stop_reason == "stalled":
+            return "the rate kept overshooting: start from a smaller rate"
+        return ""
+
+
+# --- phase 1: validate ----------------------------------------------------------------------
+
+class _Callback:
+    """One user callback seen through Keras' three hooks (a plain callable is on_epoch_end)."""
+
+    def __init__(self, cb: Any) -> None:
+        self.begin = getattr(cb, "on_train_begin", None)
+        self.epoch_end = getattr(cb, "on_epoch_end", None)
+        self.end = getattr(cb, "on_train_end", None)
+        if self.epoch_end is None and self.begin is None and self.end is None:
+            self.epoch_end = cb
+
+
+def _callbacks(callbacks: Any) -> list:
+    if callable(callbacks) or any(hasattr(callbacks, h) for h in
+                                  ("on_epoch_end", "on_train_begin", "on_train_end")):
         callbacks = (callbacks,)
     try:
         items = list(callbacks)
     except TypeError:
-        raise TypeError("callbacks must be a sequence of callables") from None
+        raise TypeError("callbacks must be a sequence of callables or callback objects") \
+            from None
     out = []
     for i, cb in enumerate(items):
-        if hasattr(cb, "on_epoch_end"):
-            out.append(cb.on_epoch_end)
-        elif callable(cb):
-            out.append(cb)
-        else:
-            raise TypeError(f"callbacks[{i}] must be callable or have on_epoch_end, got {cb!r}")
+        hooks = [getattr(cb, h, None) for h in ("on_train_begin", "on_epoch_end", "on_train_end")]
+        if not (callable(cb) or any(callable(h) for h in hooks)):
+            raise TypeError(f"callbacks[{i}] must be callable or have on_epoch_end / "
+                            f"on_train_begin / on_train_end, got {cb!r}")
+        out.append(_Callback(cb))
     return out
-
-
-def _progress_bar(enabled: bool, epochs: int) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        warnings.warn("progress=True needs tqdm (pip install 'gdcore[progress]'); "
-                      "training without a progress bar", RuntimeWarning, stacklevel=3)
-        return None
-    return tqdm(total=epochs, unit="epoch", desc="fit", leave=True)
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -119,157 +242,35 @@ def _bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-#: A loss above this multiple of the loss of the starting weights (or of 1, if larger) counts
-#: as diverged.
-DIVERGENCE_RATIO = 1e4
-#: The starting loss is measured on at most this many training samples (the first ones).
-REFERENCE_SAMPLES = 256
+@dataclasses.dataclass
+class _Plan:
+    """Everything ``fit`` was asked to do, validated."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    w: Optional[np.ndarray]
+    val: Optional[tuple]
+    epochs: int
+    batch_size: int
+    rng: Optional[np.random.Generator]
+    seed: Any
+    optimizer: Any
+    tol: Optional[float]
+    n_iter_no_change: int
+    restore_best_weights: bool
+    max_time: Optional[float]
+    on_divergence: str
+    callbacks: list
+    progress: bool
+    metrics: dict
 
 
-def _sane(loss: float, starting_loss: Callable[[], Optional[float]]) -> bool:
-    """Whether an epoch ended without diverging: a finite loss that did not explode.
-
-    (The engines return NaN when a parameter is not finite after an epoch.) ``starting_loss()``
-    gives the loss of the weights fit started from (None if not finite); it is only asked for
-    when ``loss`` is large enough to possibly be an explosion.
-    """
-    if not math.isfinite(loss):
-        return False
-    if loss > DIVERGENCE_RATIO:
-        reference = starting_loss()
-        if reference is not None and loss > DIVERGENCE_RATIO * max(reference, 1.0):
-            return False
-    return True
-
-
-class _Snapshots:
-    """Divergence recovery: where to go back to, at the cost of one copy per epoch.
-
-    An epoch's loss vouches for the weights it started from, so on divergence we go back to
-    the start of the last epoch with a sane loss (``last_sane``: parameters, optimizer state,
-    step count). Each epoch's starting state is copied into a spare buffer, which becomes
-    ``last_sane`` when the epoch turns out sane; no copy is needed while the live state still
-    equals ``last_sane`` (at the start of fit and after a rollback).
-    """
-
-    def __init__(self, params: list, opt: Any) -> None:
-        self.n_params = len(params)
-        self.live = [*params, *opt.state, opt.step]
-        self.last_sane = [a.copy() for a in self.live]
-        self.spare: Optional[list] = None
-        self.epoch_start = self.last_sane  # the snapshot of the running epoch's start
-        self.live_is_last_sane = True
-        self.initial: Optional[list] = None  # the starting parameters, once last_sane moves on
-
-    def begin_epoch(self) -> None:
-        if self.live_is_last_sane:
-            self.epoch_start = self.last_sane
-        else:
-            if self.spare is None:
-                self.spare = [np.empty_like(a) for a in self.live]
-            for snapshot, a in zip(self.spare, self.live):
-                np.copyto(snapshot, a)
-            self.epoch_start = self.spare
-        self.live_is_last_sane = False
-
-    def epoch_was_sane(self) -> None:
-        if self.epoch_start is not self.last_sane:
-            if self.initial is None:
-                self.initial = [a.copy() for a in self.last_sane[:self.n_params]]
-            self.spare, self.last_sane = self.last_sane, self.epoch_start
-
-    def roll_back(self) -> None:
-        """Live state <- the start of the last sane epoch."""
-        for a, good in zip(self.live, self.last_sane):
-            np.copyto(a, good)
-        self.live_is_last_sane = True
-
-    def back_to_epoch_start(self) -> None:
-        for a, good in zip(self.live, self.epoch_start):
-            np.copyto(a, good)
-
-    def starting_params(self) -> list:
-        """The parameters fit started from."""
-        return self.initial if self.initial is not None else self.last_sane[:self.n_params]
-
-
-def _forget_last_epoch(history: History, opt: Any) -> None:
-    """Drop the last recorded epoch (its weights were rolled back)."""
-    history.epochs -= 1
-    opt.epochs_done -= 1
-    for record in (history.loss, history.lr, history.val_loss):
-        if len(record) > history.epochs:
-            record.pop()
-    if history.best_epoch is not None and history.best_epoch >= history.epochs:
-        history.best_epoch = (int(np.argmin(history.val_loss or history.loss))
-                              if history.loss else None)
-
-
-def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
-        batch_size: Optional[int] = None, shuffle: bool = True, validation_data: Any = None,
-        validation_split: float = 0.0, sample_weight: Any = None, tol: Optional[float] = None,
-        n_iter_no_change: int = 5, restore_best_weights: bool = False,
-        max_time: Optional[float] = None, on_divergence: str = "raise",
-        callbacks: Sequence = (), progress: bool = False, seed: Any = None) -> History:
-    """Train ``network`` on ``(X, y)`` by mini-batch gradient descent.
-
-    Parameters
-    ----------
-    X : array (n_samples, n_inputs)
-    y : array
-        Targets: ``(n_samples, n_outputs)`` (or ``(n_samples,)`` for one output); for
-        cross_entropy, integer class indices ``(n_samples,)`` or probabilities.
-    optimizer : Optimizer, str or None
-        An optimizer object (its state carries over between fit calls), a name
-        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``), or None for ``SGD(lr=0.01)``.
-    epochs : int
-        Passes over the training samples, >= 1.
-    batch_size : int or None
-        Samples per update; None means full-batch gradient descent (one step per epoch).
-        A batch size above the number of training samples is clamped to it.
-    shuffle : bool
-        Visit the samples in a new random order each epoch (from ``seed``).
-    validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
-    validation_split : float in [0, 1)
-        Hold out this last fraction of the samples (before shuffling) for validation.
-    sample_weight : array (n_samples,), optional
-        The loss becomes ``sum(w_i l_i) / sum(w_i)``.
-    tol : float or None
-        Stop when the monitored loss (validation loss if any, else training loss) has not
-        improved on its best by at least ``tol`` for ``n_iter_no_change`` epochs in a row.
-    restore_best_weights : bool
-        End with the weights of the epoch with the best monitored loss.
-    max_time : float or None
-        Seconds; stop after the epoch that crosses it.
-    on_divergence : {"raise", "stop", "backoff"}
-        An epoch diverges when its loss or the weights are not finite, or its loss exceeds
-        ``DIVERGENCE_RATIO`` (1e4) times the loss of the starting weights (measured on up to
-        256 training samples before the first epoch), or 1e4 if that is larger. The
-        weights and optimizer state then go back to the start of the last epoch with a sane
-        loss, and that epoch is dropped from the history; then: "raise" raises
-        :class:`DivergenceError`; "stop" returns; "backoff" halves the learning rate and goes
-        on (at most 30 times in one fit).
-    callbacks : sequence
-        Each is called after every epoch as ``cb(epoch, logs)`` (or ``cb.on_epoch_end(epoch,
-        logs)``), ``logs`` a dict with ``loss``, ``val_loss``, ``lr``, ``network``; a callback
-        returning True stops training.
-    progress : bool
-        Show a tqdm progress bar (needs ``tqdm``).
-    seed : int, Generator or None
-        Shuffling seed; None uses the network's ``seed``.
-
-    Returns
-    -------
-    History
-
-    Notes
-    -----
-    Invalid arguments raise ``ValueError``/``TypeError`` before anything changes. Ctrl-C
-    (``KeyboardInterrupt``) stops training: the compiled core finishes the current step, the
-    NumPy engine goes back to the start of the interrupted epoch; either way the weights, the
-    optimizer's state and its step count stay consistent and ``fit`` may be called again.
-    """
-    # --- validate everything before touching the network ----------------------------------
+def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_size: Any,
+              shuffle: Any, validation_data: Any, validation_split: Any, sample_weight: Any,
+              tol: Any, n_iter_no_change: Any, restore_best_weights: Any, max_time: Any,
+              on_divergence: Any, callbacks: Any, progress: Any, seed: Any,
+              metrics: Any) -> _Plan:
+    """Check every argument of fit and put the data in the engines' layout. Changes nothing."""
     epochs = v.positive_int(epochs, "epochs")
     shuffle = _bool(shuffle, "shuffle")
     restore_best_weights = _bool(restore_best_weights, "restore_best_weights")
@@ -284,6 +285,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     if on_divergence not in ON_DIVERGENCE:
         raise ValueError(f"on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
     cbs = _callbacks(callbacks)
+    chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
     X, Y, w = network._data(X, y, sample_weight)
     if validation_data is not None and validation_split > 0:
         raise ValueError("pass either validation_data or validation_split, not both")
@@ -304,143 +306,518 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         val = (X[n_train:], Y[n_train:], None if w is None else w[n_train:])
         X, Y, w = X[:n_train], Y[:n_train], (None if w is None else w[:n_train])
         # Slices of C-contiguous rows stay C-contiguous: no copy.
+        for part, weights in (("training", w), ("validation", val[2])):
+            if weights is not None and not weights.sum(dtype=np.float64) > 0:
+                raise ValueError(
+                    f"sample_weight: the {part} part of validation_split={validation_split} "
+                    f"has zero total weight; it needs a positive one")
     n = X.shape[0]
-    if batch_size is None:
-        batch_size = n
-    batch_size = min(v.positive_int(batch_size, "batch_size"), n)
+    batch_size = n if batch_size is None else min(v.positive_int(batch_size, "batch_size"), n)
     seed = v.seed(network.seed if seed is None else seed, "seed")  # checked even when unused
-    rng = np.random.default_rng(seed) if shuffle else None
     opt = get_optimizer(optimizer)
-    params = network.parameters()
-    v.trainable(params)
+    v.trainable(network.parameters())
+    return _Plan(X, Y, w, val, epochs, batch_size,
+                 np.random.default_rng(seed) if shuffle else None, seed, opt, tol,
+                 n_iter_no_change, restore_best_weights, max_time, on_divergence, cbs, progress,
+                 chosen_metrics)
 
-    # --- train -----------------------------------------------------------------------------
-    history = History()
-    order = np.arange(n, dtype=np.int64)
-    # The lock covers the optimizer's binding and every snapshot, so another thread's call on
-    # this network can neither interleave with the epochs nor be half-copied into a snapshot.
-    with network._lock:
+
+# --- rollback: one checkpoint object owns everything an undo restores --------------------------
+
+class Checkpoint:
+    """A copy of all the training state one rollback restores, together: the parameters, the
+    optimizer's state arrays and step count, its epoch count and back-off scale, and its
+    schedule's ``state_dict()``.
+
+    ``save()`` copies the live state into the checkpoint's own buffers (no allocation after
+    the first); ``restore()`` copies it back, and may be repeated (it is idempotent, so an
+    exception arriving in the middle of one is repaired by running it again).
+    """
+
+    def __init__(self, params: Sequence[np.ndarray], optimizer: Any) -> None:
+        self._optimizer = optimizer
+        self._n_params = len(params)
+        self._live = [*params, *optimizer.state, optimizer.step]
+        self._saved = [a.copy() for a in self._live]
+        self._scalars = self._read_scalars()
+
+    def _read_scalars(self) -> tuple:
+        opt = self._optimizer
+        return (opt.epochs_done, opt.lr_scale, copy.deepcopy(opt.schedule.state_dict()))
+
+    @property
+    def params(self) -> list:
+        """The saved parameters (the checkpoint's own arrays: read, don't write)."""
+        return self._saved[:self._n_params]
+
+    def save(self) -> None:
+        for saved, live in zip(self._saved, self._live):
+            np.copyto(saved, live)
+        self._scalars = self._read_scalars()
+
+    def restore(self) -> None:
+        for live, saved in zip(self._live, self._saved):
+            np.copyto(live, saved)
+        opt = self._optimizer
+        opt.epochs_done, opt.lr_scale, schedule_state = self._scalars
+        opt.schedule.load_state_dict(copy.deepcopy(schedule_state))
+
+
+def _restore(checkpoint: Checkpoint) -> None:
+    """``checkpoint.restore()``, finished even if an exception (Ctrl-C) lands inside it."""
+    try:
+        checkpoint.restore()
+    except BaseException:
+        checkpoint.restore()
+        raise
+
+
+class _Rollback:
+    """Where an undo goes back to, at the cost of one copy per epoch.
+
+    An epoch's loss vouches for the weights it started from (with full batches it *is* their
+    loss), so an undo goes back to the start of the last epoch whose loss was accepted
+    (``sane``) and forgets that epoch: the weights that are left are exactly those a kept
+    loss describes. Each epoch's start is copied into a spare checkpoint, which becomes
+    ``sane`` when the epoch is accepted; no copy is needed while the live state still equals
+    ``sane`` (at the start of fit and right after an undo).
+    """
+
+    def __init__(self, params: Sequence[np.ndarray], optimizer: Any) -> None:
+        self._params, self._optimizer = params, optimizer
+        self.sane = Checkpoint(params, optimizer)
+        self.sane_epoch = 0  # the epoch that starts at ``sane``
+        self.epoch_start = self.sane
+        self._spare: Optional[Checkpoint] = None
+        self._live_is_sane = True
+
+    def begin_epoch(self) -> None:
+        if self._live_is_sane:
+            self.epoch_start = self.sane
+        else:
+            if self._spare is None:
+                self._spare = Checkpoint(self._params, self._optimizer)
+            else:
+                self._spare.save()
+            self.epoch_start = self._spare
+        self._live_is_sane = False
+
+    def accept(self, epoch: int) -> None:
+        if self.epoch_start is not self.sane:
+            self._spare, self.sane = self.sane, self.epoch_start
+        self.sane_epoch = epoch
+
+    def undo(self) -> int:
+        """Back to ``sane``; returns the epoch that starts there."""
+        _restore(self.sane)
+        self._live_is_sane = True
+        return self.sane_epoch
+
+    def back_to_epoch_start(self) -> None:
+        _restore(self.epoch_start)
+
+
+# --- phases 2 and 3: prepare, then train epoch by epoch ----------------------------------------
+
+def _progress_bar(enabled: bool, epochs: int) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("progress=True needs tqdm (pip install 'gdcore[progress]'); "
+                      "training without a progress bar", RuntimeWarning, stacklevel=4)
+        return None
+    return tqdm(total=epochs, unit="epoch", desc="fit", leave=True)
+
+
+class _Run:
+    """One call of fit on a validated plan: prepare, then the epochs (under the network's lock)."""
+
+    def __init__(self, network: Any, plan: _Plan) -> None:
+        self.network, self.plan, self.opt = network, plan, plan.optimizer
+        self.engine = network._engine
+        self.history = History(backend=network.backend)
+        if plan.val is not None:
+            self.history.monitor = "val_loss"
+        elif plan.restore_best_weights and plan.batch_size < plan.X.shape[0]:
+            # An epoch's mean batch loss describes weights that changed during the epoch;
+            # restoring "the best" needs the loss of weights that exist: measure it.
+            self.history.monitor = "train_loss"
+        for name in plan.metrics:
+            self.history.metrics[name] = []
+            if plan.val is not None:
+                self.history.metrics[f"val_{name}"] = []
+        if self.history.monitor == "train_loss":
+            self.history.metrics["train_loss"] = []
+        self.order = np.arange(plan.X.shape[0], dtype=np.int64)
+        self.best_monitored = math.inf
+        self.best_params: Optional[list] = None
+        self.tol_best, self.no_improvement = math.inf, 0
+        self.undone_in_a_row = 0
+        self.floor = math.sqrt(float(np.finfo(network.dtype).eps))
+
+    # --- prepare ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        plan, opt, network = self.plan, self.opt, self.network
+        params = network.parameters()
         opt.bind(network, params)
-        engine = network._engine
-        snapshots = _Snapshots(params, opt)
-        sane_epoch = 0
-        # The yardstick for an exploding loss is the loss of the starting weights (not the
-        # first epoch's: with mini-batches, a far-too-large rate can blow the loss up within
-        # the first epoch already). Only a loss above DIVERGENCE_RATIO needs it: computed then.
-        reference: list = []
+        if getattr(opt, "lr_is_auto", False):
+            from .lr_finder import find_lr
+            found = find_lr(network, plan.X, plan.Y, optimizer=opt,
+                            batch_size=min(plan.batch_size, AUTO_LR_MAX_BATCH), seed=plan.seed)
+            opt.resolve_lr(found.suggestion)
+        if getattr(opt, "lr_found", None) is not None:
+            self.history.lr_found = opt.lr_found
+        self.rollback = _Rollback(params, opt)
+        if plan.restore_best_weights:
+            self.best_params = [p.copy() for p in params]
+        n = plan.X.shape[0]
+        if plan.batch_size < n:
+            self.history.start_loss = self._reference_loss()
+        # (full batch: the first epoch's loss is the loss of the starting weights, exactly)
 
-        def starting_loss() -> Optional[float]:
-            if not reference:
-                m = min(n, REFERENCE_SAMPLES)
-                wm = None if w is None or not w[:m].sum(dtype=np.float64) > 0 else w[:m]
-                current = [p.copy() for p in params]
-                try:
-                    for p, q in zip(params, snapshots.starting_params()):
-                        np.copyto(p, q)
-                    value = float(engine.loss(X[:m], Y[:m], wm))
-                finally:
-                    for p, q in zip(params, current):
-                        np.copyto(p, q)
-                reference.append(value if math.isfinite(value) else None)
-            return reference[0]
+    def _reference_loss(self) -> float:
+        """The loss of the starting weights on up to REFERENCE_SAMPLES evenly spaced samples."""
+        X, Y, w = self.plan.X, self.plan.Y, self.plan.w
+        n = X.shape[0]
+        if n > REFERENCE_SAMPLES:
+            rows = np.linspace(0, n - 1, REFERENCE_SAMPLES).astype(np.int64)
+            X, Y, w = X[rows], Y[rows], (None if w is None else w[rows])
+        if w is not None and not w.sum(dtype=np.float64) > 0:
+            w = None
+        return float(self.engine.loss(X, Y, w))
 
-        best_params = [p.copy() for p in params] if restore_best_weights else None
-        best_monitored = math.inf
-        tol_best, no_improvement = math.inf, 0
-        bar = _progress_bar(progress, epochs)
-        start = time.perf_counter()
-        epoch = 0
-        in_epoch = False  # an engine call is running (the live arrays may be mid-update)
+    # --- one epoch ----------------------------------------------------------------------
+    def train(self, lr: float) -> float:
+        plan, opt = self.plan, self.opt
+        if plan.rng is not None:
+            self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
+        self.rollback.begin_epoch()
         try:
-            while epoch < epochs:
+            return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
+                                                 plan.batch_size, opt.kind, opt.hyper(lr),
+                                                 opt.state, opt.step))
+        except BaseException:
+            # The compiled core stops between two steps, leaving parameters, state and step
+            # consistent. The NumPy one can be stopped inside a step (some parameters updated,
+            # the step not counted): back to the start of the epoch.
+            if self.network.backend == "numpy":
+                self.rollback.back_to_epoch_start()
+            raise
+
+    def diverged(self, loss: float) -> bool:
+        """Not finite (the engines return NaN for non-finite weights), or clearly above the
+        loss the network started from."""
+        if not math.isfinite(loss):
+            return True
+        start = self.history.start_loss
+        if math.isnan(start):
+            return False
+        return loss > DIVERGENCE_FACTOR * start + self.floor
+
+    def undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
+        """Roll back to the last sane point and forget the epoch that started there;
+        returns the epoch to run next."""
+        history = self.history
+        history.diverged |= reason == "diverged"
+        back_to = self.rollback.undo()
+        if back_to < epoch:  # the kept record of that epoch describes undone weights
+            self._forget_last_epoch()
+        history.events.append({"epoch": epoch, "reason": reason, "loss": loss, "lr": lr,
+                               "new_lr": None})
+        return back_to
+
+    def _forget_last_epoch(self) -> None:
+        history = self.history
+        history.epochs -= 1
+        for record in (history.loss, history.lr, history.val_loss, *history.metrics.values()):
+            if len(record) > history.epochs:
+                record.pop()
+        # The undone epoch may have been the best. Its record is gone, but the weights we are
+        # back at are at least as good as any kept (the kept best weights were these or
+        # later ones): they end the last kept epoch, which becomes the best. (With full
+        # batches they are in fact the weights of the forgotten loss, which a retry of that
+        # epoch records again.)
+        monitored = history._monitored()
+        if history.best_epoch is not None and history.best_epoch >= history.epochs:
+            if not monitored:
+                history.best_epoch, self.best_monitored = None, math.inf
+            elif self.best_params is not None:
+                history.best_epoch = history.epochs - 1
+                self.best_monitored = monitored[-1]
+                self._keep_best(self.network.parameters())
+            else:
+                history.best_epoch = int(np.argmin(monitored))
+                self.best_monitored = monitored[history.best_epoch]
+        self.tol_best = min(monitored, default=math.inf)
+        self.no_improvement = 0
+
+    def _best_weights_now(self) -> list:
+        """The weights the last recorded monitored loss describes."""
+        if self.history.monitor == "loss":
+            return self.rollback.epoch_start.params  # the loss of the epoch's start
+        return self.network.parameters()
+
+    def _keep_best(self, params: list) -> None:
+        for target, p in zip(self.best_params, params):
+            np.copyto(target, p)
+
+    def record(self, epoch: int, loss: float, lr: float, monitored: float) -> None:
+        plan, history = self.plan, self.history
+        self.rollback.accept(epoch)
+        self.undone_in_a_row = 0
+        self.opt.epochs_done += 1
+        history.epochs += 1
+        history.loss.append(loss)
+        history.lr.append(lr)
+        if plan.val is not None:
+            history.val_loss.append(monitored)
+        elif history.monitor == "train_loss":
+            history.metrics["train_loss"].append(monitored)
+        if plan.metrics:
+            self._record_metrics()
+        self.opt.schedule.observe(self.opt.epochs_done - 1, monitored)
+        if monitored < self.best_monitored:
+            self.best_monitored, history.best_epoch = monitored, epoch
+            if self.best_params is not None:
+                self._keep_best(self._best_weights_now())
+
+    def _record_metrics(self) -> None:
+        plan, metrics = self.plan, self.history.metrics
+        loss_name = self.network.loss_name
+        outputs = self.engine.forward(plan.X)
+        for name, fn in plan.metrics.items():
+            metrics[name].append(fn(outputs, plan.Y, plan.w, loss_name))
+        if plan.val is not None:
+            X_val, Y_val, w_val = plan.val
+            outputs = self.engine.forward(X_val)
+            for name, fn in plan.metrics.items():
+                metrics[f"val_{name}"].append(fn(outputs, Y_val, w_val, loss_name))
+
+    def monitored_loss(self, loss: float) -> float:
+        if self.plan.val is not None:
+            return float(self.engine.loss(*self.plan.val))
+        if self.history.monitor == "train_loss":
+            return float(self.engine.loss(self.plan.X, self.plan.Y, self.plan.w))
+        return loss
+
+    def stop_rule(self, epoch: int, loss: float, lr: float, monitored: float,
+                  started: float) -> Optional[str]:
+        plan, history = self.plan, self.history
+        if plan.tol is not None:
+            self.no_improvement = (self.no_improvement + 1
+                                   if monitored > self.tol_best - plan.tol else 0)
+            self.tol_best = min(self.tol_best, monitored)
+            if self.no_improvement >= plan.n_iter_no_change:
+                history.converged = True
+                return "converged"
+        logs = {"epoch": epoch, "loss": loss,
+                "val_loss": history.val_loss[-1] if plan.val is not None else None, "lr": lr,
+                "network": self.network, "history": history}
+        for name, values in history.metrics.items():
+            logs[name] = values[-1]
+        if any([bool(cb.epoch_end(epoch, logs)) for cb in plan.callbacks
+                if cb.epoch_end is not None]):  # call every one
+            return "callback"
+        if plan.max_time is not None and time.perf_counter() - started > plan.max_time:
+            return "max_time"
+        return None
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> History:
+        plan, opt, history = self.plan, self.opt, self.history
+        bar = _progress_bar(plan.progress, plan.epochs)
+        started = time.perf_counter()
+        try:
+            self.prepare()
+            logs = {"network": self.network, "history": history}
+            if any([bool(cb.begin(logs)) for cb in plan.callbacks if cb.begin is not None]):
+                history.stop_reason = "callback"
+            epoch = 0
+            while epoch < plan.epochs and not history.stop_reason:
                 lr = opt.lr
                 if not (math.isfinite(lr) and lr >= 0.0):
                     raise ValueError(
                         f"the learning rate for epoch {epoch} is {lr}: the optimizer's schedule "
                         f"must give a finite rate >= 0")
-                if rng is not None:
-                    order = rng.permutation(n).astype(np.int64, copy=False)
-                snapshots.begin_epoch()
-                in_epoch = True
-                loss = float(engine.train_epoch(X, Y, w, order, batch_size, opt.kind,
-                                                opt.hyper(lr), opt.state, opt.step))
-                in_epoch = False
-                if not _sane(loss, starting_loss):
-                    snapshots.roll_back()
-                    history.diverged = True
-                    failed_epoch = epoch
-                    if epoch > sane_epoch:  # back to the start of the last epoch, forget it
-                        epoch -= 1
-                        forgot_best = history.best_epoch == epoch
-                        _forget_last_epoch(history, opt)
-                        if forgot_best:
-                            remaining = history.val_loss or history.loss
-                            if best_params is not None and history.epochs:
-                                # The kept "best" weights were those the failed epoch started
-                                # from; the restored ones (the end of the last remaining
-                                # epoch) replace them.
-                                history.best_epoch = history.epochs - 1
-                                best_monitored = remaining[-1]
-                                for target, p in zip(best_params, params):
-                                    np.copyto(target, p)
-                            else:
-                                best_monitored = min(remaining, default=math.inf)
-                    if on_divergence == "backoff" and history.backoffs < MAX_BACKOFFS:
-                        history.backoffs += 1
-                        opt.lr_scale *= 0.5
-                        continue  # go on from there at half the rate
-                    history.stop_reason = "diverged"
-                    if on_divergence == "stop":
-                        break
-                    raise DivergenceError(failed_epoch, loss, lr, history)
-                snapshots.epoch_was_sane()
-                sane_epoch = epoch
-                opt.epochs_done += 1
-                history.epochs += 1
-                history.loss.append(loss)
-                history.lr.append(lr)
-                monitored = loss
-                if val is not None:
-                    monitored = float(engine.loss(*val))
-                    history.val_loss.append(monitored)
-                opt.schedule.observe(opt.epochs_done - 1, monitored)
-                if monitored < best_monitored:
-                    best_monitored, history.best_epoch = monitored, epoch
-                    if best_params is not None:
-                        for target, p in zip(best_params, params):
-                            np.copyto(target, p)
+                loss = self.train(lr)
+                if epoch == 0 and math.isnan(history.start_loss) and math.isfinite(loss):
+                    history.start_loss = loss  # full batch: the loss of the starting weights
+                # check: divergence first, then the schedule's verdict on the monitored loss
+                reason = None
+                monitored = math.nan
+                if self.diverged(loss):
+                    reason = "diverged"
+                else:
+                    monitored = self.monitored_loss(loss)
+                    if not opt.schedule.accepts(monitored):
+                        reason = "loss rose"
+                if reason is not None:
+                    epoch = self._after_undo(epoch, reason, loss, lr)
+                    continue
+                self.record(epoch, loss, lr, monitored)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                    postfix = {"loss": f"{loss:.4g}"}
+                    if plan.val is not None:
+                        postfix["val_loss"] = f"{monitored:.4g}"
+                    bar.set_postfix(postfix, refresh=False)
                 epoch += 1
-                if tol is not None:
-                    no_improvement = no_improvement + 1 if monitored > tol_best - tol else 0
-                    tol_best = min(tol_best, monitored)
-                    if no_improvement >= n_iter_no_change:
-                        history.converged, history.stop_reason = True, "converged"
-                        break
-                logs = {"loss": loss, "val_loss": history.val_loss[-1] if val else None,
-                        "lr": lr, "network": network}
-                if any([cb(epoch - 1, logs) is True for cb in cbs]):  # call every one
-                    history.stop_reason = "callback"
-                    break
-                if max_time is not None and time.perf_counter() - start > max_time:
-                    history.stop_reason = "max_time"
-                    break
-            else:
+                history.stop_reason = self.stop_rule(epoch - 1, loss, lr, monitored,
+                                                     started) or ""
+            if not history.stop_reason:
                 history.stop_reason = "epochs"
-            if best_params is not None and history.best_epoch is not None:
-                for target, p in zip(params, best_params):
+            if self.best_params is not None and history.best_epoch is not None:
+                for target, p in zip(self.network.parameters(), self.best_params):
                     np.copyto(target, p)
-        except KeyboardInterrupt:
-            # The compiled engine stops between two steps, leaving parameters, state and step
-            # consistent. The NumPy one can be interrupted inside a step (some parameters
-            # updated, the step not counted): go back to the start of the epoch.
-            if in_epoch and network.backend == "numpy":
-                snapshots.back_to_epoch_start()
-            raise
+            logs = {"network": self.network, "history": history,
+                    "stop_reason": history.stop_reason}
+            for cb in plan.callbacks:
+                if cb.end is not None:
+                    cb.end(logs)
         finally:
-            history.time = time.perf_counter() - start
+            history.time = time.perf_counter() - started
             if bar is not None:
+                bar.set_description(f"fit: {history.stop_reason or 'interrupted'}",
+                                    refresh=False)
                 bar.close()
-    return history
+        return history
+
+    def _after_undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
+        """Roll back, then back off (on_divergence="backoff" or a schedule that undoes
+        epochs) or end training (stop / raise). Returns the epoch to run next."""
+        plan, opt, history = self.plan, self.opt, self.history
+        # The cut applies to the rate that failed, not to the one the undo restores, so that
+        # repeated failures of the same epoch compound.
+        failed_scale, failed_rate = opt.lr_scale, opt.schedule(opt.epochs_done)
+        next_epoch = self.undo(epoch, reason, loss, lr)
+        schedule_undoes = opt.schedule.undoes_epochs
+        self.undone_in_a_row += 1
+        if schedule_undoes and self.undone_in_a_row <= MAX_BACKOFFS:
+            opt.schedule.rejected(failed_rate)
+        elif (not schedule_undoes and plan.on_divergence == "backoff"
+              and history.backoffs < MAX_BACKOFFS):
+            opt.lr_scale = failed_scale * 0.5
+        else:
+            history.stop_reason = "stalled" if reason == "loss rose" else "diverged"
+            if plan.on_divergence != "stop" and reason == "diverged":  # raise; backoff gave up
+                history.suggested_lr = self._suggestion()
+                raise DivergenceError(epoch, loss, lr, history, history.suggested_lr)
+            if reason == "diverged":
+                history.suggested_lr = self._suggestion()
+            return next_epoch
+        history.backoffs += 1
+        history.events[-1]["new_lr"] = opt.lr
+        return next_epoch
+
+    def _suggestion(self) -> Optional[float]:
+        """find_lr's suggestion from the restored weights, for the advice (None if it fails)."""
+        from .lr_finder import find_lr
+        try:
+            return float(find_lr(self.network, self.plan.X, self.plan.Y, optimizer=self.opt,
+                                 batch_size=min(self.plan.batch_size, AUTO_LR_MAX_BATCH),
+                                 seed=self.plan.seed).suggestion)
+        except Exception:  # noqa: BLE001 - advice only; the divergence is the error to report
+            return None
+
+
+def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
+        batch_size: Optional[int] = None, shuffle: bool = True, validation_data: Any = None,
+        validation_split: float = 0.0, sample_weight: Any = None, tol: Optional[float] = None,
+        n_iter_no_change: int = 5, restore_best_weights: bool = False,
+        max_time: Optional[float] = None, on_divergence: str = "raise",
+        callbacks: Sequence = (), progress: bool = False, seed: Any = None,
+        metrics: Sequence[str] = ()) -> History:
+    """Train ``network`` on ``(X, y)`` by mini-batch gradient descent.
+
+    Parameters
+    ----------
+    X : array (n_samples, n_inputs)
+    y : array
+        Targets: ``(n_samples, n_outputs)`` (or ``(n_samples,)`` for one output); for
+        cross_entropy, integer class indices ``(n_samples,)`` or probabilities.
+    optimizer : Optimizer, str or None
+        An optimizer object (its state carries over between fit calls), a name
+        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``), or None for ``SGD(lr=0.01)``.
+        An optimizer made with ``lr="auto"`` runs the learning-rate range test
+        (:func:`gdcore.find_lr`, with this optimizer's kind and hyper-parameters, on the
+        training data, seeded by ``seed``) at the start of its first fit and trains at its
+        suggestion (``history.lr_found``).
+    epochs : int
+        Epochs to keep, >= 1 (an epoch undone by a rollback is run again).
+    batch_size : int or None
+        Samples per update; None means full-batch gradient descent (one step per epoch).
+        A batch size above the number of training samples is clamped to it.
+    shuffle : bool
+        Visit the samples in a new random order each epoch (from ``seed``).
+    validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
+    validation_split : float in [0, 1)
+        Hold out this last fraction of the samples (before shuffling) for validation.
+    sample_weight : array (n_samples,), optional
+        The loss becomes ``sum(w_i l_i) / sum(w_i)``.
+    tol : float or None
+        Stop when the monitored loss has not improved on its best by at least ``tol`` for
+        ``n_iter_no_change`` epochs in a row.
+    restore_best_weights : bool
+        End with the weights whose monitored loss was the lowest. The monitored loss is the
+        validation loss (of the weights at the end of each epoch) when there is validation
+        data; else, with full batches, the epoch's training loss, which is the loss of the
+        weights the epoch started from (those are restored, so ``net.loss(X, y)`` equals
+        ``min(history.loss)``); else (mini-batches, no validation data) the training loss of
+        the weights at the end of each epoch, measured with one more pass over the training
+        data and recorded as ``history.metrics["train_loss"]``.
+    max_time : float or None
+        Seconds; stop after the epoch that crosses it.
+    on_divergence : {"raise", "stop", "backoff"}
+        An epoch diverges when its loss or the weights are not finite, or its loss exceeds
+        ``DIVERGENCE_FACTOR`` (1.5) times the loss of the starting weights (plus
+        sqrt(machine epsilon)); the starting loss is exact with full batches and measured on
+        up to 256 evenly spaced training samples with mini-batches. The network, the optimizer
+        (state, step and epoch counts, back-off scale) and its schedule then go back to the
+        start of the last epoch whose loss was sane, and that epoch is dropped from the
+        history (its loss described the weights it started from): "raise" raises
+        :class:`DivergenceError`, "stop" returns, "backoff" halves the learning rate and goes
+        on (at most 30 times in one fit). A schedule that undoes epochs
+        (:class:`gdcore.schedules.BoldDriver`) handles divergence itself: it cuts its rate.
+    callbacks : sequence
+        Callables ``cb(epoch, logs)`` called after every epoch, or objects with any of
+        ``on_train_begin(logs)``, ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)`` (as
+        Keras). ``logs`` holds ``loss``, ``val_loss``, ``lr``, the metrics, ``network`` and
+        ``history``. Any true return value of ``on_train_begin`` or ``on_epoch_end`` stops
+        training (every callback is still called for that epoch).
+    progress : bool
+        Show a tqdm progress bar with the loss and validation loss (needs ``tqdm``); when it
+        closes it says why training stopped.
+    seed : int, Generator or None
+        Shuffling seed (and the range test's for ``lr="auto"``); None uses the network's.
+    metrics : sequence of str
+        ``"accuracy"`` (classification losses), ``"mse"``, ``"mae"``, ``"r2"``: recorded in
+        ``history.metrics[name]`` per epoch on the training data with the weights at the end
+        of the epoch (one more forward pass), and ``["val_" + name]`` on the validation data.
+
+    Returns
+    -------
+    History
+
+    Notes
+    -----
+    Invalid arguments raise ``ValueError``/``TypeError`` before anything changes. Any
+    exception that ends fit (Ctrl-C, an exception raised by a signal handler, a schedule or a
+    callback that raises) leaves the network and optimizer consistent, after a whole number of
+    steps: an exception while an epoch runs leaves the compiled core after the steps it
+    finished (it stops between two steps) and the NumPy engine at the start of that epoch (it
+    may be stopped inside a step, so fit goes back); an exception between epochs leaves the
+    epochs finished so far. Either way parameters, optimizer state and ``step`` equal a replay
+    of ``step`` steps, ``epochs_done`` counts the whole epochs, and fit may be called again.
+    ``restore_best_weights`` is not applied when an exception ends fit.
+    """
+    plan = _validate(network, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
+                     validation_split, sample_weight, tol, n_iter_no_change,
+                     restore_best_weights, max_time, on_divergence, callbacks, progress, seed,
+                     metrics)
+    # The lock covers the optimizer's binding and every checkpoint, so another thread's call
+    # on this network can neither interleave with the epochs nor be half-copied.
+    with network._lock:
+        return _Run(network, plan).run()
+
