@@ -494,17 +494,9 @@ class _Run:
         if plan.rng is not None:
             self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
         self.rollback.begin_epoch()
-        try:
-            return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
-                                                 plan.batch_size, opt.kind, opt.hyper(lr),
-                                                 opt.state, opt.step))
-        except BaseException:
-            # The compiled core stops between two steps, leaving parameters, state and step
-            # consistent. The NumPy one can be stopped inside a step (some parameters updated,
-            # the step not counted): back to the start of the epoch.
-            if self.network.backend == "numpy":
-                self.rollback.back_to_epoch_start()
-            raise
+        return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
+                                             plan.batch_size, opt.kind, opt.hyper(lr),
+                                             opt.state, opt.step))
 
     def diverged(self, loss: float) -> bool:
         """Not finite (the engines return NaN for non-finite weights), or clearly above the
@@ -566,8 +558,8 @@ class _Run:
     def record(self, epoch: int, loss: float, lr: float, monitored: float) -> None:
         plan, history = self.plan, self.history
         self.rollback.accept(epoch)
+        self.opt.epochs_done += 1  # from here on the epoch is kept, whatever happens next
         self.undone_in_a_row = 0
-        self.opt.epochs_done += 1
         history.epochs += 1
         history.loss.append(loss)
         history.lr.append(lr)
@@ -629,6 +621,12 @@ class _Run:
         plan, opt, history = self.plan, self.opt, self.history
         bar = _progress_bar(plan.progress, plan.epochs)
         started = time.perf_counter()
+        # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
+        # if it was, with its lr="auto" unresolved if it was.
+        binding = {key: getattr(opt, key) for key in
+                   ("_owner", "state", "step", "_adopt", "schedule", "_lr_auto", "lr_found")
+                   if hasattr(opt, key)}
+        epochs_before = opt.epochs_done
         try:
             self.prepare()
             logs = {"network": self.network, "history": history}
@@ -641,22 +639,32 @@ class _Run:
                     raise ValueError(
                         f"the learning rate for epoch {epoch} is {lr}: the optimizer's schedule "
                         f"must give a finite rate >= 0")
-                loss = self.train(lr)
-                if epoch == 0 and math.isnan(history.start_loss) and math.isfinite(loss):
-                    history.start_loss = loss  # full batch: the loss of the starting weights
-                # check: divergence first, then the schedule's verdict on the monitored loss
-                reason = None
-                monitored = math.nan
-                if self.diverged(loss):
-                    reason = "diverged"
-                else:
-                    monitored = self.monitored_loss(loss)
-                    if not opt.schedule.accepts(monitored):
-                        reason = "loss rose"
+                kept_before = opt.epochs_done
+                try:
+                    loss = self.train(lr)
+                    if epoch == 0 and math.isnan(history.start_loss) and math.isfinite(loss):
+                        history.start_loss = loss  # full batch: the loss of the start weights
+                    # check: divergence first, then the schedule's verdict on the monitored loss
+                    reason = None
+                    monitored = math.nan
+                    if self.diverged(loss):
+                        reason = "diverged"
+                    else:
+                        monitored = self.monitored_loss(loss)
+                        if not opt.schedule.accepts(monitored):
+                            reason = "loss rose"
+                    if reason is None:
+                        self.record(epoch, loss, lr, monitored)
+                except BaseException:
+                    # Anything that ends fit before the epoch is kept (Ctrl-C, a signal
+                    # handler's exception inside a step of either engine, a failing schedule)
+                    # undoes the epoch: the model is left after the epochs kept so far.
+                    if opt.epochs_done == kept_before:
+                        self.rollback.back_to_epoch_start()
+                    raise
                 if reason is not None:
                     epoch = self._after_undo(epoch, reason, loss, lr)
                     continue
-                self.record(epoch, loss, lr, monitored)
                 if bar is not None:
                     bar.update(1)
                     postfix = {"loss": f"{loss:.4g}"}
@@ -676,6 +684,11 @@ class _Run:
             for cb in plan.callbacks:
                 if cb.end is not None:
                     cb.end(logs)
+        except BaseException:
+            if binding["_owner"] is None and opt.epochs_done == epochs_before:
+                for key, value in binding.items():
+                    setattr(opt, key, value)
+            raise
         finally:
             history.time = time.perf_counter() - started
             if bar is not None:
@@ -803,14 +816,14 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     Notes
     -----
     Invalid arguments raise ``ValueError``/``TypeError`` before anything changes. Any
-    exception that ends fit (Ctrl-C, an exception raised by a signal handler, a schedule or a
-    callback that raises) leaves the network and optimizer consistent, after a whole number of
-    steps: an exception while an epoch runs leaves the compiled core after the steps it
-    finished (it stops between two steps) and the NumPy engine at the start of that epoch (it
-    may be stopped inside a step, so fit goes back); an exception between epochs leaves the
-    epochs finished so far. Either way parameters, optimizer state and ``step`` equal a replay
-    of ``step`` steps, ``epochs_done`` counts the whole epochs, and fit may be called again.
-    ``restore_best_weights`` is not applied when an exception ends fit.
+    exception that ends fit (Ctrl-C, an exception raised by a signal handler, a schedule, a
+    metric or a callback that raises) leaves the network and optimizer after the epochs kept
+    so far: an epoch that had not been recorded when the exception came (the compiled core
+    stops between two steps, the NumPy engine possibly inside one) is undone, back to its
+    start, on both engines. So parameters, optimizer state and ``step`` always equal a replay
+    of whole epochs (``epochs_done`` of them; none: the state at the start of fit), and fit may
+    be called again to go on. ``restore_best_weights`` is not applied when an exception ends
+    fit.
     """
     plan = _validate(network, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
                      validation_split, sample_weight, tol, n_iter_no_change,
