@@ -34,7 +34,7 @@ def test_file_is_plain_npz_without_pickle(net, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         assert sorted(data.files) == ["W0", "W1", "b0", "b1", "meta"]
         meta = json.loads(str(data["meta"]))
-    assert meta["format"] == "gdcore-network" and meta["version"] == 1
+    assert meta["format"] == "gdcore-network" and meta["version"] == 2
 
 
 def test_save_is_atomic(net, tmp_path, monkeypatch):

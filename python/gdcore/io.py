@@ -4,6 +4,12 @@ The file holds ``meta`` (a JSON string: format name and version, the gdcore vers
 architecture, loss and dtype) and the parameters ``W0, b0, W1, b1, ...``. It is read with
 ``allow_pickle=False``, so loading executes nothing from the file. Writing goes to a temporary
 file in the same folder, then ``os.replace``: a crash mid-write leaves any previous file whole.
+
+Version 2 (version-1 files, which never hold an optimizer, are still read) adds, when saved
+with ``optimizer=``, the key ``"optimizer"`` to ``meta``: the optimizer's
+:meth:`~gdcore.optimizers.Optimizer.state_dict` without its arrays (``name``, ``hyper``,
+``lr_auto``, ``lr_found``, ``schedule``, ``step``, ``epochs_done``, ``lr_scale``) plus
+``n_state``, the number of state arrays, stored as ``opt_state_0, opt_state_1, ...``.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from typing import Any
 import numpy as np
 
 FORMAT = "gdcore-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The versions this gdcore reads (1: no optimizer state).
+READABLE_VERSIONS = (1, 2)
 
 
 def _fspath(path: Any) -> str:
@@ -39,13 +47,28 @@ def _create_temporary(folder: str) -> tuple:
     raise FileExistsError(f"could not create a temporary file in {folder!r}")
 
 
-def save(network: Any, path: Any) -> None:
-    """Write ``network`` to ``path`` atomically (the name is used exactly as given).
+def _check_optimizer(optimizer: Any) -> Any:
+    from .optimizers import Optimizer
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be None or an optimizer object (e.g. gd.Adam()), got "
+                        f"{type(optimizer).__name__} {optimizer!r}")
+    return optimizer
 
-    Raises ``FileNotFoundError`` when the folder does not exist and ``IsADirectoryError`` when
-    ``path`` is a folder; on any failure an existing file at ``path`` is left as it was.
+
+def save(network: Any, path: Any, optimizer: Any = None) -> None:
+    """Write ``network`` (and ``optimizer``'s state, if given) to ``path`` atomically (the
+    name is used exactly as given).
+
+    ``optimizer`` must hold the state of ``network`` or be unused (then it is saved with
+    empty state: ``load`` gives it zero state).
+
+    Raises ``FileNotFoundError`` when the folder does not exist, ``IsADirectoryError`` when
+    ``path`` is a folder, ``TypeError`` when ``optimizer`` is not an optimizer, ``ValueError``
+    when it holds the state of another network; on any failure an existing file at ``path`` is
+    left as it was.
     """
     path = _fspath(path)
+    _check_optimizer(optimizer)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist")
@@ -55,10 +78,22 @@ def save(network: Any, path: Any) -> None:
     with network._lock:
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "gdcore_version": __version__,
                 **network._spec()}
-        arrays = {"meta": np.array(json.dumps(meta))}
+        opt_arrays: list = []
+        if optimizer is not None:
+            entry = optimizer._state_dict_for(network)
+            opt_arrays = entry.pop("state")
+            meta["optimizer"] = {**entry, "n_state": len(opt_arrays)}
+        try:
+            meta_json = json.dumps(meta)
+        except (TypeError, ValueError) as exc:  # a user schedule with exotic parameters
+            raise ValueError(f"cannot save: the optimizer's schedule is not JSON-serializable "
+                             f"({exc}); use a gdcore.schedules schedule or pickle") from None
+        arrays = {"meta": np.array(meta_json)}
         for i, layer in enumerate(network._layers):
             arrays[f"W{i}"] = layer.weights
             arrays[f"b{i}"] = layer.bias
+        for i, arr in enumerate(opt_arrays):
+            arrays[f"opt_state_{i}"] = arr
         fd, tmp = _create_temporary(folder)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -78,15 +113,20 @@ def _bad(path: str, why: str) -> ValueError:
     return ValueError(f"{path!r} is not a readable gdcore network file: {why}")
 
 
-def load(path: Any) -> Any:
-    """Read a network written by :func:`save`.
+def load(path: Any, optimizer: Any = None) -> Any:
+    """Read a network written by :func:`save`; with ``optimizer``, restore the optimizer state
+    saved with it into ``optimizer`` and bind it to the new network (whatever network it held
+    the state of before).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for anything that is not
     a valid gdcore file of a supported version (truncated, corrupted, shapes that do not match
-    the metadata, pickled objects).
+    the metadata, pickled objects), for a file saved without an optimizer when ``optimizer`` is
+    given, and for an optimizer of another kind than the saved one. ``optimizer`` is changed
+    only when everything succeeded.
     """
     from .network import Network
     path = _fspath(path)
+    _check_optimizer(optimizer)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path!r}")
     contents = None
@@ -111,9 +151,12 @@ def load(path: Any) -> Any:
         raise _bad(path, f"metadata is not JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, "metadata does not describe a gdcore network")
-    if meta.get("version") != FORMAT_VERSION:
-        raise _bad(path, f"format version {meta.get('version')!r} is not supported "
-                         f"(this gdcore reads version {FORMAT_VERSION})")
+    version = meta.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise _bad(path, f"format version {version!r} is not supported "
+                         f"(this gdcore reads versions {readable})")
+    opt_state = None if optimizer is None else _optimizer_entry(path, meta, contents, optimizer)
     layers = meta.get("layers")
     if not isinstance(layers, list) or not layers:
         raise _bad(path, "metadata lists no layers")
@@ -134,6 +177,44 @@ def load(path: Any) -> Any:
                                  f"expected floats of shape {expected}")
             arrays.append(arr)
     try:
-        return Network._from_spec(meta, arrays)
+        network = Network._from_spec(meta, arrays)
     except (TypeError, ValueError, KeyError) as exc:
         raise _bad(path, str(exc)) from None
+    if opt_state is not None:
+        try:
+            optimizer._restore(opt_state, network)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise _bad(path, f"optimizer state: {exc}") from None
+    return network
+
+
+def _optimizer_entry(path: str, meta: dict, contents: dict, optimizer: Any) -> dict:
+    """The optimizer's state_dict as saved in the file (not yet validated beyond its layout).
+
+    A file without one, or of another kind of optimizer, is the caller's mistake (plain
+    ValueError); a malformed entry is a damaged file (``_bad``).
+    """
+    entry = meta.get("optimizer") if meta["version"] >= 2 else None
+    if entry is None:
+        raise ValueError(f"{path!r} holds no optimizer state (it was saved without "
+                         f"optimizer=); load it without optimizer=")
+    if not isinstance(entry, dict):
+        raise _bad(path, "the optimizer entry of the metadata is not a JSON object")
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise _bad(path, "the optimizer entry names no optimizer")
+    if name != optimizer.name:
+        raise ValueError(f"{path!r} holds the state of a {name!r} optimizer; "
+                         f"{type(optimizer).__name__} ({optimizer.name!r}) cannot take it")
+    n_state = entry.get("n_state")
+    if type(n_state) is not int or not 0 <= n_state <= len(contents):
+        raise _bad(path, f"the optimizer entry has an invalid n_state {n_state!r}")
+    state = []
+    for i in range(n_state):
+        arr = contents.get(f"opt_state_{i}")
+        if not isinstance(arr, np.ndarray):
+            raise _bad(path, f"array opt_state_{i} is missing")
+        state.append(arr)
+    state_dict = {key: value for key, value in entry.items() if key != "n_state"}
+    state_dict["state"] = state
+    return state_dict

@@ -5,31 +5,94 @@ one network (momentum buffers, Adam's moments, the step count, the epoch count o
 rate schedule). Passing the same object to ``fit`` again continues exactly where the last call
 stopped. The arithmetic itself runs in the network's engine (C++ or the NumPy reference); the
 formulas are in ``docs/design.md`` and ``gdcore/reference/optimizers.py``.
+
+Resuming
+--------
+:meth:`Optimizer.state_dict` / :meth:`Optimizer.load_state_dict` work as in ``torch.optim``;
+``network.save(path, optimizer=opt)`` and ``Network.load(path, optimizer=opt)`` store and
+restore an optimizer along with its network (no pickle), and optimizers pickle: pickled
+together, ``pickle.loads(pickle.dumps((net, opt)))`` gives an optimizer bound to the new
+network. Either way, training resumes bit for bit where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import numbers
 import weakref
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _validation as v
+from . import schedules as _schedules
 from .reference.codes import OPTIMIZERS
-from .schedules import Constant, Schedule, as_schedule
+from .schedules import Constant, Schedule
 
-LearningRate = Union[float, Schedule]
+LearningRate = Union[float, Schedule, str]
+
+#: The keys of :meth:`Optimizer.state_dict`.
+STATE_DICT_KEYS = ("name", "hyper", "lr_auto", "lr_found", "schedule", "state", "step",
+                   "epochs_done", "lr_scale")
+_SCHEDULE_KEYS = ("class", "params", "state")
+
+
+class InvalidLearningRate(ValueError, TypeError):
+    """A string other than ``"auto"`` given as the learning rate.
+
+    A ValueError (the documented error) that is also a TypeError, since before ``lr="auto"``
+    existed every string was rejected as a wrong type (callers may catch either).
+    """
+
+
+def _schedule_of(lr: Any) -> Schedule:
+    """The schedule for a numeric or Schedule ``lr`` (``"auto"`` is handled by the caller)."""
+    if isinstance(lr, Schedule):
+        return lr
+    expected = "lr must be a positive number, a gdcore.schedules.Schedule or 'auto'"
+    if isinstance(lr, str):
+        raise InvalidLearningRate(f"{expected}, got the string {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"{expected}, got {type(lr).__name__} {lr!r}")
+    return Constant(lr)
 
 
 class Optimizer:
     """Base class: hyper-parameters, a learning-rate schedule and the per-network state.
 
-    Subclasses set ``name`` and the hyper-parameters; everything else is shared.
+    Subclasses set ``name``, ``default_lr`` and ``_HYPER`` (the constructor arguments besides
+    ``lr``, each stored under its own name); everything else is shared.
+
+    Parameters
+    ----------
+    lr : float, Schedule or "auto"
+        Learning rate (> 0 and finite), a schedule, or ``"auto"``: the learning-rate range test
+        picks it at the start of ``fit`` (see :meth:`resolve_lr`). Until then the schedule is
+        a placeholder ``Constant(default_lr)`` and reading :attr:`lr` raises RuntimeError.
+    weight_decay : float
+        >= 0.
+
+    Raises
+    ------
+    TypeError
+        ``lr`` is neither a number, a Schedule nor a string.
+    ValueError
+        ``lr`` is a number that is not > 0 and finite, or a string other than ``"auto"``
+        (:class:`InvalidLearningRate`, also a TypeError).
     """
 
     name: str = ""
+    #: The constructor's default learning rate (also the placeholder while ``lr="auto"``).
+    default_lr: float = 0.01
+    #: The hyper-parameters besides ``lr``: constructor arguments and attribute names alike.
+    _HYPER: tuple = ("weight_decay",)
 
     def __init__(self, lr: LearningRate, weight_decay: float = 0.0) -> None:
-        self.schedule: Schedule = as_schedule(lr)
+        auto = isinstance(lr, str) and lr == "auto"
+        self.schedule: Schedule = Constant(self.default_lr) if auto else _schedule_of(lr)
+        self._lr_auto = auto
+        #: The learning rate :meth:`resolve_lr` set (the range test's pick), else None.
+        self.lr_found: Optional[float] = None
         self.weight_decay = v.real(weight_decay, "weight_decay", low=0.0)
         self.reset()
 
@@ -40,9 +103,40 @@ class Optimizer:
         return OPTIMIZERS[self.name]
 
     @property
+    def lr_is_auto(self) -> bool:
+        """True while ``lr="auto"`` has not been resolved to a number (see :meth:`resolve_lr`)."""
+        return self._lr_auto
+
+    @property
     def lr(self) -> float:
-        """The learning rate the next epoch will use (schedule value times any back-off)."""
+        """The learning rate the next epoch will use (schedule value times any back-off).
+
+        Raises
+        ------
+        RuntimeError
+            While ``lr="auto"`` is unresolved: there is no learning rate yet (returning the
+            placeholder would silently train with a rate nobody chose).
+        """
+        if self._lr_auto:
+            raise RuntimeError(
+                f"{type(self).__name__}(lr='auto') has no learning rate yet: fit runs the "
+                f"learning-rate range test at its start, or call resolve_lr(value)")
         return self.schedule(self.epochs_done) * self.lr_scale
+
+    def resolve_lr(self, value: float) -> None:
+        """Fix the learning rate to ``value`` (what the range test found for ``lr="auto"``).
+
+        The schedule becomes ``Constant(value)`` and :attr:`lr_found` records ``value``;
+        :attr:`lr_is_auto` is False afterwards. It may be called on any optimizer (it replaces
+        the schedule); :meth:`reset` keeps the resolved value.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``value`` is not a number > 0 and finite (nothing changes then).
+        """
+        schedule = Constant(value)
+        self.schedule, self.lr_found, self._lr_auto = schedule, schedule.initial_lr, False
 
     def _n_slots(self) -> int:
         raise NotImplementedError
@@ -57,37 +151,300 @@ class Optimizer:
         return np.array([lr, momentum, float(nesterov), self.weight_decay, beta1, beta2, eps,
                          alpha], dtype=np.float64)
 
+    def _hyper_args(self) -> Dict[str, Any]:
+        """The constructor arguments besides ``lr``, as their current values."""
+        return {key: getattr(self, key) for key in self._HYPER}
+
     # --- state ------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget all state: the next ``fit`` starts from zero buffers and epoch 0."""
-        self.state: list[np.ndarray] = []
+        """Forget all state: the next ``fit`` starts from zero buffers and epoch 0.
+
+        Hyper-parameters, the schedule and a resolved ``lr="auto"`` are kept.
+        """
+        self.state: List[np.ndarray] = []
         self.step = np.zeros(1, dtype=np.int64)
         self.epochs_done = 0
         self.lr_scale = 1.0
         self._owner: Optional[weakref.ReferenceType] = None
+        # True when the state came from load_state_dict or unpickling without a live network:
+        # the next network it is used with takes it over if the shapes and dtypes fit.
+        self._adopt = False
 
     @property
     def steps_done(self) -> int:
         """How many updates this optimizer has applied."""
         return int(self.step[0])
 
+    def _bound(self) -> Any:
+        """The network this optimizer holds the state of, or None (never used, or gone)."""
+        return self._owner() if self._owner is not None else None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _locked(*networks: Any) -> Iterator[None]:
+        """Hold the lock of each network given (None entries skipped), so no fit on it runs
+        while the state is read or replaced."""
+        with contextlib.ExitStack() as stack:
+            for network in networks:
+                if network is not None:
+                    stack.enter_context(network._lock)
+            yield
+
     def bind(self, network: Any, params: Sequence[np.ndarray]) -> None:
         """Allocate zero state for ``params`` of ``network`` on first use.
 
         An optimizer carries the state of one network; using it on another one is refused
-        (``reset()`` it first, or make a new one).
+        (``reset()`` it first, or make a new one). State restored by :meth:`load_state_dict`
+        on an unbound optimizer, or unpickled without its network, is taken over by the first
+        network it is used with, after checking that it fits.
+
+        Raises
+        ------
+        ValueError
+            Bound to another network, or the restored state does not fit ``params`` (nothing
+            changes then).
         """
-        owner = self._owner() if self._owner is not None else None
+        owner = self._bound()
         if owner is network:
+            self._adopt = False
             return
         if owner is not None:
             raise ValueError(
                 "this optimizer holds the state of another network; call optimizer.reset() "
                 "or pass a new optimizer"
             )
-        self.state = [np.zeros_like(p) for p in params for _ in range(self._n_slots())]
-        self.step = np.zeros(1, dtype=np.int64)
+        if self._adopt:
+            state = self._fitted_state(self.state, params, self._n_slots(), "the restored "
+                                       "optimizer state")
+            step = self.step
+        else:
+            state = [np.zeros_like(p) for p in params for _ in range(self._n_slots())]
+            step = np.zeros(1, dtype=np.int64)
+        self.state, self.step, self._adopt = state, step, False
         self._owner = weakref.ref(network)
+
+    @staticmethod
+    def _fitted_state(state: Sequence[np.ndarray], params: Sequence[np.ndarray], n_slots: int,
+                      what: str) -> List[np.ndarray]:
+        """``state`` checked against ``params`` (``n_slots`` arrays per parameter, each of its
+        shape and dtype); an empty ``state`` means not allocated yet and gives zeros."""
+        if not state:
+            return [np.zeros_like(p) for p in params for _ in range(n_slots)]
+        if len(state) != len(params) * n_slots:
+            raise ValueError(
+                f"{what} has {len(state)} arrays, but this network needs {n_slots} per "
+                f"parameter array, {len(params) * n_slots} in all")
+        for i, arr in enumerate(state):
+            p = params[i // n_slots]
+            if arr.shape != p.shape or arr.dtype != p.dtype:
+                raise ValueError(
+                    f"{what}: array {i} has shape {arr.shape} and dtype {arr.dtype}, but "
+                    f"parameter {i // n_slots} of the network has shape {p.shape} and dtype "
+                    f"{p.dtype}")
+        return list(state)
+
+    # --- state_dict, load_state_dict, pickling -----------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to resume, as a new dict (no array is shared with the optimizer).
+
+        Returns
+        -------
+        dict
+            ``name`` (the update rule, e.g. ``"adam"``); ``hyper`` (the constructor arguments
+            besides ``lr``: e.g. ``momentum``, ``nesterov``, ``betas``, ``eps``, ``alpha``,
+            ``weight_decay``); ``lr_auto`` (True while ``lr="auto"`` is unresolved) and
+            ``lr_found`` (the value :meth:`resolve_lr` set, or None); ``schedule``
+            (``{"class": its class name in gdcore.schedules, "params": schedule._params(),
+            "state": schedule.state_dict()}``, which carries the learning rate); ``state``
+            (list of copies of the slot arrays, ``n_slots`` per parameter in the order
+            ``W0, b0, W1, b1, ...``; empty before the first ``fit``); ``step`` (int, updates
+            applied); ``epochs_done`` (int); ``lr_scale`` (the divergence back-off factor).
+            Everything but ``state`` is plain JSON-able Python (for gdcore's schedules).
+        """
+        with self._locked(self._bound()):  # no fit may be half-way through the arrays
+            return {
+                "name": self.name,
+                "hyper": copy.deepcopy(self._hyper_args()),
+                "lr_auto": self._lr_auto,
+                "lr_found": self.lr_found,
+                "schedule": {"class": type(self.schedule).__name__,
+                             "params": copy.deepcopy(self.schedule._params()),
+                             "state": copy.deepcopy(self.schedule.state_dict())},
+                "state": [a.copy() for a in self.state],
+                "step": int(self.step[0]),
+                "epochs_done": int(self.epochs_done),
+                "lr_scale": float(self.lr_scale),
+            }
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (arrays are copied, not shared).
+
+        The kind must match (a state of ``"adam"`` does not go into an SGD); hyper-parameters,
+        the schedule (rebuilt from its class name and parameters, then its state loaded), the
+        state arrays, ``step``, ``epochs_done``, ``lr_scale`` and ``lr="auto"`` are replaced.
+        If the optimizer is bound to a live network, the arrays are checked against its
+        parameters now; otherwise they are kept and checked against the first network the
+        optimizer is used with (``fit`` then raises ValueError if they do not fit).
+
+        Raises
+        ------
+        ValueError
+            Another kind of optimizer, missing or unknown keys, invalid values, or arrays that
+            do not fit the bound network.
+        TypeError
+            ``state_dict`` or one of its entries has the wrong type.
+
+        On any error the optimizer is left exactly as it was.
+        """
+        owner = self._bound()
+        with self._locked(owner):
+            params = owner.parameters() if owner is not None else None
+            new = self._checked(state_dict, params)
+            new["_adopt"] = owner is None
+            self.__dict__.update(new)  # all checks passed: assign in one go
+
+    def _restore(self, state_dict: Dict[str, Any], network: Any) -> None:
+        """Load ``state_dict`` and bind to ``network`` (checked against its parameters),
+        whatever network this optimizer was bound to before. Unchanged on any error."""
+        previous = self._bound()
+        with self._locked(network, previous if previous is not network else None):
+            new = self._checked(state_dict, network.parameters())
+            new["_adopt"] = False
+            new["_owner"] = weakref.ref(network)
+            self.__dict__.update(new)
+
+    def _state_dict_for(self, network: Any) -> Dict[str, Any]:
+        """:meth:`state_dict` as it will be once bound to ``network`` (for saving with it).
+
+        Raises ValueError if the optimizer holds the state of another network, or restored
+        state that does not fit ``network``. Unused: empty state, step 0.
+        """
+        owner = self._bound()
+        if owner is not None and owner is not network:
+            raise ValueError(
+                "this optimizer holds the state of another network, not of the one being "
+                "saved; save that network with it, or pass optimizer.reset() first")
+        result = self.state_dict()
+        if owner is None:
+            if self._adopt:
+                self._fitted_state(result["state"], network.parameters(), self._n_slots(),
+                                   "the restored optimizer state")
+            else:  # what bind would do: fresh zero state
+                result["state"], result["step"] = [], 0
+        return result
+
+    def _checked(self, state_dict: Any, params: Optional[Sequence[np.ndarray]],
+                 ) -> Dict[str, Any]:
+        """The attributes ``state_dict`` gives this optimizer, all validated (nothing assigned).
+
+        ``params``: the network's parameter arrays to check the state against, or None.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        missing = [k for k in STATE_DICT_KEYS if k not in state_dict]
+        unknown = sorted(str(k) for k in state_dict if k not in STATE_DICT_KEYS)
+        if missing or unknown:
+            raise ValueError(f"state_dict must have the keys {list(STATE_DICT_KEYS)}; "
+                             f"missing {missing}, unknown {unknown}")
+        name = state_dict["name"]
+        if name != self.name:
+            raise ValueError(f"the state_dict is of a {name!r} optimizer; {type(self).__name__} "
+                             f"({self.name!r}) cannot take it")
+        new: Dict[str, Any] = {}
+
+        # Hyper-parameters: a throw-away instance runs the constructor's own checks.
+        hyper = state_dict["hyper"]
+        if not isinstance(hyper, dict) or set(hyper) != set(self._HYPER):
+            raise ValueError(f"state_dict['hyper'] must be a dict with the keys "
+                             f"{sorted(self._HYPER)}, got {hyper!r}")
+        try:
+            probe = type(self)(**copy.deepcopy(hyper))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict['hyper']: {exc}") from None
+        new.update(probe._hyper_args())
+        n_slots = probe._n_slots()
+
+        lr_auto = state_dict["lr_auto"]
+        if not isinstance(lr_auto, (bool, np.bool_)):
+            raise TypeError(f"state_dict['lr_auto'] must be a bool, got {lr_auto!r}")
+        new["_lr_auto"] = bool(lr_auto)
+        lr_found = state_dict["lr_found"]
+        if lr_found is not None:
+            lr_found = v.real(lr_found, "state_dict['lr_found']", low=0.0, low_open=True)
+        new["lr_found"] = lr_found
+
+        new["schedule"] = self._checked_schedule(state_dict["schedule"])
+
+        state = state_dict["state"]
+        if not isinstance(state, (list, tuple)):
+            raise TypeError(f"state_dict['state'] must be a list of arrays, got "
+                            f"{type(state).__name__}")
+        arrays = []
+        for i, arr in enumerate(state):
+            if not isinstance(arr, np.ndarray):
+                raise TypeError(f"state_dict['state'][{i}] must be a NumPy array, got "
+                                f"{type(arr).__name__}")
+            if arr.dtype not in (np.float32, np.float64):
+                raise ValueError(f"state_dict['state'][{i}] must be float32 or float64, got "
+                                 f"{arr.dtype}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"state_dict['state'][{i}] contains NaN or infinity")
+            arrays.append(np.array(arr, order="C", copy=True))  # own, C-contiguous copies
+        if params is not None:
+            arrays = self._fitted_state(arrays, params, n_slots, "state_dict['state']")
+        new["state"] = arrays
+        new["step"] = np.array([v.positive_int(state_dict["step"], "state_dict['step']", 0)],
+                               dtype=np.int64)
+        new["epochs_done"] = v.positive_int(state_dict["epochs_done"],
+                                            "state_dict['epochs_done']", 0)
+        new["lr_scale"] = v.real(state_dict["lr_scale"], "state_dict['lr_scale']", low=0.0,
+                                 low_open=True)
+        return new
+
+    def _checked_schedule(self, entry: Any) -> Schedule:
+        """A new schedule from ``{"class", "params", "state"}``.
+
+        The class is looked up in ``gdcore.schedules``; a user schedule is rebuilt only when
+        the optimizer's current schedule is of a class with that name (nothing is imported).
+        """
+        if not isinstance(entry, dict) or set(entry) != set(_SCHEDULE_KEYS):
+            raise ValueError(f"state_dict['schedule'] must be a dict with the keys "
+                             f"{list(_SCHEDULE_KEYS)}, got {entry!r}")
+        name, params, state = entry["class"], entry["params"], entry["state"]
+        cls = getattr(_schedules, name, None) if isinstance(name, str) else None
+        if not (isinstance(cls, type) and issubclass(cls, Schedule)):
+            cls = type(self.schedule) if type(self.schedule).__name__ == name else None
+        if cls is None:
+            raise ValueError(f"state_dict['schedule']: unknown schedule class {name!r} (not "
+                             f"in gdcore.schedules)")
+        if not isinstance(params, dict) or not isinstance(state, dict):
+            raise TypeError("state_dict['schedule'] params and state must be dicts")
+        try:
+            schedule = cls(**copy.deepcopy(params))
+            schedule.load_state_dict(copy.deepcopy(state))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict['schedule'] ({name}): {exc}") from None
+        return schedule
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # The weakref to the network cannot be pickled: a strong reference takes its place, so
+        # the network is pickled too (as torch pickles an optimizer's parameters) and, pickled
+        # together, (net, opt) come back bound to each other.
+        owner = self._bound()
+        with self._locked(owner):
+            state = dict(self.__dict__)
+            state["state"] = [a.copy() for a in self.state]
+            state["step"] = self.step.copy()
+        state["_owner"] = owner
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        owner = state.pop("_owner", None)
+        self.__dict__.update(state)
+        self._owner = weakref.ref(owner) if owner is not None else None
+        # Unpickled alone, the network copy is freed at once: the next network the optimizer
+        # is used with then takes the state over (if it fits).
+        self._adopt = bool(state.get("_adopt")) or owner is not None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args().items())
@@ -95,9 +452,11 @@ class Optimizer:
 
     def _repr_args(self) -> dict:
         lr: Any = self.schedule
-        if isinstance(self.schedule, Constant):
+        if self._lr_auto:
+            lr = "auto"
+        elif isinstance(self.schedule, Constant):
             lr = self.schedule.initial_lr
-        return {"lr": lr}
+        return {"lr": lr, **self._hyper_args()}
 
 
 class SGD(Optimizer):
@@ -105,8 +464,8 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float or Schedule
-        Learning rate, > 0.
+    lr : float, Schedule or "auto"
+        Learning rate, > 0 (``"auto"``: found by the range test at the start of ``fit``).
     momentum : float
         Heavy-ball momentum in [0, 1): ``buf = momentum * buf + g``.
     nesterov : bool
@@ -116,6 +475,8 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    default_lr = 0.01
+    _HYPER = ("momentum", "nesterov", "weight_decay")
 
     def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
@@ -133,18 +494,14 @@ class SGD(Optimizer):
     def _hyper_values(self) -> tuple:
         return (self.momentum, self.nesterov, 0.0, 0.0, 0.0, 0.0)
 
-    def _repr_args(self) -> dict:
-        return {**super()._repr_args(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
-
 
 class Adam(Optimizer):
     """Adam, as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient).
 
     Parameters
     ----------
-    lr : float or Schedule
-        Learning rate, > 0.
+    lr : float, Schedule or "auto"
+        Learning rate, > 0 (``"auto"``: found by the range test at the start of ``fit``).
     betas : (float, float)
         Decay rates of the first and second moment estimates, each in [0, 1).
     eps : float
@@ -154,6 +511,8 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    default_lr = 0.001
+    _HYPER = ("betas", "eps", "weight_decay")
 
     def __init__(self, lr: LearningRate = 0.001, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
@@ -169,10 +528,6 @@ class Adam(Optimizer):
 
     def _hyper_values(self) -> tuple:
         return (0.0, False, self.betas[0], self.betas[1], self.eps, 0.0)
-
-    def _repr_args(self) -> dict:
-        return {**super()._repr_args(), "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay}
 
 
 class AdamW(Adam):
@@ -190,8 +545,8 @@ class RMSprop(Optimizer):
 
     Parameters
     ----------
-    lr : float or Schedule
-        Learning rate, > 0.
+    lr : float, Schedule or "auto"
+        Learning rate, > 0 (``"auto"``: found by the range test at the start of ``fit``).
     alpha : float
         Smoothing constant of the squared-gradient average, in [0, 1].
     eps : float
@@ -203,6 +558,8 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
+    default_lr = 0.01
+    _HYPER = ("alpha", "eps", "momentum", "weight_decay")
 
     def __init__(self, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0) -> None:
@@ -216,10 +573,6 @@ class RMSprop(Optimizer):
 
     def _hyper_values(self) -> tuple:
         return (self.momentum, False, 0.0, 0.0, self.eps, self.alpha)
-
-    def _repr_args(self) -> dict:
-        return {**super()._repr_args(), "alpha": self.alpha, "eps": self.eps,
-                "momentum": self.momentum, "weight_decay": self.weight_decay}
 
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
