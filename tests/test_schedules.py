@@ -2,8 +2,10 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
+import gdcore as gd
 from gdcore import schedules as S
 
 EPOCHS = 30
@@ -270,3 +272,90 @@ def test_bad_epoch_raises(epoch, exc):
 def test_bad_loss_raises():
     with pytest.raises(TypeError, match="loss"):
         S.ReduceOnPlateau(0.1).observe(0, "1.0")
+
+
+# --- BoldDriver -------------------------------------------------------------------------------
+
+def test_bold_driver_by_hand():
+    s = gd.schedules.BoldDriver(0.1, increase=1.1, decrease=0.5)
+    assert s(0) == 0.1 and s.undoes_epochs
+    assert s.accepts(5.0)          # nothing to compare with yet
+    s.observe(0, 5.0)
+    assert s(1) == 0.1             # the first loss only sets the reference
+    assert s.accepts(4.0)
+    s.observe(1, 4.0)
+    assert s(2) == pytest.approx(0.11)
+    assert not s.accepts(4.5) and not s.accepts(math.nan)
+    assert s.accepts(4.0 * (1 + 1e-5)) and not s.accepts(4.0 * (1 + 1e-3))  # threshold 1e-4
+    s.rejected(0.11)               # fit undid the epoch, then cuts the rate that failed
+    assert s(2) == pytest.approx(0.055)
+    assert s.state_dict() == {"lr": pytest.approx(0.055), "last_loss": 4.0}
+
+
+def test_bold_driver_state_round_trip_and_repr():
+    s = gd.schedules.BoldDriver(0.1)
+    fresh = s.state_dict()
+    assert json.loads(json.dumps(fresh)) == {"lr": 0.1, "last_loss": None}
+    s.observe(0, 2.0)
+    s.observe(1, 1.0)
+    t = gd.schedules.BoldDriver(0.1)
+    t.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    assert t(5) == s(5) and t.last_loss == 1.0
+    t.load_state_dict(fresh)
+    assert t(0) == 0.1 and math.isinf(t.last_loss)
+    assert repr(s) == ("BoldDriver(lr=0.1, increase=1.05, decrease=0.5, threshold=0.0001, "
+                       "current_lr=0.105)")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"increase": 0.9}, "increase must be >= 1"),
+    ({"decrease": 1.0}, r"decrease must be in \(0, 1\)"),
+    ({"decrease": 0.0}, r"decrease must be in \(0, 1\)"),
+    ({"threshold": -1.0}, "threshold must be >= 0"),
+])
+def test_bold_driver_bad_factors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gd.schedules.BoldDriver(0.1, **kwargs)
+
+
+def _sine_net(dtype):
+    X, y = gd.datasets.sine(seed=0)
+    return X, y, gd.Network.from_sizes([1, 32, 1], activation="tanh", dtype=dtype, seed=0)
+
+
+def test_bold_driver_started_far_too_small_catches_up(backend, dtype):
+    X, y, net = _sine_net(dtype)
+    plain = net.copy().fit(X, y, optimizer=gd.SGD(lr=1e-5), epochs=300)
+    history = net.fit(X, y, optimizer=gd.SGD(lr=gd.schedules.BoldDriver(1e-5)), epochs=300)
+    assert max(history.lr) > 1e-2          # the rate grew by orders of magnitude
+    assert history.loss[-1] < 0.1 * plain.loss[-1]
+    assert not history.diverged or history.backoffs > 0
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_bold_driver_started_far_too_large_recovers_without_divergence_error(
+        backend, dtype, batch_size):
+    X, y, net = _sine_net(dtype)
+    opt = gd.SGD(lr=gd.schedules.BoldDriver(1000.0), momentum=0.5)
+    history = net.fit(X, y, optimizer=opt, epochs=100, batch_size=batch_size, seed=0)
+    assert history.stop_reason == "epochs" and history.epochs == opt.epochs_done == 100
+    assert history.backoffs >= 5 and history.lr[-1] < 1.0
+    assert net.loss(X, y) < 0.5 * history.start_loss
+    steps_per_epoch = 1 if batch_size is None else -(-X.shape[0] // batch_size)
+    assert opt.steps_done == steps_per_epoch * history.epochs  # undone epochs left no steps
+
+
+def test_bold_driver_undo_equals_a_replay_of_the_kept_epochs(backend):
+    """After undone epochs, the weights equal training epoch by epoch at the kept rates."""
+    X, y, start = _sine_net("float64")
+    net = start.copy()
+    history = net.fit(X, y, optimizer=gd.SGD(lr=gd.schedules.BoldDriver(0.5)), epochs=30,
+                      shuffle=False)
+    assert history.backoffs >= 1
+    replay = start.copy()
+    opt = gd.SGD(lr=1.0)
+    for rate in history.lr:
+        opt.lr_scale = rate  # the schedule's value is 1.0: the scale sets this epoch's rate
+        replay.fit(X, y, optimizer=opt, epochs=1, shuffle=False)
+    for p, q in zip(net.parameters(), replay.parameters()):
+        np.testing.assert_array_equal(p, q)

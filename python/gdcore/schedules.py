@@ -389,6 +389,10 @@ class BoldDriver(Schedule):
         Factor after an epoch whose loss fell, >= 1.
     decrease : float, default 0.5
         Factor after a refused epoch, in (0, 1).
+    threshold : float, default 1e-4
+        A rise counts when the loss exceeds the last kept one by more than this fraction of
+        it, >= 0 (so that rounding, e.g. a new summation order at an unchanged loss, never
+        counts as a rise).
 
     Attributes
     ----------
@@ -400,8 +404,12 @@ class BoldDriver(Schedule):
 
     undoes_epochs = True
 
-    def __init__(self, lr: float, increase: float = 1.05, decrease: float = 0.5) -> None:
+    def __init__(self, lr: float, increase: float = 1.05, decrease: float = 0.5,
+                 threshold: float = 1e-4) -> None:
         super().__init__(lr)
+        self.threshold = _real(threshold, "threshold")
+        if self.threshold < 0.0:
+            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
         self.increase = _real(increase, "increase")
         if self.increase < 1.0:
             raise ValueError(f"increase must be >= 1, got {self.increase}")
@@ -417,7 +425,7 @@ class BoldDriver(Schedule):
     def accepts(self, loss: float) -> bool:
         """False when ``loss`` rose above the last kept epoch's (or is nan)."""
         loss = _real_or_nan(loss, "loss")
-        return loss <= self.last_loss
+        return loss <= self.last_loss + self.threshold * abs(self.last_loss)
 
     def observe(self, epoch: int, loss: float) -> None:
         """A kept epoch: grow the rate if its loss fell."""
@@ -444,7 +452,8 @@ class BoldDriver(Schedule):
         self.lr, self.last_loss = lr, last
 
     def _params(self) -> Dict[str, Any]:
-        return {"lr": self.initial_lr, "increase": self.increase, "decrease": self.decrease}
+        return {"lr": self.initial_lr, "increase": self.increase, "decrease": self.decrease,
+                "threshold": self.threshold}
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, current_lr={_fmt(self.lr)})"

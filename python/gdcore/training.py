@@ -175,7 +175,12 @@ class History:
             found = f" (lr='auto': the range test chose {self.lr_found:.3g})" \
                 if self.lr_found is not None else ""
             lines.append(f"learning rate: {rates}{found}")
-        for e in self.events:
+        shown = self.events if len(self.events) <= 6 else [*self.events[:3], None,
+                                                          *self.events[-2:]]
+        for e in shown:
+            if e is None:
+                lines.append(f"  ... {len(self.events) - 5} more undone epochs ...")
+                continue
             then = (f"rate cut to {e['new_lr']:.3g}" if e["new_lr"] is not None
                     else "training stopped")
             lines.append(f"undone: epoch {e['epoch']} ({e['reason']}, loss {e['loss']:.4g} at "
