@@ -203,3 +203,111 @@ def test_backoff_gives_up_after_max_backoffs(backend):
     assert info.value.lr == pytest.approx(2.0 ** -gd.training.MAX_BACKOFFS)
     for p, q in zip(net.parameters(), start):
         np.testing.assert_array_equal(p, q)
+
+
+# --- the rule: clearly above the starting loss is divergence (issue 8) -----------------------
+
+def _spirals():
+    X, y = gd.datasets.spirals(n_samples=300, n_classes=3, seed=0)
+    net = gd.Network.from_sizes([2, 64, 64, 3], activation="relu", output_activation="softmax",
+                                loss="cross_entropy", seed=0)
+    return X, y, net
+
+
+def _sine(dtype="float32"):
+    X, y = gd.datasets.sine(seed=0)
+    return X, y, gd.Network.from_sizes([1, 32, 1], activation="tanh", dtype=dtype, seed=0)
+
+
+def _limit(history, dtype):
+    floor = math.sqrt(float(np.finfo(dtype).eps))
+    return gd.training.DIVERGENCE_FACTOR * history.start_loss + floor
+
+
+def test_readme_spirals_at_sgd_rate_10_is_divergence(backend, dtype):
+    """Today's README example at SGD lr=10 ends near twice its starting loss at chance accuracy:
+    that is divergence, and "raise" leaves the network at sane weights, as its message says."""
+    X, y, net = _spirals()
+    net = gd.Network.from_sizes([2, 64, 64, 3], activation="relu", output_activation="softmax",
+                                loss="cross_entropy", dtype=dtype, seed=0)
+    start = net.copy()
+    with pytest.raises(gd.DivergenceError) as info:
+        net.fit(X, y, optimizer=gd.SGD(lr=10.0), epochs=200, batch_size=32, seed=0)
+    history = info.value.history
+    assert history.diverged and history.stop_reason == "diverged"
+    assert net.loss(X, y) <= _limit(history, dtype) * 1.2  # (start measured on 256 samples)
+    if history.epochs == 0:
+        assert "restored to the starting weights" in str(info.value)
+        for p, q in zip(net.parameters(), start.parameters()):
+            np.testing.assert_array_equal(p, q)
+    else:
+        assert f"weights after epoch {history.epochs - 1}" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["raise", "stop"])
+def test_full_batch_blow_up_leaves_the_last_sane_weights(backend, dtype, mode):
+    """SGD lr=50, full batch, on sine: the loss climbs from ~0.3 to thousands. The weights left
+    are those of the last epoch whose loss was sane, exactly (a replay of that many epochs)."""
+    X, y, start = _sine(dtype)
+    net = start.copy()
+    opt = gd.SGD(lr=50.0)
+    if mode == "raise":
+        with pytest.raises(gd.DivergenceError) as info:
+            net.fit(X, y, optimizer=opt, epochs=200)
+        history = info.value.history
+    else:
+        history = net.fit(X, y, optimizer=opt, epochs=200, on_divergence="stop")
+    assert history.diverged and history.stop_reason == "diverged"
+    assert net.loss(X, y) <= _limit(history, dtype)
+    assert opt.epochs_done == history.epochs == opt.steps_done
+    replay = start.copy()
+    if history.epochs:
+        replay.fit(X, y, optimizer=gd.SGD(lr=50.0), epochs=history.epochs)
+    for p, q in zip(net.parameters(), replay.parameters()):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_backoff_ends_below_the_starting_loss(backend, dtype):
+    X, y, net = _sine(dtype)
+    history = net.fit(X, y, optimizer=gd.SGD(lr=50.0), epochs=300, on_divergence="backoff")
+    assert history.diverged and history.backoffs >= 1 and history.epochs == 300
+    assert net.loss(X, y) < 0.5 * history.start_loss
+    assert [e["reason"] for e in history.events] == ["diverged"] * history.backoffs
+    assert "undone: epoch" in history.summary()
+
+
+# Rates that train each problem well (from bench/lr_finder_suite.py's grid), with mini-batch
+# noise and several seeds: none may be taken for divergence.
+GOOD_RATES = [
+    ("spirals", "adam", 1e-2), ("spirals", "sgd", 3e-2),
+    ("moons", "adam", 1e-2), ("moons", "sgd", 1e-1),
+    ("sine", "adam", 1e-2), ("sine", "sgd", 3e-2),
+    ("xor", "adam", 3e-2), ("xor", "sgd", 1e-1),
+]
+
+
+def _problem(name, dtype):
+    if name == "spirals":
+        X, y = gd.datasets.spirals(n_samples=300, n_classes=3, seed=1)
+        return X, y, gd.Network.from_sizes([2, 64, 64, 3], output_activation="softmax",
+                                           loss="cross_entropy", dtype=dtype, seed=1)
+    if name == "moons":
+        X, y = gd.datasets.two_moons(n_samples=300, seed=1)
+        return X, y, gd.Network.from_sizes([2, 32, 2], output_activation="softmax",
+                                           loss="cross_entropy", dtype=dtype, seed=1)
+    if name == "xor":
+        X, y = gd.datasets.xor(n_samples=200, noise=0.1, seed=1)
+        return X, y, gd.Network.from_sizes([2, 16, 1], activation="tanh",
+                                           output_activation="sigmoid", loss="bce",
+                                           dtype=dtype, seed=1)
+    X, y = gd.datasets.sine(n_samples=300, seed=1)
+    return X, y, gd.Network.from_sizes([1, 32, 32, 1], activation="tanh", dtype=dtype, seed=1)
+
+
+@pytest.mark.parametrize("problem, kind, lr", GOOD_RATES)
+def test_good_rates_never_trip_the_divergence_rule(backend, dtype, problem, kind, lr):
+    X, y, start = _problem(problem, dtype)
+    for seed in range(3):
+        opt = gd.Adam(lr=lr) if kind == "adam" else gd.SGD(lr=lr, momentum=0.9)
+        history = start.copy().fit(X, y, optimizer=opt, epochs=30, batch_size=32, seed=seed)
+        assert not history.diverged and history.loss[-1] < history.start_loss
