@@ -99,6 +99,36 @@ def test_rollback_restores_the_schedule_state(backend, rng):
     assert opt.schedule.state_dict() == fed.state_dict()
 
 
+class _CountingPlateau(ReduceOnPlateau):
+    """ReduceOnPlateau that counts the epochs it observed, in its state."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = 0
+
+    def observe(self, epoch, loss):
+        super().observe(epoch, loss)
+        self.seen += 1
+
+    def state_dict(self):
+        return {**super().state_dict(), "seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.lr, self.num_bad_epochs, self.seen = (state["lr"], state["num_bad_epochs"],
+                                                   state["seen"])
+        self.best = math.inf if state["best"] is None else state["best"]
+
+
+def test_an_undone_epoch_is_never_observed_twice(backend, rng):
+    X, y = _data(rng)
+    net = _deep()
+    net._engine = _FlakyEngine(net._engine, bad_calls={4, 9})
+    opt = gd.SGD(lr=_CountingPlateau(0.01, patience=1))
+    history = net.fit(X, y, optimizer=opt, epochs=8, batch_size=BATCH, on_divergence="backoff")
+    assert history.backoffs == 2 and history.epochs == 8
+    assert opt.schedule.seen == history.epochs
+
+
 def _raise_at(epoch_to_fail, exc):
     class Failing(Schedule):
         def __init__(self):
