@@ -25,13 +25,27 @@ def _sparkline(values: Sequence[float], width: int = 40) -> str:
     return "".join(blocks[int(k)] for k in levels)
 
 
+def _rate(text: str):
+    """``--lr``: a positive number or ``auto`` (the range test picks it)."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gdcore",
         description="Train a 2-64-64-3 network on the spirals problem and report.")
     parser.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
     parser.add_argument("--samples", type=int, default=600, help="samples (default 600)")
-    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (0.01)")
+    parser.add_argument("--lr", type=_rate, default="auto",
+                        help="Adam learning rate, or 'auto' for the range test (default)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data and weights (0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -40,11 +54,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     net = gd.Network.from_sizes([2, 64, 64, 3], activation="relu", output_activation="softmax",
                                 loss="cross_entropy", seed=args.seed)
     print(f"gdcore {gd.__version__} · backend {gd.backend()} · {net}")
-    print(f"spirals: {X.shape[0]} samples, 3 classes; Adam(lr={args.lr}), batch 32, "
+    print(f"spirals: {X.shape[0]} samples, 3 classes; Adam(lr={args.lr!r}), batch 32, "
           f"{args.epochs} epochs")
     start = time.perf_counter()
     history = net.fit(X, y, optimizer=gd.Adam(lr=args.lr), epochs=args.epochs, batch_size=32,
-                      seed=args.seed, progress=not args.no_progress)
+                      seed=args.seed, progress=not args.no_progress, metrics=("accuracy",))
     elapsed = time.perf_counter() - start
     accuracy = float((net.predict(X).argmax(axis=1) == y).mean())
 
@@ -56,6 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"training accuracy: {accuracy:.1%}")
     print(f"backend: {net.backend}  time: {elapsed:.2f} s "
           f"({elapsed / max(history.epochs, 1) * 1e3:.2f} ms/epoch)")
+    print(history.summary())
     return 0
 
 

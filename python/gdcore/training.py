@@ -39,6 +39,10 @@ REFERENCE_SAMPLES = 256
 #: sweeps of a large set would cost one pass per step).
 AUTO_LR_MAX_BATCH = 256
 
+#: The summary advises training longer when the loss fell by more than this fraction over the
+#: last tenth of the epochs (at least 2) of a run that ended by its epoch count.
+FAST_FALL = 0.1
+
 STOP_REASONS = {
     "epochs": "ran all the epochs asked for",
     "converged": "the monitored loss stopped improving by tol",
@@ -201,7 +205,7 @@ class History:
         if self.stop_reason == "epochs" and len(self.loss) >= 4:
             tail = max(2, len(self.loss) // 10)
             before, last = self.loss[-tail - 1], self.loss[-1]
-            if before > 0 and (before - last) / before > 0.01:
+            if before > 0 and (before - last) / before > FAST_FALL:
                 return (f"the loss still fell {100 * (before - last) / before:.2g}% over the "
                         f"last {tail} epochs: train longer, or raise the rate")
         if self.stop_reason == "stalled":
