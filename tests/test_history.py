@@ -92,7 +92,7 @@ def test_summary_reports_reason_best_rates_and_advice(backend):
     assert f"best: epoch {history.best_epoch}" in text
     assert "undone: epoch" in text and "rate cut to 25" in text
     short = gd.Network.from_sizes([1, 32, 1], activation="tanh", seed=0).fit(
-        X, y, optimizer=gd.SGD(lr=0.05), epochs=10)
+        X, y, optimizer=gd.SGD(lr=0.01), epochs=10)
     assert "advice: the loss still fell" in short.summary()
     stopped = gd.Network.from_sizes([1, 32, 1], activation="tanh", seed=0).fit(
         X, y, optimizer=gd.SGD(lr=50.0), epochs=10, on_divergence="stop")
