@@ -768,7 +768,7 @@ def test_shared_layer_of_the_same_dtype_is_allowed(backend, rng):
     a = gd.Network([layer, gd.Layer(2, 1)], seed=0)
     b = gd.Network([layer, gd.Layer(2, 1)], seed=0)
     X = rng.normal(size=(4, 2))
-    layer.weights = np.eye(2)
+    layer.weights, layer.bias = np.eye(2), np.zeros(2)
     np.testing.assert_allclose(a.layers[0].forward(X), np.tanh(X), rtol=1e-6)
     assert a.layers[0] is b.layers[0]
     # once the first network is gone, the layer may be converted
