@@ -43,17 +43,15 @@ def test_single_sample_1d_gives_one_row(backend):
     assert out.shape == (1, 2)
 
 
-def test_from_sizes_is_seeded_and_uses_he_for_relu():
-    a = gd.Network.from_sizes([100, 400, 1], seed=7)
-    b = gd.Network.from_sizes([100, 400, 1], seed=7)
-    c = gd.Network.from_sizes([100, 400, 1], seed=8)
+def test_from_sizes_is_seeded_and_he_init():
+    a = gd.Network.from_sizes([100, 400, 1], seed=7, init="he")
+    b = gd.Network.from_sizes([100, 400, 1], seed=7, init="he")
+    c = gd.Network.from_sizes([100, 400, 1], seed=8, init="he")
     np.testing.assert_array_equal(a.layers[0].weights, b.layers[0].weights)
     assert not np.array_equal(a.layers[0].weights, c.layers[0].weights)
     # He: std sqrt(2 / n_inputs) = sqrt(2/100) ~ 0.141
     assert a.layers[0].weights.std() == pytest.approx(np.sqrt(2 / 100), rel=0.05)
-    # Xavier for the identity output: uniform in +-sqrt(6/401)
-    assert np.abs(a.layers[1].weights).max() <= np.sqrt(6 / 401)
-    assert (a.layers[0].bias == 0).all()
+    assert (a.layers[0].bias == 0).all() and (a.layers[1].bias == 0).all()
 
 
 def test_layer_weights_assign_is_shape_checked_and_keeps_buffer(backend):
@@ -247,3 +245,94 @@ def test_copy_and_pickle_give_identical_predictions(backend, rng):
 def test_repr_names_architecture():
     net = gd.Network.from_sizes([2, 3, 1], seed=0)
     assert "Layer(2, 3, activation='relu')" in repr(net) and "loss='mse'" in repr(net)
+
+
+# --- initialisation schemes (issue 8, item 8) ----------------------------------------------
+
+def _check_init(layer, init):
+    """The layer's weights and bias follow the formulas of ``initial_weights`` for ``init``."""
+    W, b = layer.weights.astype(np.float64), layer.bias.astype(np.float64)
+    fan_in, fan_out = W.shape
+    if init == "zeros":
+        assert not W.any() and not b.any()
+        return
+    if init == "he":
+        assert W.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.05)
+        assert abs(W.mean()) < 0.05 * W.std()
+        assert not b.any()
+        return
+    bound = {"xavier": np.sqrt(6 / (fan_in + fan_out)),
+             "torch": 1 / np.sqrt(fan_in),
+             "sklearn": np.sqrt((2 if layer.activation == "sigmoid" else 6)
+                                / (fan_in + fan_out))}[init]
+    # uniform on [-bound, bound]: std bound / sqrt(3), extremes close to +-bound
+    assert np.abs(W).max() <= bound * (1 + 1e-6)
+    assert np.abs(W).max() >= 0.95 * bound
+    assert W.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+    if init == "xavier":
+        assert not b.any()
+    else:  # scikit-learn and PyTorch draw the bias from the same uniform
+        assert np.abs(b).max() <= bound * (1 + 1e-6) and np.unique(b).size == b.size
+
+
+@pytest.mark.parametrize("init", gd.network.INITS)
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_from_sizes_passes_init_to_every_layer(init, activation):
+    net = gd.Network.from_sizes([60, 300, 200, 40], activation=activation,
+                                output_activation="softmax", loss="cross_entropy",
+                                dtype="float64", seed=3, init=init)
+    for layer in net.layers:
+        _check_init(layer, init)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
+def test_default_init_is_sklearn_for_every_activation(activation):
+    default = gd.Layer(80, 120, activation, seed=5)
+    sk = gd.Layer(80, 120, activation, init="sklearn", seed=5)
+    np.testing.assert_array_equal(default.weights, sk.weights)
+    np.testing.assert_array_equal(default.bias, sk.bias)
+    _check_init(default, "sklearn")
+    net = gd.Network.from_sizes([80, 120, 3], activation, "softmax", "cross_entropy", seed=5)
+    net_sk = gd.Network.from_sizes([80, 120, 3], activation, "softmax", "cross_entropy",
+                                   seed=5, init="sklearn")
+    for a, b in zip(net.parameters(), net_sk.parameters()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("init", ["orthogonal", "He", "", 3, ["he"]])
+def test_from_sizes_rejects_bad_init(init):
+    with pytest.raises(ValueError, match=r"init must be one of \('sklearn', 'xavier', 'he', "
+                                         r"'torch', 'zeros'\) or None"):
+        gd.Network.from_sizes([2, 3, 1], init=init)
+
+
+@pytest.mark.parametrize("init", [None, *gd.network.INITS])
+def test_same_seed_gives_same_initial_parameters(init):
+    def params(seed):
+        net = gd.Network.from_sizes([7, 9, 4], output_activation="softmax",
+                                    loss="cross_entropy", seed=seed, init=init)
+        return net.parameters()
+
+    for a, b in zip(params(11), params(11)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(params(np.random.default_rng(11)), params(np.random.default_rng(11))):
+        np.testing.assert_array_equal(a, b)
+    if init != "zeros":
+        assert not np.array_equal(params(11)[0], params(12)[0])
+
+
+def test_default_init_learns_iris_like_scikit_learn(backend):
+    """MLPClassifier's defaults (1x100 relu, Adam 1e-3, batch min(200, n), 200 epochs) reach
+    about 0.97 test accuracy on iris; gdcore's default init must too (He's lost points)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    X, y = datasets.load_iris(return_X_y=True)
+    scores = []
+    for seed in range(4):
+        Xtr, Xte, ytr, yte = model_selection.train_test_split(
+            X, y, test_size=0.3, stratify=y, random_state=seed)
+        net = gd.Network.from_sizes([4, 100, 3], "relu", "softmax", "cross_entropy", seed=seed)
+        net.fit(Xtr, ytr, optimizer=gd.Adam(lr=1e-3), epochs=200, batch_size=len(Xtr),
+                seed=seed)
+        scores.append(float((net.predict(Xte).argmax(1) == yte).mean()))
+    assert np.mean(scores) >= 0.95, scores
