@@ -257,3 +257,23 @@ def test_zero_weight_batch_is_skipped(backend, rng):
     for la, lb in zip(a.layers, b.layers):
         np.testing.assert_allclose(la.weights, lb.weights, rtol=1e-12)
     assert opt_a.steps_done == opt_b.steps_done == 9
+
+
+def test_lr_auto_runs_the_range_test_reproducibly(backend):
+    X, y = gd.datasets.two_moons(n_samples=200, noise=0.1, seed=0)
+    start = gd.Network.from_sizes([2, 16, 2], output_activation="softmax",
+                                  loss="cross_entropy", seed=0)
+    runs = []
+    for _ in range(2):
+        net, opt = start.copy(), gd.Adam(lr="auto")
+        history = net.fit(X, y, optimizer=opt, epochs=5, batch_size=32, seed=3)
+        runs.append((history, net, opt))
+    (h1, n1, o1), (h2, n2, o2) = runs
+    expected = gd.find_lr(start, X, y, optimizer=gd.Adam(), batch_size=32, seed=3).suggestion
+    assert h1.lr_found == h2.lr_found == o1.lr_found == expected
+    assert h1.lr == [expected] * 5 and not o1.lr_is_auto
+    assert "the range test chose" in h1.summary()
+    for p, q in zip(n1.parameters(), n2.parameters()):
+        np.testing.assert_array_equal(p, q)
+    again = n1.fit(X, y, optimizer=o1, epochs=1, batch_size=32, seed=3)  # no second test
+    assert again.lr == [expected]
