@@ -243,3 +243,28 @@ def test_a_failed_fit_leaves_the_optimizer_unbound(backend, rng):
     assert opt._bound() is None and opt.state == [] and opt.steps_done == 0
     with pytest.raises(RuntimeError, match="schedule failed"):
         _deep(seed=1).fit(X, y, optimizer=opt, epochs=3)  # not "bound to another network"
+
+
+class _RaisingEngine(_FlakyEngine):
+    """Reports a diverged epoch on call 2 and raises on call 3."""
+
+    def train_epoch(self, *args):
+        if self.calls == 2:
+            self.calls += 1
+            raise RuntimeError("engine failed")
+        return super().train_epoch(*args)
+
+
+def test_an_exception_after_a_backoff_keeps_the_cut_rate(backend, rng):
+    X, y = _data(rng)
+    start = _deep()
+    net = start.copy()
+    net._engine = _RaisingEngine(net._engine, bad_calls={2})
+    opt = gd.SGD(lr=0.01, momentum=0.9)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        net.fit(X, y, optimizer=opt, epochs=5, batch_size=BATCH, shuffle=False,
+                on_divergence="backoff")
+    # back at the start (epoch 0 was forgotten by the undo), at half the rate
+    assert opt.epochs_done == 0 and opt.steps_done == 0 and opt.lr == 0.005
+    for p, q in zip(net.parameters(), start.parameters()):
+        np.testing.assert_array_equal(p, q)

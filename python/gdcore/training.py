@@ -362,6 +362,10 @@ class Checkpoint:
     def save(self) -> None:
         for saved, live in zip(self._saved, self._live):
             np.copyto(saved, live)
+        self.save_scalars()
+
+    def save_scalars(self) -> None:
+        """Save only the counts, scale and schedule state (after a rate cut at this point)."""
         self._scalars = self._read_scalars()
 
     def restore(self) -> None:
@@ -729,6 +733,8 @@ class _Run:
             if reason == "diverged":
                 history.suggested_lr = self._suggestion()
             return next_epoch
+        # The cut belongs to the point we are back at: a later undo to it must keep it.
+        self.rollback.sane.save_scalars()
         history.backoffs += 1
         history.events[-1]["new_lr"] = opt.lr
         return next_epoch
