@@ -257,14 +257,25 @@ class _RaisingEngine(_FlakyEngine):
 
 def test_an_exception_after_a_backoff_keeps_the_cut_rate(backend, rng):
     X, y = _data(rng)
-    start = _deep()
-    net = start.copy()
-    net._engine = _RaisingEngine(net._engine, bad_calls={2})
+    net = _deep()
     opt = gd.SGD(lr=0.01, momentum=0.9)
+    net.fit(X, y, optimizer=opt, epochs=1, batch_size=BATCH, shuffle=False)  # bound, 1 epoch
+    start = net.copy()
+    net._engine = _RaisingEngine(net._engine, bad_calls={2})
     with pytest.raises(RuntimeError, match="engine failed"):
         net.fit(X, y, optimizer=opt, epochs=5, batch_size=BATCH, shuffle=False,
                 on_divergence="backoff")
-    # back at the start (epoch 0 was forgotten by the undo), at half the rate
-    assert opt.epochs_done == 0 and opt.steps_done == 0 and opt.lr == 0.005
+    # back where this fit started (its first epoch was forgotten by the undo), at half rate
+    assert opt.epochs_done == 1 and opt.steps_done == BATCHES and opt.lr == 0.005
     for p, q in zip(net.parameters(), start.parameters()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_a_failed_first_fit_leaves_the_optimizer_as_it_was(backend, rng):
+    X, y = _data(rng)
+    net = _deep()
+    net._engine = _RaisingEngine(net._engine, bad_calls={2})
+    opt = gd.SGD(lr=0.01, momentum=0.9)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        net.fit(X, y, optimizer=opt, epochs=5, batch_size=BATCH, on_divergence="backoff")
+    assert opt._bound() is None and opt.lr == 0.01 and opt.epochs_done == 0

@@ -637,7 +637,8 @@ class _Run:
         # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
         # if it was, with its lr="auto" unresolved if it was.
         binding = {key: getattr(opt, key) for key in
-                   ("_owner", "state", "step", "_adopt", "schedule", "_lr_auto", "lr_found")
+                   ("_owner", "state", "step", "_adopt", "schedule", "_lr_auto", "lr_found",
+                    "lr_scale", "epochs_done")
                    if hasattr(opt, key)}
         epochs_before = opt.epochs_done
         try:
