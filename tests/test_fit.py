@@ -277,3 +277,22 @@ def test_lr_auto_runs_the_range_test_reproducibly(backend):
         np.testing.assert_array_equal(p, q)
     again = n1.fit(X, y, optimizer=o1, epochs=1, batch_size=32, seed=3)  # no second test
     assert again.lr == [expected]
+
+
+@pytest.mark.parametrize("zero_part", ["validation", "training"])
+def test_validation_split_with_a_zero_weight_part_fails_before_training(backend, rng, zero_part):
+    X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+    w = np.ones(20)
+    if zero_part == "validation":
+        w[16:] = 0.0
+    else:
+        w[:16] = 0.0
+    net = gd.Network.from_sizes([2, 4, 1], seed=0)
+    before = [p.copy() for p in net.parameters()]
+    opt = gd.Adam()
+    with pytest.raises(ValueError, match=f"sample_weight: the {zero_part} part of "
+                                         r"validation_split=0.2 has zero total weight"):
+        net.fit(X, y, optimizer=opt, sample_weight=w, validation_split=0.2, epochs=3)
+    for p, q in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p, q)
+    assert opt._bound() is None and opt.steps_done == 0
