@@ -311,3 +311,21 @@ def test_good_rates_never_trip_the_divergence_rule(backend, dtype, problem, kind
         opt = gd.Adam(lr=lr) if kind == "adam" else gd.SGD(lr=lr, momentum=0.9)
         history = start.copy().fit(X, y, optimizer=opt, epochs=30, batch_size=32, seed=seed)
         assert not history.diverged and history.loss[-1] < history.start_loss
+
+
+def test_a_continued_fit_measures_the_start_only_when_its_loss_rises(backend):
+    """fit(epochs=1) called again with the same optimizer skips measuring the starting loss
+    while the loss does not rise above the last epoch's; a rise is still caught."""
+    X, y = _moons()
+    net = _classifier()
+    opt = gd.SGD(lr=_Jump(), momentum=0.5)  # 0.01 for five epochs, then 100
+    first = net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, seed=0)
+    assert not math.isnan(first.start_loss)  # a fresh optimizer: measured
+    for _ in range(4):
+        history = net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, seed=0)
+        assert math.isnan(history.start_loss) and not history.diverged
+    before = [p.copy() for p in net.parameters()]
+    with pytest.raises(gd.DivergenceError, match=r"at epoch 0: .*learning rate 100 \(started"):
+        net.fit(X, y, optimizer=opt, epochs=1, batch_size=32, seed=0)
+    for p, q in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p, q)

@@ -69,11 +69,13 @@ class DivergenceError(ArithmeticError):
                  else f"the weights after epoch {history.epochs - 1}")
         hint = (f"gd.find_lr suggests {suggestion:.3g} with this optimizer"
                 if suggestion is not None else "gd.find_lr(network, X, y) suggests one")
+        started = ("" if math.isnan(history.start_loss)
+                   else f" (started at {history.start_loss:.6g})")
         super().__init__(
-            f"training diverged at epoch {epoch}: loss {loss} with learning rate {lr:g} "
-            f"(started at {history.start_loss:.6g}). The network and optimizer were restored "
-            f"to {where}. Try a smaller learning rate ({hint}), lr='auto', "
-            f"fit(..., on_divergence='backoff') or gd.schedules.BoldDriver.")
+            f"training diverged at epoch {epoch}: loss {loss} with learning rate {lr:g}"
+            f"{started}. The network and optimizer were restored to {where}. Try a smaller "
+            f"learning rate ({hint}), lr='auto', fit(..., on_divergence='backoff') or "
+            f"gd.schedules.BoldDriver.")
 
 
 @dataclasses.dataclass
@@ -114,7 +116,9 @@ class History:
         Each undone epoch: ``{"epoch", "reason" ("diverged" or "loss rose"), "loss", "lr",
         "new_lr"}`` (``new_lr`` None when training stopped there).
     start_loss : float
-        The training loss of the weights fit started from (see ``DIVERGENCE_FACTOR``).
+        The training loss of the weights fit started from (see ``DIVERGENCE_FACTOR``); NaN
+        when it was not needed: a fit continuing with the same optimizer where the last one
+        stopped, whose epochs never rose above the loss it continued from, skips measuring it.
     lr_found : float or None
         The rate ``lr="auto"`` chose with the range test.
     suggested_lr : float or None
@@ -163,8 +167,9 @@ class History:
                  f"epoch{'s' if self.epochs != 1 else ''} in {self.time:.3g} s"
                  + (f" on the {self.backend} engine" if self.backend else "")]
         if self.loss:
-            lines.append(f"loss: {self.start_loss:.4g} at the start, {self.loss[0]:.4g} in "
-                         f"epoch 0, {self.loss[-1]:.4g} in epoch {self.epochs - 1}")
+            start = "" if math.isnan(self.start_loss) else f"{self.start_loss:.4g} at the start, "
+            lines.append(f"loss: {start}{self.loss[0]:.4g} in epoch 0, {self.loss[-1]:.4g} in "
+                         f"epoch {self.epochs - 1}")
         monitored = self._monitored()
         if self.best_epoch is not None and self.best_epoch < len(monitored):
             lines.append(f"best: epoch {self.best_epoch}, {self.monitor} "
@@ -407,6 +412,11 @@ class _Rollback:
         self._spare: Optional[Checkpoint] = None
         self._live_is_sane = True
 
+    @property
+    def live_is_sane(self) -> bool:
+        """Whether the live state still equals ``sane`` (nothing ran since it was taken)."""
+        return self._live_is_sane
+
     def begin_epoch(self) -> None:
         if self._live_is_sane:
             self.epoch_start = self.sane
@@ -478,12 +488,19 @@ class _Run:
         self.best_params: Optional[list] = None
         self.tol_best, self.no_improvement = math.inf, 0
         self.undone_in_a_row = 0
+        self.previous_loss: Optional[float] = None
+        self.full_batch = plan.batch_size >= plan.X.shape[0]
         self.floor = _FLOOR[network.dtype]  # (dtype.name is slow: keyed by the dtype)
 
     # --- prepare ------------------------------------------------------------------------
     def prepare(self) -> None:
         plan, opt, network = self.plan, self.opt, self.network
         params = network.parameters()
+        # A fit that picks up where the last one on this network stopped knows that epoch's
+        # loss: an epoch 0 not above it needs no measurement of the starting loss.
+        last = getattr(opt, "_last_epoch", None)
+        if opt._bound() is network and last is not None and last[0] == opt.steps_done:
+            self.previous_loss = last[1]
         opt.bind(network, params)
         if getattr(opt, "lr_is_auto", False):
             from .lr_finder import find_lr
@@ -495,10 +512,30 @@ class _Run:
         self.rollback = _Rollback(params, opt)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
-        n = plan.X.shape[0]
-        if plan.batch_size < n:
-            self.history.start_loss = self._reference_loss()
-        # (full batch: the first epoch's loss is the loss of the starting weights, exactly)
+        # The starting loss is measured when first needed (full batch: the first epoch's loss
+        # is exactly it).
+
+    def _starting_loss(self) -> float:
+        """The loss of the weights fit started from: measured once, when first needed.
+
+        Until epoch 1 is kept the checkpoint ``sane`` still holds the starting state (later
+        the loss is always known already); NaN if it cannot be measured any more.
+        """
+        history, rollback = self.history, self.rollback
+        if math.isnan(history.start_loss) and rollback.sane_epoch == 0:
+            if rollback.live_is_sane:
+                history.start_loss = self._reference_loss()
+            else:
+                params = self.network.parameters()
+                current = [p.copy() for p in params]
+                try:
+                    for p, start in zip(params, rollback.sane.params):
+                        np.copyto(p, start)
+                    history.start_loss = self._reference_loss()
+                finally:  # (an exception here is repaired by fit's undo of the epoch)
+                    for p, now in zip(params, current):
+                        np.copyto(p, now)
+        return history.start_loss
 
     def _reference_loss(self) -> float:
         """The loss of the starting weights on up to REFERENCE_SAMPLES evenly spaced samples."""
@@ -524,12 +561,15 @@ class _Run:
                                              plan.batch_size, opt.kind, opt.hyper(lr),
                                              opt.state, opt.step))
 
-    def diverged(self, loss: float) -> bool:
+    def diverged(self, epoch: int, loss: float) -> bool:
         """Not finite (the engines return NaN for non-finite weights), or clearly above the
         loss the network started from."""
         if not math.isfinite(loss):
             return True
-        start = self.history.start_loss
+        if (epoch == 0 and math.isnan(self.history.start_loss)
+                and self.previous_loss is not None and loss <= self.previous_loss):
+            return False  # a continued fit whose first epoch did not rise
+        start = self._starting_loss()
         if math.isnan(start):
             return False
         return loss > DIVERGENCE_FACTOR * start + self.floor
@@ -669,12 +709,13 @@ class _Run:
                 kept_before = opt.epochs_done
                 try:
                     loss = self.train(lr)
-                    if epoch == 0 and math.isnan(history.start_loss) and math.isfinite(loss):
+                    if (epoch == 0 and self.full_batch and math.isnan(history.start_loss)
+                            and math.isfinite(loss)):
                         history.start_loss = loss  # full batch: the loss of the start weights
                     # check: divergence first, then the schedule's verdict on the monitored loss
                     reason = None
                     monitored = math.nan
-                    if self.diverged(loss):
+                    if self.diverged(epoch, loss):
                         reason = "diverged"
                     else:
                         monitored = self.monitored_loss(loss)
@@ -719,6 +760,8 @@ class _Run:
             raise
         finally:
             history.time = time.perf_counter() - started
+            if history.loss:
+                opt._last_epoch = (opt.steps_done, history.loss[-1])
             if bar is not None:
                 bar.set_description(f"fit: {history.stop_reason or 'interrupted'}",
                                     refresh=False)
@@ -742,6 +785,7 @@ class _Run:
             opt.lr_scale = failed_scale * 0.5
         else:
             history.stop_reason = "stalled" if reason == "loss rose" else "diverged"
+            self._starting_loss()  # for the report (we are back at a point it can measure)
             if plan.on_divergence != "stop" and reason == "diverged":  # raise; backoff gave up
                 history.suggested_lr = self._suggestion()
                 raise DivergenceError(epoch, loss, lr, history, history.suggested_lr)
