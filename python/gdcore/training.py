@@ -266,6 +266,7 @@ class _Plan:
     Y: np.ndarray
     w: Optional[np.ndarray]
     val: Optional[tuple]
+    params: list
     epochs: int
     batch_size: int
     rng: Optional[np.random.Generator]
@@ -331,8 +332,9 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
     batch_size = n if batch_size is None else min(v.positive_int(batch_size, "batch_size"), n)
     seed = v.seed(network.seed if seed is None else seed, "seed")  # checked even when unused
     opt = get_optimizer(optimizer)
-    v.trainable(network.parameters())
-    return _Plan(X, Y, w, val, epochs, batch_size,
+    params = network.parameters()
+    v.trainable(params)
+    return _Plan(X, Y, w, val, params, epochs, batch_size,
                  np.random.default_rng(seed) if shuffle else None, seed, opt, tol,
                  n_iter_no_change, restore_best_weights, max_time, on_divergence, cbs, progress,
                  chosen_metrics)
@@ -495,7 +497,7 @@ class _Run:
     # --- prepare ------------------------------------------------------------------------
     def prepare(self) -> None:
         plan, opt, network = self.plan, self.opt, self.network
-        params = network.parameters()
+        params = plan.params
         # A fit that picks up where the last one on this network stopped knows that epoch's
         # loss: an epoch 0 not above it needs no measurement of the starting loss.
         last = getattr(opt, "_last_epoch", None)
@@ -690,7 +692,8 @@ class _Run:
         started = time.perf_counter()
         # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
         # if it was, with its lr="auto" unresolved if it was.
-        binding = {key: getattr(opt, key) for key in _BINDING}
+        binding = ({key: getattr(opt, key) for key in _BINDING} if opt._owner is None
+                   else None)
         epochs_before = opt.epochs_done
         try:
             self.prepare()
@@ -754,7 +757,7 @@ class _Run:
                     if cb.end is not None:
                         cb.end(logs)
         except BaseException:
-            if binding["_owner"] is None and opt.epochs_done == epochs_before:
+            if binding is not None and opt.epochs_done == epochs_before:
                 for key, value in binding.items():
                     setattr(opt, key, value)
             raise
