@@ -514,8 +514,11 @@ class _Run:
         self.rollback = _Rollback(params, opt)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
-        # The starting loss is measured when first needed (full batch: the first epoch's loss
-        # is exactly it).
+        # The starting loss: full batch, the first epoch's loss is exactly it; a continued fit
+        # measures it only if its first epoch rises (see diverged); otherwise now, while the
+        # live weights are the starting ones.
+        if not self.full_batch and self.previous_loss is None:
+            self.history.start_loss = self._reference_loss()
 
     def _starting_loss(self) -> float:
         """The loss of the weights fit started from: measured once, when first needed.
