@@ -34,6 +34,10 @@ DIVERGENCE_FACTOR = 1.5
 #: With mini-batches the starting loss is measured on at most this many training samples,
 #: evenly spaced through the set (with full batches the first epoch's loss is exactly it).
 REFERENCE_SAMPLES = 256
+#: A fresh mini-batch fit first measures the loss of the starting weights on this many evenly
+#: spaced samples only (an eighth of the cost); a first epoch whose loss is not above it is
+#: sane without the full measurement, which runs only when it is.
+SCREEN_SAMPLES = 32
 
 #: lr="auto" sweeps with the fit's batch size, at most this many samples per step (full-batch
 #: sweeps of a large set would cost one pass per step).
@@ -117,8 +121,9 @@ class History:
         "new_lr"}`` (``new_lr`` None when training stopped there).
     start_loss : float
         The training loss of the weights fit started from (see ``DIVERGENCE_FACTOR``); NaN
-        when it was not needed: a fit continuing with the same optimizer where the last one
-        stopped, whose epochs never rose above the loss it continued from, skips measuring it.
+        when it was not needed: the first epoch's loss was not above a cheaper yardstick (the
+        loss the last fit with this optimizer ended at, or the starting loss on 32 samples),
+        and no later check needed it.
     lr_found : float or None
         The rate ``lr="auto"`` chose with the range test.
     suggested_lr : float or None
@@ -491,6 +496,7 @@ class _Run:
         self.tol_best, self.no_improvement = math.inf, 0
         self.undone_in_a_row = 0
         self.previous_loss: Optional[float] = None
+        self.screen_loss: Optional[float] = None
         self.full_batch = plan.batch_size >= plan.X.shape[0]
         self.floor = _FLOOR[network.dtype]  # (dtype.name is slow: keyed by the dtype)
 
@@ -518,7 +524,7 @@ class _Run:
         # measures it only if its first epoch rises (see diverged); otherwise now, while the
         # live weights are the starting ones.
         if not self.full_batch and self.previous_loss is None:
-            self.history.start_loss = self._reference_loss()
+            self.screen_loss = self._reference_loss(SCREEN_SAMPLES)
 
     def _starting_loss(self) -> float:
         """The loss of the weights fit started from: measured once, when first needed.
@@ -542,14 +548,13 @@ class _Run:
                         np.copyto(p, now)
         return history.start_loss
 
-    def _reference_loss(self) -> float:
-        """The loss of the starting weights on up to REFERENCE_SAMPLES evenly spaced samples."""
+    def _reference_loss(self, samples: int = REFERENCE_SAMPLES) -> float:
+        """The loss of the live weights on up to ``samples`` evenly spaced training samples."""
         X, Y, w = self.plan.X, self.plan.Y, self.plan.w
         n = X.shape[0]
-        if n > REFERENCE_SAMPLES:
+        if n > samples:
             # Every step-th row: a strided copy is several times cheaper than fancy indexing.
-            rows = slice(None, (n // REFERENCE_SAMPLES) * REFERENCE_SAMPLES,
-                         n // REFERENCE_SAMPLES)
+            rows = slice(None, (n // samples) * samples, n // samples)
             X, Y = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
             w = None if w is None else np.ascontiguousarray(w[rows])
         if w is not None and not w.sum(dtype=np.float64) > 0:
@@ -571,9 +576,12 @@ class _Run:
         loss the network started from."""
         if not math.isfinite(loss):
             return True
-        if (epoch == 0 and math.isnan(self.history.start_loss)
-                and self.previous_loss is not None and loss <= self.previous_loss):
-            return False  # a continued fit whose first epoch did not rise
+        if epoch == 0 and math.isnan(self.history.start_loss):
+            # Not above a cheaper yardstick: the last epoch's loss of the fit this one
+            # continues, or the starting loss on a few samples. Sane without measuring more.
+            screen = self.previous_loss if self.previous_loss is not None else self.screen_loss
+            if screen is not None and loss <= screen:
+                return False
         start = self._starting_loss()
         if math.isnan(start):
             return False
@@ -866,9 +874,11 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         An epoch diverges when its loss or the weights are not finite, or its loss exceeds
         ``DIVERGENCE_FACTOR`` (1.5) times the loss of the starting weights (plus
         sqrt(machine epsilon)); the starting loss is exact with full batches and measured on
-        up to 256 evenly spaced training samples with mini-batches. The network, the optimizer
-        (state, step and epoch counts, back-off scale) and its schedule then go back to the
-        start of the last epoch whose loss was sane, and that epoch is dropped from the
+        up to 256 evenly spaced training samples with mini-batches (only when the first
+        epoch's loss is above the loss of 32 of them, or above the last epoch's loss of the
+        fit this one continues with the same optimizer: a cheaper first look). The network,
+        the optimizer (state, step and epoch counts, back-off scale) and its schedule then go
+        back to the start of the last epoch whose loss was sane, and that epoch is dropped from the
         history (its loss described the weights it started from): "raise" raises
         :class:`DivergenceError`, "stop" returns, "backoff" halves the learning rate and goes
         on (at most 30 times in one fit). A schedule that undoes epochs
