@@ -35,9 +35,13 @@ DIVERGENCE_FACTOR = 1.5
 #: evenly spaced through the set (with full batches the first epoch's loss is exactly it).
 REFERENCE_SAMPLES = 256
 #: A fresh mini-batch fit first measures the loss of the starting weights on this many evenly
-#: spaced samples only (an eighth of the cost); a first epoch whose loss is not above it is
-#: sane without the full measurement, which runs only when it is.
+#: spaced samples only (an eighth of the cost); a first epoch whose loss is at most
+#: SCREEN_MARGIN times that is sane without the full measurement, which runs only when it is
+#: above. (To pass the screen yet diverge, the first epoch's loss would have to exceed 1.5x the
+#: starting loss while 32 samples overestimate it by a quarter; a later epoch is then still
+#: judged against the full measurement.)
 SCREEN_SAMPLES = 32
+SCREEN_MARGIN = 1.2
 
 #: lr="auto" sweeps with the fit's batch size, at most this many samples per step (full-batch
 #: sweeps of a large set would cost one pass per step).
@@ -579,8 +583,10 @@ class _Run:
         if epoch == 0 and math.isnan(self.history.start_loss):
             # Not above a cheaper yardstick: the last epoch's loss of the fit this one
             # continues, or the starting loss on a few samples. Sane without measuring more.
-            screen = self.previous_loss if self.previous_loss is not None else self.screen_loss
-            if screen is not None and loss <= screen:
+            if self.previous_loss is not None:
+                if loss <= self.previous_loss:
+                    return False
+            elif self.screen_loss is not None and loss <= SCREEN_MARGIN * self.screen_loss:
                 return False
         start = self._starting_loss()
         if math.isnan(start):
@@ -875,8 +881,8 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         ``DIVERGENCE_FACTOR`` (1.5) times the loss of the starting weights (plus
         sqrt(machine epsilon)); the starting loss is exact with full batches and measured on
         up to 256 evenly spaced training samples with mini-batches (only when the first
-        epoch's loss is above the loss of 32 of them, or above the last epoch's loss of the
-        fit this one continues with the same optimizer: a cheaper first look). The network,
+        epoch's loss is above 1.2 times the loss of 32 of them, or above the last epoch's loss
+        of the fit this one continues with the same optimizer: a cheaper first look). The network,
         the optimizer (state, step and epoch counts, back-off scale) and its schedule then go
         back to the start of the last epoch whose loss was sane, and that epoch is dropped from the
         history (its loss described the weights it started from): "raise" raises
