@@ -53,3 +53,15 @@ def test_build_info_names_compiler():
     info = gd.build_info()
     assert info["backend"] == gd.backend()
     assert "compiler" in info and info["version"] == gd.__version__
+
+
+def test_set_num_threads_caps_at_the_available_cores():
+    """Issue 9, item 7: a huge n is accepted and capped (not a pybind11 cast error)."""
+    from gdcore import _backend
+    before = gd.get_num_threads()
+    try:
+        gd.set_num_threads(10**20)
+        if _backend._core is not None:
+            assert gd.get_num_threads() == _backend.available_cores()
+    finally:
+        gd.set_num_threads(before)

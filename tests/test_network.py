@@ -336,3 +336,36 @@ def test_default_init_learns_iris_like_scikit_learn(backend):
                 seed=seed)
         scores.append(float((net.predict(Xte).argmax(1) == yte).mean()))
     assert np.mean(scores) >= 0.95, scores
+
+
+# --- standalone layers: copies and threads (issue 9, items 6 and 7) ---------------------------
+
+def test_a_layer_that_ran_forward_pickles_and_deep_copies(backend):
+    import copy
+    import pickle
+    layer = gd.Layer(2, 3, "tanh", seed=0)
+    out = layer.forward(np.ones((1, 2)))
+    for twin in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        np.testing.assert_array_equal(twin.forward(np.ones((1, 2))), out)
+        assert twin.weights is not layer.weights
+
+
+def test_one_layer_forward_from_four_threads(backend):
+    import threading
+    layer = gd.Layer(2, 3, "tanh", seed=0)
+    expected = layer.forward(np.ones((5, 2)))
+    errors = []
+
+    def work():
+        try:
+            for _ in range(200):
+                np.testing.assert_array_equal(layer.forward(np.ones((5, 2))), expected)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]

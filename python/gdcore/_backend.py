@@ -98,14 +98,23 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        At least 1.
+        At least 1. Values above the number of cores this process may use are accepted and
+        capped to it (more threads than cores only contend).
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be a positive integer, got {type(n).__name__} {n!r}")
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if _core is not None and hasattr(_core, "set_num_threads"):
-        _core.set_num_threads(int(n))
+        _core.set_num_threads(min(int(n), available_cores()))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def get_num_threads() -> int:

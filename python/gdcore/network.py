@@ -27,6 +27,9 @@ Seed = Union[None, int, np.random.Generator]
 INITS = ("sklearn", "xavier", "he", "torch", "zeros")
 #: The output activation each fused loss needs.
 LOSS_NEEDS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
+#: Serialises Layer.forward (an engine runs one call at a time; standalone layers are a
+#: convenience, not a hot path, so one lock for all of them keeps layers picklable).
+_LAYER_LOCK = threading.RLock()
 #: The networks whose engine holds views of each layer's arrays.
 _NETWORKS_OF_LAYER: "weakref.WeakKeyDictionary[Layer, weakref.WeakSet]" = \
     weakref.WeakKeyDictionary()
@@ -167,14 +170,24 @@ class Layer:
             self._engine = None
 
     def forward(self, X: ArrayLike) -> np.ndarray:
-        """This layer's activations ``(n_samples, n_outputs)`` for ``X`` ``(n_samples, n_inputs)``."""
+        """This layer's activations ``(n_samples, n_outputs)`` for ``X`` ``(n_samples, n_inputs)``.
+
+        Safe to call from several threads at once (calls on one layer are serialised).
+        """
         X = v.features(X, self.n_inputs, self.dtype)
-        if self._engine is None:
-            self._engine = _backend.make_engine([self._weights], [self._bias],
-                                                [ACTIVATIONS[self._activation]], LOSSES["mse"])
-        return self._engine.forward(X)
+        with _LAYER_LOCK:
+            if self._engine is None:
+                self._engine = _backend.make_engine([self._weights], [self._bias],
+                                                    [ACTIVATIONS[self._activation]],
+                                                    LOSSES["mse"])
+            return self._engine.forward(X)
 
     __call__ = forward
+
+    def __getstate__(self) -> dict:
+        # The engine built by forward holds views of this layer's arrays: not part of its
+        # state (a copy builds its own on its first forward).
+        return {**self.__dict__, "_engine": None}
 
     def __repr__(self) -> str:
         return f"Layer({self.n_inputs}, {self.n_outputs}, activation={self._activation!r})"
