@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gdcore as gd
+from conftest import FlakyEngine
 from gdcore.schedules import Schedule
 
 
@@ -106,21 +107,6 @@ def test_minibatch_blow_up_in_the_first_epoch_is_detected(backend):
     assert opt.steps_done == 7 * history.epochs and opt.epochs_done == history.epochs
 
 
-class _FlakyEngine:
-    """The network's engine, but the chosen train_epoch calls report a diverged epoch."""
-
-    def __init__(self, engine, bad_calls):
-        self.engine, self.bad_calls, self.calls = engine, set(bad_calls), 0
-
-    def train_epoch(self, *args):
-        self.calls += 1
-        loss = self.engine.train_epoch(*args)
-        return math.inf if self.calls in self.bad_calls else loss
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-
 def test_repeated_backoff_at_one_epoch_keeps_counters_and_weights_in_step(backend, rng):
     # Calls: epoch 0 ok, epoch 1 ok, epoch 2 diverges (back to the start of epoch 1, which is
     # forgotten), the retry of epoch 1 diverges too (back to the start of epoch 1 again: no
@@ -128,7 +114,7 @@ def test_repeated_backoff_at_one_epoch_keeps_counters_and_weights_in_step(backen
     X, y = rng.normal(size=(12, 3)), rng.normal(size=12)
     start = gd.Network.from_sizes([3, 4, 1], activation="tanh", dtype="float64", seed=0)
     net = start.copy()
-    net._engine = _FlakyEngine(net._engine, bad_calls={3, 4})
+    net._engine = FlakyEngine(net._engine, bad_calls={3, 4})
     opt = gd.SGD(lr=0.1)
     history = net.fit(X, y, optimizer=opt, epochs=4, batch_size=5, shuffle=False,
                       on_divergence="backoff")
@@ -195,7 +181,7 @@ def test_backoff_gives_up_after_max_backoffs(backend):
     X = np.array([[1.0], [2.0]])
     y = np.array([1.0, 2.0])
     net = gd.Network([gd.Layer(1, 1)], dtype="float64")
-    net._engine = _FlakyEngine(net._engine, bad_calls=range(1, 1000))
+    net._engine = FlakyEngine(net._engine, bad_calls=range(1, 1000))
     start = [p.copy() for p in net.parameters()]
     with pytest.raises(gd.DivergenceError) as info:
         net.fit(X, y, optimizer=gd.SGD(lr=1.0), epochs=10, on_divergence="backoff")

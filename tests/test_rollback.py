@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import gdcore as gd
+from conftest import FlakyEngine
 from gdcore.schedules import ReduceOnPlateau, Schedule
 from gdcore.training import Checkpoint
 
@@ -68,27 +69,12 @@ def test_checkpoint_restores_parameters_state_counts_scale_and_schedule(backend,
     assert opt.schedule.state_dict() == saved[4]
 
 
-class _FlakyEngine:
-    """The network's engine, but the chosen train_epoch calls report a diverged epoch."""
-
-    def __init__(self, engine, bad_calls):
-        self.engine, self.bad_calls, self.calls = engine, set(bad_calls), 0
-
-    def train_epoch(self, *args):
-        self.calls += 1
-        loss = self.engine.train_epoch(*args)
-        return math.inf if self.calls in self.bad_calls else loss
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-
 def test_rollback_restores_the_schedule_state(backend, rng):
     """ReduceOnPlateau must not see an undone epoch: after the run its state equals one fed
     with exactly the kept epochs' losses."""
     X, y = _data(rng)
     net = _deep()
-    net._engine = _FlakyEngine(net._engine, bad_calls={4})
+    net._engine = FlakyEngine(net._engine, bad_calls={4})
     opt = gd.SGD(lr=ReduceOnPlateau(0.01, patience=1, factor=0.5))
     history = net.fit(X, y, optimizer=opt, epochs=8, batch_size=BATCH, shuffle=False,
                       on_divergence="backoff")
@@ -122,7 +108,7 @@ class _CountingPlateau(ReduceOnPlateau):
 def test_an_undone_epoch_is_never_observed_twice(backend, rng):
     X, y = _data(rng)
     net = _deep()
-    net._engine = _FlakyEngine(net._engine, bad_calls={4, 9})
+    net._engine = FlakyEngine(net._engine, bad_calls={4, 9})
     opt = gd.SGD(lr=_CountingPlateau(0.01, patience=1))
     history = net.fit(X, y, optimizer=opt, epochs=8, batch_size=BATCH, on_divergence="backoff")
     assert history.backoffs == 2 and history.epochs == 8
@@ -245,7 +231,7 @@ def test_a_failed_fit_leaves_the_optimizer_unbound(backend, rng):
         _deep(seed=1).fit(X, y, optimizer=opt, epochs=3)  # not "bound to another network"
 
 
-class _RaisingEngine(_FlakyEngine):
+class _RaisingEngine(FlakyEngine):
     """Reports a diverged epoch on call 2 and raises on call 3."""
 
     def train_epoch(self, *args):

@@ -128,15 +128,14 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
     batch_size = min(batch_size, n)
     lrs = np.geomspace(lr_min, lr_max, steps)
     order = _batch_order(rng, n, steps, batch_size)
-    kind, n_slots = opt.kind, opt._n_slots()
+    kind = opt.kind
     params = network.parameters()
     v.trainable(params)
     tried, raw, smoothed = [], [], []
     avg, best = 0.0, math.inf
     with network._lock:  # the snapshot and its restoration too: no other call in between
         saved = [p.copy() for p in params]
-        state = [np.zeros_like(p) for p in params for _ in range(n_slots)]
-        step = np.zeros(1, dtype=np.int64)
+        state, step = opt.zero_state(params)  # fresh: the user's optimizer stays untouched
         try:
             for i, lr in enumerate(lrs):
                 batch = order[i * batch_size:(i + 1) * batch_size]

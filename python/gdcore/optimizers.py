@@ -218,10 +218,14 @@ class Optimizer:
                                        "optimizer state")
             step = self.step
         else:
-            state = [np.zeros_like(p) for p in params for _ in range(self._n_slots())]
-            step = np.zeros(1, dtype=np.int64)
+            state, step = self.zero_state(params)
         self.state, self.step, self._adopt = state, step, False
         self._owner = weakref.ref(network)
+
+    def zero_state(self, params: Sequence[np.ndarray]) -> tuple:
+        """Fresh ``(state, step)`` for ``params``: this rule's zero slot arrays (``n_slots`` per
+        parameter, in engine order) and a zero step counter. Nothing is bound."""
+        return _zeros(params, self._n_slots()), np.zeros(1, dtype=np.int64)
 
     @staticmethod
     def _fitted_state(state: Sequence[np.ndarray], params: Sequence[np.ndarray], n_slots: int,
@@ -229,7 +233,7 @@ class Optimizer:
         """``state`` checked against ``params`` (``n_slots`` arrays per parameter, each of its
         shape and dtype); an empty ``state`` means not allocated yet and gives zeros."""
         if not state:
-            return [np.zeros_like(p) for p in params for _ in range(n_slots)]
+            return _zeros(params, n_slots)
         if len(state) != len(params) * n_slots:
             raise ValueError(
                 f"{what} has {len(state)} arrays, but this network needs {n_slots} per "
@@ -576,6 +580,11 @@ class RMSprop(Optimizer):
 
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+
+
+def _zeros(params: Sequence[np.ndarray], n_slots: int) -> List[np.ndarray]:
+    """``n_slots`` zero arrays shaped like each parameter, parameters in order."""
+    return [np.zeros_like(p) for p in params for _ in range(n_slots)]
 
 
 def get_optimizer(optimizer: Union[None, str, Optimizer]) -> Optimizer:

@@ -514,13 +514,12 @@ class _Run:
         if opt._bound() is network and last is not None and last[0] == opt.steps_done:
             self.previous_loss = last[1]
         opt.bind(network, params)
-        if getattr(opt, "lr_is_auto", False):
+        if opt.lr_is_auto:
             from .lr_finder import find_lr
             found = find_lr(network, plan.X, plan.Y, optimizer=opt,
                             batch_size=min(plan.batch_size, AUTO_LR_MAX_BATCH), seed=plan.seed)
             opt.resolve_lr(found.suggestion)
-        if getattr(opt, "lr_found", None) is not None:
-            self.history.lr_found = opt.lr_found
+        self.history.lr_found = opt.lr_found
         self.rollback = _Rollback(params, opt)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
@@ -805,12 +804,11 @@ class _Run:
             opt.lr_scale = failed_scale * 0.5
         else:
             history.stop_reason = "stalled" if reason == "loss rose" else "diverged"
-            self._starting_loss()  # for the report (we are back at a point it can measure)
-            if plan.on_divergence != "stop" and reason == "diverged":  # raise; backoff gave up
-                history.suggested_lr = self._suggestion()
-                raise DivergenceError(epoch, loss, lr, history, history.suggested_lr)
             if reason == "diverged":
+                self._starting_loss()  # for the report (we are back where it can be measured)
                 history.suggested_lr = self._suggestion()
+                if plan.on_divergence != "stop":  # raise; or backoff gave up
+                    raise DivergenceError(epoch, loss, lr, history, history.suggested_lr)
             return next_epoch
         # The cut belongs to the point we are back at: a later undo to it must keep it.
         self.rollback.sane.save_scalars()
