@@ -264,3 +264,97 @@ def test_two_networks_in_two_threads_equal_sequential_runs(backend, rng):
         assert ha.loss == hb.loss
         for p, q in zip(a.parameters(), b.parameters()):
             np.testing.assert_array_equal(p, q)
+
+
+# ------------------------------------------------------------------ one long step (issue 9)
+@pytest.mark.skipif(not _backend._core_engines_available(),
+                    reason="the compiled core is not built in this installation")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_signal_stops_the_compiled_engine_inside_one_long_step(dtype):
+    """One full-batch step of 16384 x 512 into 1024-1024-10 is ~78 G multiply-adds (seconds);
+    a signal handler's exception raised 0.2 s in arrives within 0.5 s, and the step is
+    dropped whole: the weights, the optimizer state and the step count are as before it.
+    The engine polls between layers and between row panels of the large products."""
+    rng = np.random.default_rng(0)
+    n = 16384
+    X = rng.normal(size=(n, 512)).astype(dtype)
+    y = rng.integers(0, 10, size=n)
+    previous = gd.backend()
+    gd.set_backend("cpp")
+    try:
+        net = gd.Network.from_sizes([512, 1024, 1024, 10], output_activation="softmax",
+                                    loss="cross_entropy", dtype=dtype, seed=0)
+    finally:
+        gd.set_backend(previous)
+    engine = net._engine
+    before = [p.copy() for p in net.parameters()]
+    state = [np.zeros_like(p) for p in net.parameters()]  # SGD with momentum: one slot each
+    state_before = [s.copy() for s in state]
+    step = np.zeros(1, np.int64)
+    hyper = np.array([1e-3, 0.9, 0, 0, 0, 0, 0, 0], np.float64)
+    order = np.arange(n, dtype=np.int64)
+
+    class Alarm(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Alarm
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        start = time.perf_counter()
+        with pytest.raises(Alarm):
+            engine.train_epoch(X, y.astype(np.int64), None, order, n, 0, hyper, state, step)
+        latency = time.perf_counter() - start - 0.2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert latency < 0.5, f"the signal took {latency:.2f} s to stop the step"
+    assert step[0] == 0
+    for a, b in zip(net.parameters(), before):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(state, state_before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "cpp"])
+def test_predict_from_a_signal_handler_during_fit_is_refused_clearly(backend_name):
+    """A SIGALRM handler that calls predict on the network being trained: inside an engine
+    call it gets a RuntimeError saying why (the compiled engine used to report "Resource
+    deadlock avoided"), between epochs it gets the prediction; the fit completes."""
+    if backend_name == "cpp" and not _backend._core_engines_available():
+        pytest.skip("the compiled core is not built in this installation")
+    previous = gd.backend()
+    gd.set_backend(backend_name)
+    try:
+        net = gd.Network.from_sizes([16, 256, 256, 1], seed=0)
+    finally:
+        gd.set_backend(previous)
+    rng = np.random.default_rng(0)
+    # Compiled: an epoch of 12500 steps, longer than the engine's 50 ms between signal polls.
+    # NumPy: the handler runs between bytecodes, 250 steps are plenty.
+    X = rng.normal(size=(100_000 if backend_name == "cpp" else 2_000, 16)).astype(np.float32)
+    y = X.sum(axis=1).astype(np.float32)
+    outcomes = []
+
+    def on_alarm(signum, frame):
+        try:
+            outcomes.append(net.predict(X[:2]).shape)
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)
+        deadline = time.perf_counter() + 60
+        while not any(isinstance(o, str) for o in outcomes) and time.perf_counter() < deadline:
+            net.fit(X, y, epochs=1, batch_size=8, optimizer=gd.SGD(lr=1e-4))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    refused = [o for o in outcomes if isinstance(o, str)]
+    assert refused, "no handler ran inside an engine call"
+    assert all("predict cannot run in the middle of a call" in o for o in refused), refused
+    assert all(o == (2, 1) for o in outcomes if not isinstance(o, str))
+    assert all(np.isfinite(p).all() for p in net.parameters())

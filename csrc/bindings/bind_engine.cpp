@@ -44,11 +44,82 @@ private:
     std::atomic<bool>& flag_;
 };
 
-// train_epoch's interrupt hook: take the GIL briefly and run Python's signal handlers. A
-// handler's exception (KeyboardInterrupt on Ctrl-C) stays set and is raised after the epoch.
+// How a call holds an engine's parameters: not at all, shared (predict: many at once) or
+// exclusively (the calls that use the workspace or change the parameters).
+enum class Hold { none, shared, exclusive };
+
+// The hold of one call on params_mutex_, recorded for its thread: a Python signal handler run
+// in the middle of a call (poll_python_signals) is on the same thread, and a predict it makes
+// on that engine must be refused, not wait for a lock its own thread holds.
+class ParamsHold {
+public:
+    ParamsHold(std::shared_mutex& mutex, const void* engine, Hold mode)
+        : mutex_(mutex), engine_(engine), mode_(mode) {}
+    ParamsHold(const ParamsHold&) = delete;
+    ParamsHold& operator=(const ParamsHold&) = delete;
+    ~ParamsHold() {
+        if (!taken_) return;
+        if (mode_ == Hold::exclusive) mutex_.unlock();
+        else mutex_.unlock_shared();
+        held().pop_back();
+    }
+
+    // Take the lock, waiting for it (call with the GIL released).
+    void take() {
+        held().push_back({engine_, mode_});
+        try {
+            if (mode_ == Hold::exclusive) mutex_.lock();
+            else mutex_.lock_shared();
+        } catch (...) {
+            held().pop_back();
+            throw;
+        }
+        taken_ = true;
+    }
+    // Take it only if it is free now: false if not taken.
+    bool try_take() {
+        held().push_back({engine_, mode_});
+        taken_ = mode_ == Hold::exclusive ? mutex_.try_lock() : mutex_.try_lock_shared();
+        if (!taken_) held().pop_back();
+        return taken_;
+    }
+
+    // The strongest hold this thread has on `engine`.
+    static Hold of_this_thread(const void* engine) noexcept {
+        Hold mode = Hold::none;
+        for (const Entry& e : held())
+            if (e.engine == engine && e.mode > mode) mode = e.mode;
+        return mode;
+    }
+
+private:
+    struct Entry {
+        const void* engine;
+        Hold mode;
+    };
+    static std::vector<Entry>& held() {
+        thread_local std::vector<Entry> entries;
+        return entries;
+    }
+
+    std::shared_mutex& mutex_;
+    const void* engine_;
+    Hold mode_;
+    bool taken_ = false;
+};
+
+// The interrupt hook of long calls: take the GIL briefly and run Python's signal handlers. A
+// handler's exception (KeyboardInterrupt on Ctrl-C) stays set; the call stops at the next
+// whole step (training) or at once (the others) and raises it.
 bool poll_python_signals(void*) {
     py::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;
+}
+
+gd::Interrupt python_signals() {
+    gd::Interrupt interrupt;
+    interrupt.poll = &poll_python_signals;
+    return interrupt;
 }
 
 std::string str(index_t v) { return std::to_string(v); }
@@ -178,12 +249,15 @@ public:
         if (n == 0) return out;
         const T* xp = static_cast<const T*>(x.data());
         T* op = out.mutable_data();
+        gd::StopCheck stop(python_signals());
         {
             py::gil_scoped_release nogil;
-            std::unique_lock<std::shared_mutex> lock(params_mutex_);
+            ParamsHold hold(params_mutex_, this, Hold::exclusive);
+            hold.take();
             net_->reserve(n);
-            net_->forward(xp, n, op);
+            net_->forward(xp, n, op, true, &stop);
         }
+        if (stop.stopped()) throw py::error_already_set();  // the signal handler's exception
         return out;
     }
 
@@ -211,25 +285,36 @@ public:
             api.PyArray_Type_, descr, 2, dims, nullptr, nullptr, 0, nullptr));
         if (!out) throw py::error_already_set();
         T* op = static_cast<T*>(out.mutable_data());
-        // Small inputs compute on the stack, larger ones in a buffer of their own.
-        constexpr index_t stack_elements = 4096;
+        // Small inputs keep the GIL and compute in this thread's buffer (no allocation per
+        // call; on the heap, not the stack, which may be 64 KiB), larger ones release it.
         const index_t scratch_size = net_->predict_scratch(n);
         const double work = double(n) * double(multiply_adds_);
-        if (work <= 65536.0 && scratch_size <= stack_elements) {
+        const Hold own = ParamsHold::of_this_thread(this);
+        if (own == Hold::exclusive)
+            throw std::runtime_error(
+                "predict cannot run in the middle of a call that trains or evaluates this "
+                "network (a signal handler or callback of fit, loss or gradients, on the same "
+                "thread); call it after that call returns");
+        if (work <= 65536.0 && scratch_size <= small_predict_elements) {
             // Short enough to keep the GIL (which also orders concurrent predictions); a
             // training call holding the parameters meanwhile is waited for without it.
-            std::shared_lock<std::shared_mutex> lock(params_mutex_, std::try_to_lock);
-            if (!lock.owns_lock()) {
+            T* scratch = small_predict_scratch();
+            ParamsHold hold(params_mutex_, this, Hold::shared);
+            if (own == Hold::none && !hold.try_take()) {  // (shared already: a nested predict)
                 py::gil_scoped_release nogil;
-                lock.lock();
+                hold.take();
             }
-            T scratch[stack_elements];
             net_->predict(x, n, op, scratch);
         } else {
-            py::gil_scoped_release nogil;
-            std::shared_lock<std::shared_mutex> lock(params_mutex_);
             std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
-            net_->predict(x, n, op, scratch.data());
+            gd::StopCheck stop(python_signals());
+            {
+                py::gil_scoped_release nogil;
+                ParamsHold hold(params_mutex_, this, Hold::shared);
+                if (own == Hold::none) hold.take();
+                net_->predict(x, n, op, scratch.data(), &stop);
+            }
+            if (stop.stopped()) throw py::error_already_set();
         }
         return out;
     }
@@ -238,15 +323,18 @@ public:
         BusyGuard busy(busy_);
         const CallData<T> d = check_data(X, Y, sample_weight);
         const index_t k = n_outputs();
-        T value;
+        T value = T(0);
+        gd::StopCheck stop(python_signals());
         {
             py::gil_scoped_release nogil;
-            std::unique_lock<std::shared_mutex> lock(params_mutex_);
+            ParamsHold hold(params_mutex_, this, Hold::exclusive);
+            hold.take();
             net_->reserve(d.n);
-            net_->forward(d.x, d.n);
-            value = gd::loss_value(net_->loss(), net_->output_logits(),
-                                   net_->output_activations(), d.y, d.sample_weight, d.n, k);
+            if (net_->forward(d.x, d.n, nullptr, true, &stop))
+                value = gd::loss_value(net_->loss(), net_->output_logits(),
+                                       net_->output_activations(), d.y, d.sample_weight, d.n, k);
         }
+        if (stop.stopped()) throw py::error_already_set();
         return double(value);
     }
 
@@ -259,17 +347,21 @@ public:
         check_like_parameters(db, "db", false, d.keep, db_ptr);
         const index_t k = n_outputs();
         const gd::Activation out = net_->layer(n_layers() - 1).activation;
-        T value;
+        T value = T(0);
+        gd::StopCheck stop(python_signals());
         {
             py::gil_scoped_release nogil;
-            std::unique_lock<std::shared_mutex> lock(params_mutex_);
+            ParamsHold hold(params_mutex_, this, Hold::exclusive);
+            hold.take();
             net_->reserve(d.n);
-            net_->forward(d.x, d.n, nullptr, false);
-            value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
-                                      net_->output_activations(), d.y, d.sample_weight, d.n, k,
-                                      net_->output_gradient());
-            net_->backward(d.x, d.n, dw_ptr.data(), db_ptr.data());
+            if (net_->forward(d.x, d.n, nullptr, false, &stop)) {
+                value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
+                                          net_->output_activations(), d.y, d.sample_weight, d.n,
+                                          k, net_->output_gradient());
+                net_->backward(d.x, d.n, dw_ptr.data(), db_ptr.data(), &stop);
+            }
         }
+        if (stop.stopped()) throw py::error_already_set();
         return double(value);
     }
 
@@ -321,20 +413,28 @@ public:
         data.sample_weight = d.sample_weight;
         data.order = op;
         data.n_order = m;
-        gd::Interrupt interrupt;
-        interrupt.poll = &poll_python_signals;
         gd::EpochResult result;
         {
             py::gil_scoped_release nogil;
-            std::unique_lock<std::shared_mutex> lock(params_mutex_);  // predict waits
+            ParamsHold hold(params_mutex_, this, Hold::exclusive);  // predict waits
+            hold.take();
             result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(), stp,
-                                     interrupt);
+                                     python_signals());
         }
         if (result.interrupted) throw py::error_already_set();  // the signal handler's exception
         return result.loss;
     }
 
 private:
+    // predict's scratch for small inputs, one per thread (each call uses it from start to end
+    // without running Python code in between).
+    static constexpr index_t small_predict_elements = 4096;
+    static T* small_predict_scratch() {
+        thread_local std::unique_ptr<T[]> buffer;
+        if (!buffer) buffer.reset(new T[small_predict_elements]);  // bad_alloc -> MemoryError
+        return buffer.get();
+    }
+
     // X off predict's fast path: the registered converter's result (validated: a C-contiguous
     // T array (n, n_inputs), n >= 1, or one row (n_inputs,)), or without a converter the
     // engine's own checks, which raise TypeError/ValueError.
@@ -523,7 +623,22 @@ The engine keeps the caller's weight and bias arrays (no copies) and updates the
 Arrays must have dtype )pbdoc" + dt + R"pbdoc( (int64 for labels, order and step, float64 for hyper) and be
 C-contiguous: a wrong dtype or layout raises TypeError, a wrong shape or value ValueError.
 One call at a time per engine; a concurrent or re-entrant call raises RuntimeError.)pbdoc";
-    py::class_<E>(m, name, doc.c_str())
+    // The instance is built by __new__ itself: pybind11 (3.1) would otherwise hand methods the
+    // unconstructed storage of an object made by EngineF32.__new__(EngineF32) without __init__
+    // (pybind/pybind11#6153), a segfault. __init__ then finds it constructed and does nothing.
+    // Final: a Python subclass could not be built by this __new__.
+    py::class_<E> cls(m, name, doc.c_str(), py::is_final());
+    cls.def_static(
+           "__new__",
+           [](const py::object& type, const py::object& weights, const py::object& biases,
+              const py::object& activations, const py::object& loss) {
+               if (!type.is(py::type::of<E>()))
+                   throw py::type_error(std::string(py::str(type)) + " is not " +
+                                        py::str(py::type::of<E>()).cast<std::string>());
+               return std::make_unique<E>(weights, biases, activations, loss);
+           },
+           py::arg("cls"), py::arg("weights"), py::arg("biases"), py::arg("activations"),
+           py::arg("loss"))
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&>(),
              py::arg("weights"), py::arg("biases"), py::arg("activations"), py::arg("loss"),
              R"pbdoc(weights[i]: (n_in_i, n_out_i), biases[i]: (n_out_i,), activations: codes,

@@ -4,6 +4,10 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <memory>
+#include <new>
+
 #include "kernels.hpp"
 
 namespace gd::blas {
@@ -47,6 +51,25 @@ void apply_epilogue(index_t m, index_t n, const kernels::Epilogue<T>& ep, T* c,
 inline kernels::GemmFn<float> own_gemm(float) noexcept { return kernels::table().sgemm; }
 inline kernels::GemmFn<double> own_gemm(double) noexcept { return kernels::table().dgemm; }
 
+// The own kernel's scratch for this thread (kernels::gemm_work_elements, 64-byte aligned),
+// allocated on a thread's first small product and freed when the thread ends; null while it
+// cannot be allocated (the product then goes to OpenBLAS). On the heap, not the stack: a
+// thread started after threading.stack_size(64 * 1024) has no room for ~70 KB of scratch.
+struct AlignedFree {
+    void operator()(void* p) const noexcept { ::operator delete(p, std::align_val_t(64)); }
+};
+
+template <class T>
+T* thread_work() noexcept {
+    thread_local std::unique_ptr<T, AlignedFree> work;
+    if (!work) {
+        work.reset(static_cast<T*>(::operator new(
+            sizeof(T) * std::size_t(kernels::gemm_work_elements), std::align_val_t(64),
+            std::nothrow)));
+    }
+    return work.get();
+}
+
 
 }  // namespace
 
@@ -68,13 +91,51 @@ void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a
           const T* b, index_t ldb, T beta, T* c, index_t ldc,
           const kernels::Epilogue<T>& epilogue) noexcept {
     if (m == 0 || n == 0) return;
-    if (use_own_kernel(op_a, op_b, m, n, k)) {
+    T* work = use_own_kernel(op_a, op_b, m, n, k) ? thread_work<T>() : nullptr;
+    if (work != nullptr) {
         own_gemm(T())(op_a == Op::transpose, op_b == Op::transpose, m, n, k, alpha, a, lda, b,
-                      ldb, beta, c, ldc, epilogue);
+                      ldb, beta, c, ldc, epilogue, work);
     } else {
         blas_gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         apply_epilogue(m, n, epilogue, c, ldc);
     }
+}
+
+template <class T>
+bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                        index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                        const kernels::Epilogue<T>& epilogue, StopCheck* stop) noexcept {
+    const double macs = double(m) * double(n) * double(k);
+    if (stop == nullptr || macs <= 2.0 * double(panel_macs)) {
+        gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+        return !(stop != nullptr && (*stop)());
+    }
+    // Rows of the split dimension per panel: about panel_macs, a multiple of 64, at least
+    // min_panel_rows.
+    const index_t other = op_a == Op::none ? n * k : m * n;
+    index_t rows = std::max<index_t>(min_panel_rows, panel_macs / std::max<index_t>(other, 1));
+    rows = (rows + 63) / 64 * 64;
+    if (op_a == Op::none) {  // C's rows i0 .. i0 + rows: A's rows and the mask's rows
+        for (index_t i0 = 0; i0 < m; i0 += rows) {
+            const index_t r = std::min(rows, m - i0);
+            kernels::Epilogue<T> ep = epilogue;
+            if (ep.mask != nullptr) ep.mask += i0 * ep.ldm;
+            gemm(op_a, op_b, r, n, k, alpha, a + i0 * lda, lda, b, ldb, beta, c + i0 * ldc, ldc,
+                 ep);
+            if ((*stop)()) return false;
+        }
+        return true;
+    }
+    // A^T (m x k) stored k x m: its rows p0 .. p0 + rows with B's rows (or, transposed, columns).
+    for (index_t p0 = 0; p0 < k; p0 += rows) {
+        const index_t r = std::min(rows, k - p0);
+        const bool last = p0 + r == k;
+        const T* bp = op_b == Op::none ? b + p0 * ldb : b + p0;
+        gemm(op_a, op_b, m, n, r, alpha, a + p0 * lda, lda, bp, ldb, p0 == 0 ? beta : T(1), c,
+             ldc, last ? epilogue : kernels::Epilogue<T>{});
+        if ((*stop)()) return false;
+    }
+    return true;
 }
 
 void set_num_threads(int n) noexcept { scipy_openblas_set_num_threads(n); }
@@ -88,5 +149,12 @@ template void gemm<float>(Op, Op, index_t, index_t, index_t, float, const float*
 template void gemm<double>(Op, Op, index_t, index_t, index_t, double, const double*, index_t,
                            const double*, index_t, double, double*, index_t,
                            const kernels::Epilogue<double>&) noexcept;
+template bool gemm_interruptible<float>(Op, Op, index_t, index_t, index_t, float, const float*,
+                                        index_t, const float*, index_t, float, float*, index_t,
+                                        const kernels::Epilogue<float>&, StopCheck*) noexcept;
+template bool gemm_interruptible<double>(Op, Op, index_t, index_t, index_t, double,
+                                         const double*, index_t, const double*, index_t, double,
+                                         double*, index_t, const kernels::Epilogue<double>&,
+                                         StopCheck*) noexcept;
 
 }  // namespace gd::blas

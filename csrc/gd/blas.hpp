@@ -3,6 +3,7 @@
 #pragma once
 
 #include "codes.hpp"
+#include "interrupt.hpp"
 #include "kernels.hpp"
 
 namespace gd::blas {
@@ -17,6 +18,20 @@ template <class T>
 void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
           const T* b, index_t ldb, T beta, T* c, index_t ldc,
           const kernels::Epilogue<T>& epilogue = {}) noexcept;
+
+// gemm in panels of about panel_macs multiply-adds, asking stop() between them, so that a
+// product of seconds (30000 x 784 x 1024) can be abandoned within a panel's time. Splits C's
+// rows (op_a none), or the shared dimension k when A is transposed (the weight gradient
+// A^T dZ over a large batch: panels accumulate with beta = 1, the epilogue comes with the last).
+// Returns false when stop() said to stop (C is then partly computed); gemm itself when stop is
+// null or the product is below two panels. Panels of at least min_panel_rows rows keep
+// OpenBLAS at its full rate (bench/blas_panels.py).
+template <class T>
+bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                        index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                        const kernels::Epilogue<T>& epilogue, StopCheck* stop) noexcept;
+inline constexpr index_t panel_macs = index_t(1) << 28;
+inline constexpr index_t min_panel_rows = 512;
 
 // Products with at most this many multiply-adds (m * n * k) take the own kernel (when its
 // depth and packing limits allow, kernels.hpp); larger ones OpenBLAS, which uses threads.

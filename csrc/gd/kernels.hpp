@@ -20,13 +20,20 @@ struct Epilogue {
 
 // C (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C, then the epilogue, row-major,
 // as blas::gemm. beta == 0 overwrites C. Requires k <= max_depth and, when B is transposed,
-// k * n <= max_packed (op(B) is packed on the stack). Not Op::transpose for both operands.
+// k * n <= max_packed (op(B) is packed into work). Not Op::transpose for both operands.
+// work: gemm_work_elements elements, 64-byte aligned, for the packed and transposed blocks.
+// (Scratch lives on the heap, not the stack: a thread may have as little as 64 KiB of stack.)
 template <class T>
 using GemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                         const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c,
-                        index_t ldc, Epilogue<T> epilogue);
+                        index_t ldc, Epilogue<T> epilogue, T* work);
 inline constexpr index_t max_depth = 512;
 inline constexpr index_t max_packed = 4096;
+// work's regions: [0, max_packed) op(B) packed, or one column of B made contiguous;
+// [max_packed, 2 max_packed) the transposed product of narrow C; then the zero-padded last rows
+// of a column tail (at most (lanes + 1) x lanes <= 17 x 16 elements).
+inline constexpr index_t gemm_work_tail = 2 * max_packed;
+inline constexpr index_t gemm_work_elements = 2 * max_packed + 17 * 16;
 
 // y[i] = f(x[i]) for i < size; y may equal x.
 using MapFn = void (*)(const float* x, float* y, index_t size);

@@ -146,13 +146,14 @@ GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs,
 template <class T, int MR>
 GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, index_t ars,
                           index_t acs, const T* b, index_t ldb, T* c, index_t ldc, T alpha,
-                          T beta, const Epilogue<T>& ep) noexcept {
+                          T beta, const Epilogue<T>& ep, T* last) noexcept {
     constexpr int L = Vec<T>::lanes;
+    static_assert((L + 1) * L <= gemm_work_elements - gemm_work_tail, "work's tail region");
     const index_t w = n_cols;
     // Row p's vector ends at p * ldb + L; b's last used element is (k - 1) * ldb + w - 1.
     index_t k_safe = ldb > 0 ? k - 1 - (L - w + ldb - 1) / ldb : 0;
     if (k_safe < 0) k_safe = 0;
-    alignas(64) T last[(L + 1) * L];  // rows [k_safe, k): at most 1 + ceil((L - w) / ldb) <= L
+    // last: rows [k_safe, k), at most 1 + ceil((L - w) / ldb) <= L, of L elements each.
     const index_t n_last = k - k_safe;
     for (index_t p = 0; p < n_last; ++p) {
         for (index_t q = 0; q < w; ++q) last[p * L + q] = b[(k_safe + p) * ldb + q];
@@ -191,10 +192,10 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
 template <class T>
 void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-                 const Epilogue<T>& ep) noexcept {
+                 const Epilogue<T>& ep, T* work) noexcept {
     constexpr int L = Vec<T>::lanes;
     // op(B) transposed: pack it as k x n (row stride n) first.
-    alignas(64) T packed[max_packed];
+    T* const packed = work;
     if (trans_b) {
         for (index_t p = 0; p < k; ++p)
             for (index_t j = 0; j < n; ++j) packed[p * n + j] = b[j * ldb + p];
@@ -224,7 +225,7 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
                        shifted(ep, 0, j));
     if (j < n)
         tail_panel<T, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                         shifted(ep, 0, j));
+                         shifted(ep, 0, j), work + gemm_work_tail);
 }
 
 // One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows
@@ -240,14 +241,15 @@ GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
 
 template <class T>
 void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
-              T beta, T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
+              T beta, T* c, index_t ldc, const Epilogue<T>& ep, T* work) noexcept {
     using V = typename Vec<T>::type;
     constexpr int L = Vec<T>::lanes;
-    constexpr index_t max_k = 1024;
-    alignas(64) T column[max_k];  // w made contiguous
+    T* const column = work;  // w made contiguous
     const T* w = b;
     if (ldb != 1) {
-        if (k > max_k) return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+        if (k > max_packed)
+            return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, ep,
+                                  work);
         for (index_t p = 0; p < k; ++p) column[p] = b[p * ldb];
         w = column;
     }
@@ -286,20 +288,22 @@ void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b
 template <class T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
-          Epilogue<T> ep) noexcept {
+          Epilogue<T> ep, T* work) noexcept {
     constexpr int L = Vec<T>::lanes;
     if (!trans_a && !trans_b && n == 1 && k >= L) {
-        gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+        gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, work);
         return;
     }
     const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
     if (!narrow) {
-        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+        gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, work);
         return;
     }
     // op(B)^T is B read transposed (B stored k x n) or as stored (n x k); op(A)^T likewise.
-    alignas(64) T scratch[max_packed];
-    gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, {});
+    // (The inner product reads B as stored: it packs nothing, so work's first region is free.)
+    T* const scratch = work + max_packed;
+    gemm_direct<T>(!trans_b, !trans_a, n, m, k, alpha, b, ldb, a, lda, T(0), scratch, m, {},
+                   work);
     if (beta == T(0) && ep.bias == nullptr && !ep.relu && ep.mask == nullptr) {
         // Plain transpose (a weight gradient): no per-element epilogue tests.
         for (index_t i = 0; i < m; ++i) {

@@ -75,16 +75,30 @@ double bce_sum(const T* z, const T* y, const T* w, index_t n, index_t k) noexcep
     return total;
 }
 
-// float32: the per-element terms by the vectorised kernel, a block of rows at a time.
+// float32: the per-element terms by the vectorised kernel, a block of at most 64 values at a
+// time (whole rows when they fit, else column chunks of one row): 256 bytes of stack.
 double bce_sum(const float* z, const float* y, const float* w, index_t n, index_t k) noexcept {
-    constexpr index_t block = 1024;
+    constexpr index_t block = 64;
     float l[block];
-    if (k > block) return bce_sum<float>(z, y, w, n, k);
-    const index_t rows_per_block = block / k;
+    const auto& kernels = kernels::table();
     double total = 0.0;
+    if (k > block) {
+        for (index_t j = 0; j < n; ++j) {
+            double row = 0.0;
+            for (index_t c0 = 0; c0 < k; c0 += block) {
+                const index_t cols = std::min(block, k - c0);
+                kernels.bce_f32(z + j * k + c0, y + j * k + c0, l, cols);
+                for (index_t c = 0; c < cols; ++c) row += double(l[c]);
+            }
+            row /= double(k);
+            total += w ? double(w[j]) * row : row;
+        }
+        return total;
+    }
+    const index_t rows_per_block = block / k;
     for (index_t j0 = 0; j0 < n; j0 += rows_per_block) {
         const index_t rows = std::min(rows_per_block, n - j0);
-        kernels::table().bce_f32(z + j0 * k, y + j0 * k, l, rows * k);
+        kernels.bce_f32(z + j0 * k, y + j0 * k, l, rows * k);
         for (index_t j = 0; j < rows; ++j) {
             double row = 0.0;
             for (index_t c = 0; c < k; ++c) row += double(l[j * k + c]);

@@ -72,31 +72,29 @@ void Network<T>::reserve(index_t rows) {
     if (rows <= capacity_) return;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         const std::size_t size = std::size_t(rows * layers_[i].n_outputs);
-        z_buf_[i].resize(size);
+        z_buf_[i].grow(index_t(size));
         // An identity layer's A is its Z: no buffer; a relu layer's product stores A = relu(Z)
         // only, from which its backward pass reads the mask (z > 0 exactly where a > 0).
-        if (!fused(layers_[i].activation)) a_buf_[i].resize(size);
+        if (!fused(layers_[i].activation)) a_buf_[i].grow(index_t(size));
     }
-    for (auto& g : grad_) g.resize(std::size_t(rows * max_width_));
+    for (auto& g : grad_) g.grow(rows * max_width_);
     capacity_ = rows;
 }
 
 template <class T>
 void Network<T>::reserve_batch(index_t rows, bool labels, bool weights) {
-    const auto grow = [](auto& buffer, index_t size) {
-        if (index_t(buffer.size()) < size) buffer.resize(std::size_t(size));
-    };
-    grow(batch_x_, rows * n_inputs());
+    batch_x_.grow(rows * n_inputs());
     if (labels) {
-        grow(batch_labels_, rows);
+        batch_labels_.grow(rows);
     } else {
-        grow(batch_y_, rows * n_outputs());
+        batch_y_.grow(rows * n_outputs());
     }
-    if (weights) grow(batch_w_, rows);
+    if (weights) batch_w_.grow(rows);
 }
 
 template <class T>
-const T* Network<T>::forward(const T* x, index_t n, T* out, bool output_activation) noexcept {
+bool Network<T>::forward(const T* x, index_t n, T* out, bool output_activation,
+                         StopCheck* stop) noexcept {
     const std::size_t last = layers_.size() - 1;
     const T* a_prev = x;
     for (std::size_t i = 0; i <= last; ++i) {
@@ -109,7 +107,8 @@ const T* Network<T>::forward(const T* x, index_t n, T* out, bool output_activati
             a = out;
         }
         const bool relu = l.activation == Activation::relu;
-        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu);
+        if (!dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu, stop))
+            return false;
         if (i == last && !output_activation && loss_ == Loss::cross_entropy &&
             l.activation == Activation::softmax) {
             a = nullptr;  // the fused cross_entropy gradient computes the softmax itself
@@ -120,11 +119,12 @@ const T* Network<T>::forward(const T* x, index_t n, T* out, bool output_activati
         a_[i] = a;
         a_prev = a;
     }
-    return a_prev;
+    return true;
 }
 
 template <class T>
-void Network<T>::predict(const T* x, index_t n, T* out, T* scratch) const noexcept {
+bool Network<T>::predict(const T* x, index_t n, T* out, T* scratch,
+                         StopCheck* stop) const noexcept {
     // Hidden layers ping-pong between the two halves of scratch, A = f(Z) in place.
     const std::size_t last = layers_.size() - 1;
     const T* a_prev = x;
@@ -133,14 +133,17 @@ void Network<T>::predict(const T* x, index_t n, T* out, T* scratch) const noexce
         const DenseLayer<T>& l = layers_[i];
         T* z = i == last ? out : half[i % 2];
         const bool relu = l.activation == Activation::relu;
-        dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu);
+        if (!dense_forward(a_prev, l.weights, l.bias, n, l.n_inputs, l.n_outputs, z, relu, stop))
+            return false;
         if (!fused(l.activation)) activation_forward(l.activation, z, z, n, l.n_outputs);
         a_prev = z;
     }
+    return true;
 }
 
 template <class T>
-void Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db) noexcept {
+bool Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db,
+                          StopCheck* stop) noexcept {
     T* dz = grad_[0].data();     // dL/dZ of layer i
     T* other = grad_[1].data();  // receives dL/dA of layer i - 1
     for (std::size_t i = layers_.size(); i-- > 0;) {
@@ -148,8 +151,9 @@ void Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db) noe
         const T* a_prev = i > 0 ? a_[i - 1] : x;
         T* da_prev = i > 0 ? other : nullptr;
         const bool relu_prev = i > 0 && layers_[i - 1].activation == Activation::relu;
-        dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i], da_prev,
-                       relu_prev);
+        if (!dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i],
+                            da_prev, relu_prev, stop))
+            return false;
         if (i > 0) {
             const DenseLayer<T>& prev = layers_[i - 1];
             // dZ_prev = dA_prev * f'(Z_prev), in place (for relu, done by the product)
@@ -159,6 +163,7 @@ void Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db) noe
             std::swap(dz, other);
         }
     }
+    return true;
 }
 
 template class Network<float>;

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "codes.hpp"
+#include "interrupt.hpp"
 
 namespace gd {
 
@@ -20,6 +22,27 @@ struct DenseLayer {
 
 // The network: the layers (non-owning), the loss, and a workspace that is allocated once and
 // grown only when more rows than ever before come in. Not thread-safe: one call at a time.
+// A workspace buffer that grows without initialising its elements: the first pass over a large
+// batch then does not spend (seconds, for gigabytes) zero-filling memory it is about to
+// overwrite before the first interrupt poll; the pages are touched by the interruptible
+// products instead. Contents are not kept when it grows.
+template <class E>
+class Scratch {
+public:
+    // At least `size` elements. May throw std::bad_alloc (the old buffer is then kept).
+    void grow(index_t size) {
+        if (size <= size_) return;
+        data_.reset(new E[std::size_t(size)]);  // allocated before the old one is freed
+        size_ = size;
+    }
+    E* data() noexcept { return data_.get(); }
+    const E* data() const noexcept { return data_.get(); }
+
+private:
+    std::unique_ptr<E[]> data_;
+    index_t size_ = 0;
+};
+
 template <class T>
 class Network {
 public:
@@ -41,15 +64,18 @@ public:
     index_t capacity() const noexcept { return capacity_; }
 
     // Forward pass of x (n x n_inputs), n <= capacity(). The output activations land in `out`
-    // (n x n_outputs) when it is not null, else in the workspace. Returns them.
+    // (n x n_outputs) when it is not null, else in the workspace.
     // With output_activation false and a softmax output under cross_entropy, the softmax is not
     // applied (the loss works from the logits): output_activations() is then null.
-    const T* forward(const T* x, index_t n, T* out = nullptr,
-                     bool output_activation = true) noexcept;
+    // stop (may be null) is asked between layers and row panels of large products: returns
+    // false if it said stop (the pass is then incomplete), else true.
+    bool forward(const T* x, index_t n, T* out = nullptr, bool output_activation = true,
+                 StopCheck* stop = nullptr) noexcept;
     // Output activations of x (n x n_inputs) into out (n x n_outputs), touching no member: any
     // number of calls may run at once (while no call changes the parameters). scratch holds
-    // predict_scratch(n) elements.
-    void predict(const T* x, index_t n, T* out, T* scratch) const noexcept;
+    // predict_scratch(n) elements. stop: as forward's.
+    bool predict(const T* x, index_t n, T* out, T* scratch,
+                 StopCheck* stop = nullptr) const noexcept;
     index_t predict_scratch(index_t n) const noexcept { return 2 * n * max_hidden_; }
 
     // The last forward pass's output logits and activations (n x n_outputs).
@@ -59,8 +85,10 @@ public:
     // Where the loss writes dL/dZ of the output layer (capacity() x n_outputs) before backward.
     T* output_gradient() noexcept { return grad_[0].data(); }
     // Backward pass of the last forward(x, n, nullptr), from output_gradient(): fills
-    // dw[i] (shape of W_i) and db[i]. Clobbers output_gradient().
-    void backward(const T* x, index_t n, T* const* dw, T* const* db) noexcept;
+    // dw[i] (shape of W_i) and db[i]. Clobbers output_gradient(). stop: as forward's (false:
+    // the gradients are incomplete).
+    bool backward(const T* x, index_t n, T* const* dw, T* const* db,
+                  StopCheck* stop = nullptr) noexcept;
 
     // Gradient buffers owned by the network, in parameter shapes (train_epoch's).
     T* const* weight_gradients() noexcept { return dw_ptr_.data(); }
@@ -79,13 +107,13 @@ private:
     index_t capacity_ = 0;            // rows the pass buffers hold
     index_t max_width_ = 0;           // widest layer input or output
     index_t max_hidden_ = 0;          // widest hidden layer output (0 for one layer)
-    std::vector<std::vector<T>> z_buf_, a_buf_;  // per layer, capacity_ x n_outputs
+    std::vector<Scratch<T>> z_buf_, a_buf_;  // per layer, capacity_ x n_outputs
     std::vector<T*> z_, a_;           // this pass's Z and A per layer (A == Z for identity)
-    std::vector<T> grad_[2];          // ping-pong dZ / dA_prev, capacity_ x max_width_
+    Scratch<T> grad_[2];              // ping-pong dZ / dA_prev, capacity_ x max_width_
     std::vector<std::vector<T>> dw_, db_;  // train_epoch's gradients, parameter shapes
     std::vector<T*> dw_ptr_, db_ptr_;
-    std::vector<T> batch_x_, batch_y_, batch_w_;  // gathered rows
-    std::vector<std::int64_t> batch_labels_;
+    Scratch<T> batch_x_, batch_y_, batch_w_;  // gathered rows
+    Scratch<std::int64_t> batch_labels_;
 };
 
 }  // namespace gd

@@ -97,7 +97,7 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
 
     double weighted_loss = 0.0;  // sum_b loss_b w_b
     double total_weight = 0.0;   // sum_b w_b
-    auto last_poll = std::chrono::steady_clock::now();
+    StopCheck stop(interrupt);
 
     for (index_t start = 0; start < data.n_order; start += batch_size) {
         const index_t rows = std::min(batch_size, data.n_order - start);
@@ -111,7 +111,9 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
             for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
         }
         if (batch_weight > 0.0) {
-            net.forward(batch.x, rows, nullptr, false);
+            // A stop asked for during the forward or backward pass drops this batch: nothing
+            // has been updated yet.
+            if (!net.forward(batch.x, rows, nullptr, false, &stop)) break;
 
             // 2. Compute the error: batch loss and dL/dZ of the output layer.
             const T loss = loss_gradient(net.loss(), out, net.output_logits(),
@@ -121,11 +123,9 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
                 result.loss = double(loss);  // stop before this batch's update
                 return result;
             }
-            weighted_loss += double(loss) * batch_weight;
-            total_weight += batch_weight;
 
             // 3. Backpropagate into the network's gradient buffers.
-            net.backward(batch.x, rows, dw, db);
+            if (!net.backward(batch.x, rows, dw, db, &stop)) break;
 
             // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
             const std::int64_t t = step[0] + 1;
@@ -138,20 +138,14 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
             }
             step[0] = t;
             ++result.steps;
+            weighted_loss += double(loss) * batch_weight;
+            total_weight += batch_weight;
         }
 
         // Between batches: let the caller stop us (at most every interrupt.interval).
-        if (interrupt.poll != nullptr && start + rows < data.n_order) {
-            const auto now = std::chrono::steady_clock::now();
-            if (now - last_poll >= interrupt.interval) {
-                last_poll = now;
-                if (interrupt.poll(interrupt.context)) {
-                    result.interrupted = true;
-                    break;
-                }
-            }
-        }
+        if (start + rows < data.n_order && stop()) break;
     }
+    result.interrupted = stop.stopped();
     result.loss = total_weight > 0.0 ? weighted_loss / total_weight
                                      : std::numeric_limits<double>::quiet_NaN();
     // The last update may have overflowed with a finite loss: the epoch then diverged too.

@@ -2,23 +2,15 @@
 // state in place.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 
 #include "codes.hpp"
+#include "interrupt.hpp"
 #include "losses.hpp"
 #include "network.hpp"
 #include "optimizers.hpp"
 
 namespace gd {
-
-// A hook called between batches, at most every `interval`: returns true to stop the epoch
-// after the step that just finished (the bindings check for Python signals there).
-struct Interrupt {
-    bool (*poll)(void* context) = nullptr;
-    void* context = nullptr;
-    std::chrono::steady_clock::duration interval = std::chrono::milliseconds(50);
-};
 
 // The data of an epoch: x (n_rows x n_inputs), targets, optional sample weights (n_rows,), and
 // `order` (n_order,), the rows in the order they are visited; all indices in [0, n_rows).
@@ -37,7 +29,7 @@ struct EpochResult {
                                // or a parameter is not finite after the last update),
                                // or the first non-finite loss_b
     std::int64_t steps = 0;    // optimizer steps taken
-    bool interrupted = false;  // the Interrupt hook asked to stop
+    bool interrupted = false;  // the Interrupt hook asked to stop: the epoch ended early
 };
 
 // Batches order[0:bs], order[bs:2bs], ...; per batch: run, compute error, backpropagate,
@@ -45,6 +37,9 @@ struct EpochResult {
 // before the update of a batch whose loss is not finite. `state` holds
 // config.n_slots() arrays per parameter (W0, b0, W1, b1, ...); step[0] counts the steps taken
 // and is incremented after each. The caller has validated every shape and index.
+// `interrupt` is polled between batches, layers and row panels of large products; when it asks
+// to stop, the batch in progress is dropped before its update, so the parameters, the state and
+// step[0] are those after a whole number of steps.
 // May throw std::bad_alloc while growing the workspace, before anything is updated.
 template <class T>
 EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,

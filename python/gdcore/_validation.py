@@ -88,11 +88,14 @@ def _numeric_array(a: Any, name: str) -> np.ndarray:
 
 
 def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous array of ``dtype``; no copy when ``arr`` already is one."""
-    if arr.dtype == dtype and arr.flags.c_contiguous:
+    """An aligned C-contiguous array of ``dtype``; no copy when ``arr`` already is one.
+
+    (An unaligned view, e.g. ``buffer[1:].view(np.float32)``, is copied: the compiled kernels
+    load whole aligned elements.)"""
+    if arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.aligned:
         return arr
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: caught next
-        return np.ascontiguousarray(arr, dtype=dtype)
+        return np.require(arr, dtype=dtype, requirements=["C", "A"])
 
 
 def _all_finite_numpy(arr: np.ndarray) -> bool:
@@ -204,24 +207,53 @@ def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray
             f"{name} holds class labels in [{arr.min()}, {arr.max()}] but the network "
             f"has {n_classes} outputs: labels must be in [0, {n_classes - 1}]"
         )
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.require(arr, dtype=np.int64, requirements=["C", "A"])  # aligned, as _cast
 
 
 def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
                    name: str = "sample_weight") -> Optional[np.ndarray]:
-    """``w`` as a C-contiguous ``(n_samples,)`` array of ``dtype``, or None."""
+    """``w`` as a C-contiguous ``(n_samples,)`` array of ``dtype``, or None.
+
+    The one rule for sample weights, shared by both engines: they are scaled by the power of
+    two that brings the largest into [0.5, 1), before the cast to ``dtype``. The weighted mean
+    ``sum(w * l) / sum(w)`` does not depend on the scale, and a power of two keeps every ratio
+    exact, so no result changes; but neither engine can overflow summing huge weights (3e38 in
+    float32, 1e308 in float64) or divide by the sum of denormals (1e-45 in float32). Float64
+    weights beyond float32's range are therefore fine for a float32 network; a weight whose
+    ratio to the largest is below the smallest positive number of ``dtype`` becomes 0.
+
+    Raises
+    ------
+    TypeError
+        ``w`` does not hold real numbers.
+    ValueError
+        Wrong shape, NaN or infinity, a negative weight, or all weights zero.
+    """
     if w is None:
         return None
     arr = _numeric_array(w, name)
     if arr.ndim != 1 or arr.shape[0] != n_samples:
         raise ValueError(f"{name} must have shape ({n_samples},), got {arr.shape}")
-    arr = _cast(arr, dtype)
+    # Checked and scaled in the weights' own float type (float64 for any other), then cast.
+    own = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    arr = _cast(arr, own)
     _check_finite(arr, name)
     if (arr < 0).any():
         raise ValueError(f"{name} must be non-negative")
-    if not arr.sum(dtype=np.float64) > 0:
+    largest = float(arr.max()) if arr.size else 0.0
+    if not largest > 0:
         raise ValueError(f"{name} must have a positive sum")
-    return arr
+    exponent = math.frexp(largest)[1]
+    if exponent:
+        arr = np.ldexp(arr, -exponent)  # exact: only the exponent of each weight changes
+    return _cast(arr, dtype)
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` as a bool: only True, False or a NumPy bool (no 0/1, no strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def trainable(params: Any) -> None:

@@ -13,6 +13,16 @@ Resuming
 restore an optimizer along with its network (no pickle), and optimizers pickle: pickled
 together, ``pickle.loads(pickle.dumps((net, opt)))`` gives an optimizer bound to the new
 network. Either way, training resumes bit for bit where it stopped.
+
+Changing hyper-parameters
+-------------------------
+Every constructor argument is also an attribute that may be assigned later
+(``opt.momentum = 0.9``, ``opt.betas = (0.8, 0.99)``, ``opt.lr = 0.05``): an assignment runs
+the constructor's check of that argument (:data:`HYPER_RULES`), so a value the constructor
+refuses is refused with the same message, naming the attribute, on both engines, and the
+attribute keeps its old value. Rules between attributes (``nesterov=True`` needs
+``momentum > 0``) are checked when the optimizer is next used (the start of ``fit``, any
+engine step), so they may be set in either order.
 """
 from __future__ import annotations
 
@@ -20,7 +30,7 @@ import contextlib
 import copy
 import numbers
 import weakref
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -57,11 +67,45 @@ def _schedule_of(lr: Any) -> Schedule:
     return Constant(lr)
 
 
+def _in_unit_interval(name: str, high_open: bool) -> Callable[[Any], float]:
+    """The check of a hyper-parameter in [0, 1) (``high_open``) or [0, 1]."""
+    return lambda value: v.real(value, name, low=0.0, high=1.0, high_open=high_open)
+
+
+def _non_negative(name: str) -> Callable[[Any], float]:
+    """The check of a finite hyper-parameter >= 0."""
+    return lambda value: v.real(value, name, low=0.0)
+
+
+def _betas(value: Any) -> tuple:
+    """Adam's ``betas``: a pair (tuple or list) of numbers in [0, 1), stored as a tuple."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"betas must be a pair of floats, got {value!r}")
+    return (v.real(value[0], "betas[0]", low=0.0, high=1.0, high_open=True),
+            v.real(value[1], "betas[1]", low=0.0, high=1.0, high_open=True))
+
+
+#: The check of each hyper-parameter besides ``lr``, by its public name. The constructors and
+#: attribute assignment (``opt.momentum = 0.9``) both run it, so they accept the same values
+#: and refuse the others with the same message; it returns the value to store. ``lr`` has the
+#: same rule in the constructor and in its setter (:attr:`Optimizer.lr`). Rules between
+#: hyper-parameters are checked on use instead: see :meth:`Optimizer._check_combination`.
+HYPER_RULES: Dict[str, Callable[[Any], Any]] = {
+    "momentum": _in_unit_interval("momentum", high_open=True),
+    "nesterov": lambda value: v.flag(value, "nesterov"),
+    "betas": _betas,
+    "eps": _non_negative("eps"),
+    "alpha": _in_unit_interval("alpha", high_open=False),
+    "weight_decay": _non_negative("weight_decay"),
+}
+
+
 class Optimizer:
     """Base class: hyper-parameters, a learning-rate schedule and the per-network state.
 
     Subclasses set ``name``, ``default_lr`` and ``_HYPER`` (the constructor arguments besides
-    ``lr``, each stored under its own name); everything else is shared.
+    ``lr``, each stored under its own name and checked by :data:`HYPER_RULES` whenever it is
+    assigned, in the constructor or later); everything else is shared.
 
     Parameters
     ----------
@@ -88,13 +132,24 @@ class Optimizer:
     _HYPER: tuple = ("weight_decay",)
 
     def __init__(self, lr: LearningRate, weight_decay: float = 0.0) -> None:
-        auto = isinstance(lr, str) and lr == "auto"
-        self.schedule: Schedule = Constant(self.default_lr) if auto else _schedule_of(lr)
-        self._lr_auto = auto
-        #: The learning rate :meth:`resolve_lr` set (the range test's pick), else None.
-        self.lr_found: Optional[float] = None
-        self.weight_decay = v.real(weight_decay, "weight_decay", low=0.0)
+        self._set_lr(lr)  # the lr setter's rule (subclasses may override the property)
+        self.weight_decay = weight_decay
         self.reset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The constructor's check of a hyper-parameter runs on every assignment, before
+        # anything is stored: a refused value leaves the attribute as it was.
+        if name in self._HYPER and name in HYPER_RULES:
+            value = HYPER_RULES[name](value)
+        object.__setattr__(self, name, value)
+
+    def _check_combination(self) -> None:
+        """The rules between hyper-parameters (none here; SGD: nesterov needs momentum).
+
+        Checked by the constructor and whenever the optimizer is used (:meth:`bind` at the
+        start of ``fit``, :meth:`hyper` before every engine call, :meth:`state_dict`), not on
+        each assignment, so that related attributes can be set one at a time in any order.
+        """
 
     # --- the hyper-parameters the engines read --------------------------------------------
     @property
@@ -111,6 +166,12 @@ class Optimizer:
     def lr(self) -> float:
         """The learning rate the next epoch will use (schedule value times any back-off).
 
+        Assignable, with the constructor's rule for ``lr`` (a number > 0 and finite, a
+        Schedule or ``"auto"``): ``opt.lr = 0.05`` replaces the schedule (a new one is
+        evaluated at the optimizer's epoch count) and clears :attr:`lr_found` and the
+        divergence back-off, so a number reads back as itself. A refused value changes
+        nothing (TypeError or ValueError, as the constructor).
+
         Raises
         ------
         RuntimeError
@@ -122,6 +183,20 @@ class Optimizer:
                 f"{type(self).__name__}(lr='auto') has no learning rate yet: fit runs the "
                 f"learning-rate range test at its start, or call resolve_lr(value)")
         return self.schedule(self.epochs_done) * self.lr_scale
+
+    @lr.setter
+    def lr(self, value: LearningRate) -> None:
+        self._set_lr(value)
+
+    def _set_lr(self, value: LearningRate) -> None:
+        """The rule of ``lr``, for the constructor and the setter: every check runs first."""
+        auto = isinstance(value, str) and value == "auto"
+        schedule = Constant(self.default_lr) if auto else _schedule_of(value)
+        self.schedule: Schedule = schedule
+        self._lr_auto = auto
+        #: The learning rate :meth:`resolve_lr` set (the range test's pick), else None.
+        self.lr_found: Optional[float] = None
+        self.lr_scale = 1.0
 
     def resolve_lr(self, value: float) -> None:
         """Fix the learning rate to ``value`` (what the range test found for ``lr="auto"``).
@@ -146,7 +221,14 @@ class Optimizer:
         raise NotImplementedError
 
     def hyper(self, lr: float) -> np.ndarray:
-        """The engine's float64 ``(8,)`` hyper-parameter vector for learning rate ``lr``."""
+        """The engine's float64 ``(8,)`` hyper-parameter vector for learning rate ``lr``.
+
+        Raises
+        ------
+        ValueError
+            The hyper-parameters break a rule between them (see :meth:`_check_combination`).
+        """
+        self._check_combination()
         momentum, nesterov, beta1, beta2, eps, alpha = self._hyper_values()
         return np.array([lr, momentum, float(nesterov), self.weight_decay, beta1, beta2, eps,
                          alpha], dtype=np.float64)
@@ -198,15 +280,21 @@ class Optimizer:
         on an unbound optimizer, or unpickled without its network, is taken over by the first
         network it is used with, after checking that it fits.
 
+        If ``momentum`` was changed between zero and non-zero since the state was made, the
+        momentum buffers are added (zero, as on a first step) or dropped to match.
+
         Raises
         ------
         ValueError
-            Bound to another network, or the restored state does not fit ``params`` (nothing
+            The hyper-parameters break a rule between them (see :meth:`_check_combination`),
+            bound to another network, or the restored state does not fit ``params`` (nothing
             changes then).
         """
+        self._check_combination()
         owner = self._bound()
         if owner is network:
             self._adopt = False
+            self.state = self._with_slots(self.state, params)
             return
         if owner is not None:
             raise ValueError(
@@ -214,13 +302,33 @@ class Optimizer:
                 "or pass a new optimizer"
             )
         if self._adopt:
-            state = self._fitted_state(self.state, params, self._n_slots(), "the restored "
-                                       "optimizer state")
+            state = self._fitted_state(self._with_slots(self.state, params), params,
+                                       self._n_slots(), "the restored optimizer state")
             step = self.step
         else:
             state, step = self.zero_state(params)
         self.state, self.step, self._adopt = state, step, False
         self._owner = weakref.ref(network)
+
+    def _with_slots(self, state: List[np.ndarray], params: Sequence[np.ndarray],
+                    ) -> List[np.ndarray]:
+        """``state`` with one momentum buffer per parameter added or dropped, when it holds
+        one slot per parameter fewer or more than this optimizer needs now (``momentum`` was
+        set between zero and non-zero); otherwise ``state`` itself.
+
+        The momentum buffer is the last slot of each parameter (SGD: ``[buf]``; RMSprop:
+        ``[square_avg, buf]``), and a zero buffer is what a first step starts from.
+        """
+        n, new = len(params), self._n_slots()
+        if not n or len(state) == n * new or len(state) % n:
+            return state
+        old = len(state) // n
+        if old == new + 1:
+            return [a for i, a in enumerate(state) if i % old != old - 1]
+        if old == new - 1:
+            return [a for j, p in enumerate(params)
+                    for a in [*state[j * old:(j + 1) * old], np.zeros_like(p)]]
+        return state  # not a momentum change: _fitted_state or the engine says what is wrong
 
     def zero_state(self, params: Sequence[np.ndarray]) -> tuple:
         """Fresh ``(state, step)`` for ``params``: this rule's zero slot arrays (``n_slots`` per
@@ -264,8 +372,19 @@ class Optimizer:
             ``W0, b0, W1, b1, ...``; empty before the first ``fit``); ``step`` (int, updates
             applied); ``epochs_done`` (int); ``lr_scale`` (the divergence back-off factor).
             Everything but ``state`` is plain JSON-able Python (for gdcore's schedules).
+
+        Raises
+        ------
+        ValueError
+            The hyper-parameters break a rule between them (see :meth:`_check_combination`):
+            :meth:`load_state_dict` could not take the result.
         """
-        with self._locked(self._bound()):  # no fit may be half-way through the arrays
+        self._check_combination()
+        owner = self._bound()
+        with self._locked(owner):  # no fit may be half-way through the arrays
+            # As the next use will have it, should momentum have crossed zero since.
+            state = self.state if owner is None else self._with_slots(self.state,
+                                                                      owner.parameters())
             return {
                 "name": self.name,
                 "hyper": copy.deepcopy(self._hyper_args()),
@@ -274,7 +393,7 @@ class Optimizer:
                 "schedule": {"class": type(self.schedule).__name__,
                              "params": copy.deepcopy(self.schedule._params()),
                              "state": copy.deepcopy(self.schedule.state_dict())},
-                "state": [a.copy() for a in self.state],
+                "state": [a.copy() for a in state],
                 "step": int(self.step[0]),
                 "epochs_done": int(self.epochs_done),
                 "lr_scale": float(self.lr_scale),
@@ -331,8 +450,10 @@ class Optimizer:
         result = self.state_dict()
         if owner is None:
             if self._adopt:
-                self._fitted_state(result["state"], network.parameters(), self._n_slots(),
-                                   "the restored optimizer state")
+                params = network.parameters()
+                result["state"] = self._fitted_state(
+                    self._with_slots(result["state"], params), params, self._n_slots(),
+                    "the restored optimizer state")
             else:  # what bind would do: fresh zero state
                 result["state"], result["step"] = [], 0
         return result
@@ -484,13 +605,15 @@ class SGD(Optimizer):
 
     def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
-        self.momentum = v.real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
-        if nesterov and self.momentum == 0.0:
-            raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
+        self.momentum = momentum  # each checked by HYPER_RULES on assignment
+        self.nesterov = nesterov
+        self._check_combination()
         super().__init__(lr, weight_decay)
+
+    def _check_combination(self) -> None:
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0 (set momentum > 0 or "
+                             "nesterov = False)")
 
     def _n_slots(self) -> int:
         return 1 if self.momentum > 0 else 0
@@ -520,11 +643,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr: LearningRate = 0.001, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-        self.betas = (v.real(betas[0], "betas[0]", low=0.0, high=1.0, high_open=True),
-                      v.real(betas[1], "betas[1]", low=0.0, high=1.0, high_open=True))
-        self.eps = v.real(eps, "eps", low=0.0)
+        self.betas = betas  # each checked by HYPER_RULES on assignment
+        self.eps = eps
         super().__init__(lr, weight_decay)
 
     def _n_slots(self) -> int:
@@ -567,9 +687,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0) -> None:
-        self.alpha = v.real(alpha, "alpha", low=0.0, high=1.0)
-        self.eps = v.real(eps, "eps", low=0.0)
-        self.momentum = v.real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        self.alpha = alpha  # each checked by HYPER_RULES on assignment
+        self.eps = eps
+        self.momentum = momentum
         super().__init__(lr, weight_decay)
 
     def _n_slots(self) -> int:

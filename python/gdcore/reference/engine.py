@@ -7,7 +7,9 @@ validates user input; the cheap checks here only make sure that a bad shape or d
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import contextlib
+import threading
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +20,13 @@ from . import train
 
 # Non-finite results of a diverging network are returned, not warned about (as in C++).
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+
+# The compiled engine's messages for a call made while another is running (bind_engine.cpp).
+BUSY = ("this engine is already running a call (from another thread, or re-entrantly); an "
+        "engine runs one call at a time")
+PREDICT_IN_CALL = ("predict cannot run in the middle of a call that trains or evaluates this "
+                   "network (a signal handler or callback of fit, loss or gradients, on the "
+                   "same thread); call it after that call returns")
 
 
 def _check(name: str, a, dtype, shape: tuple) -> None:
@@ -81,6 +90,20 @@ class Engine:
         # gradient buffers of train_epoch, allocated once and reused by every step
         self._dW = [np.zeros_like(W) for W in self.weights]
         self._db = [np.zeros_like(b) for b in self.biases]
+        # The thread inside loss / gradients / train_epoch: a Python signal handler can run in
+        # the middle of one (between any two bytecodes), on that thread. As the compiled
+        # engine, refuse its calls on this engine rather than read half-updated weights.
+        self._running: Optional[int] = None
+
+    @contextlib.contextmanager
+    def _one_call(self) -> Iterator[None]:
+        if self._running is not None:
+            raise RuntimeError(BUSY)
+        self._running = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._running = None
 
     @property
     def n_inputs(self) -> int:
@@ -124,6 +147,8 @@ class Engine:
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Output activations, shape (n_samples, n_outputs), for X of shape (n_samples, n_inputs)."""
+        if self._running == threading.get_ident():
+            raise RuntimeError(PREDICT_IN_CALL)
         self._check_X(X)
         with np.errstate(**_QUIET):
             _, As = train.network_forward(self.weights, self.biases, self.activations, X)
@@ -133,7 +158,7 @@ class Engine:
              sample_weight: Optional[np.ndarray] = None) -> float:
         """The mean loss ``sum_j(w_j l_j) / sum_j(w_j)`` over the rows of X, computed in T."""
         self._check_data(X, Y, sample_weight)
-        with np.errstate(**_QUIET):
+        with self._one_call(), np.errstate(**_QUIET):
             Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
             return loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
                                 sample_weight)
@@ -159,7 +184,7 @@ class Engine:
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             _check(f"dW[{i}]", dW[i], self.dtype, W.shape)
             _check(f"db[{i}]", db[i], self.dtype, b.shape)
-        with np.errstate(**_QUIET):
+        with self._one_call(), np.errstate(**_QUIET):
             Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
             value = loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
                                  sample_weight)
@@ -198,6 +223,8 @@ class Engine:
         for k, s in enumerate(state):
             _check(f"state[{k}]", s, self.dtype, params[k // slots].shape)
         _check("step", step, np.int64, (1,))
-        return train.train_epoch(self.weights, self.biases, self.activations, self.loss_code,
-                                 X, Y, sample_weight, order, int(batch_size), int(optimizer),
-                                 hyper, state, step, self._dW, self._db)
+        with self._one_call():
+            return train.train_epoch(self.weights, self.biases, self.activations,
+                                     self.loss_code, X, Y, sample_weight, order,
+                                     int(batch_size), int(optimizer), hyper, state, step,
+                                     self._dW, self._db)
