@@ -127,3 +127,60 @@ def test_core_classes_refuse_construction_without_their_invariants():
     """)
     assert sum("__new__ refused" in line for line in lines) >= 2
     assert sum("copies refused" in line for line in lines) == 2
+
+
+@needs_core
+def test_running_out_of_address_space_raises_memory_error():
+    """With the address space nearly exhausted (RLIMIT_AS), predict, loss, gradients and fit
+    (also from four threads at once) either work or raise MemoryError: OpenBLAS must never
+    end the process ("Memory allocation still failed after 10 retries"). The core fills
+    OpenBLAS's buffer pool at import, and checks for room after growing a call's workspace
+    and before more calls run at once than ever. (The compiled engine only: the NumPy engine
+    runs on NumPy's own OpenBLAS, whose mallocs gdcore cannot see; README, Reliability.)"""
+    backend = "cpp"
+    lines = run_child(f"""
+        import resource, threading
+        import numpy as np
+        import gdcore as gd
+        gd.set_backend({backend!r})
+        net = gd.Network.from_sizes([512, 1024, 10], seed=0)
+        X = np.ones((4096, 512), np.float32)
+        Y = np.ones((4096, 10), np.float32)
+        outcomes = []
+        def attempt(name, call):
+            try:
+                call()
+                outcomes.append(name + " ok")
+            except MemoryError as exc:
+                outcomes.append(name + " MemoryError: " + str(exc)[:60])
+        calls = {{"predict": lambda: net.predict(X), "loss": lambda: net.loss(X, Y),
+                  "gradients": lambda: net.gradients(X, Y),
+                  "fit": lambda: net.fit(X, Y, epochs=1, batch_size=4096)}}
+        go = threading.Event()
+        def predict_when_told():
+            go.wait()
+            attempt("thread predict", calls["predict"])
+        threads = [threading.Thread(target=predict_when_told) for _ in range(4)]
+        for t in threads:  # started first: a thread's stack needs address space too
+            t.start()
+        size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (768 << 20), resource.RLIM_INFINITY))
+        hog = []
+        try:
+            while True:
+                hog.append(np.empty(16 << 20, np.uint8))  # address space, not touched
+        except MemoryError:
+            pass
+        del hog[-2:]  # leave ~32 MiB
+        print("filled", len(hog) * 16, "MiB", flush=True)
+        for name, call in calls.items():
+            attempt(name, call)
+        go.set()
+        for t in threads:
+            t.join()
+        for line in outcomes:
+            print(line, flush=True)
+        print("done", flush=True)
+    """)
+    assert lines[-1] == "done", lines
+    assert len(lines) == 1 + 8 + 1, lines

@@ -4,16 +4,20 @@
 #include <pybind11/pybind11.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <stdexcept>
 #include <type_traits>
 #include <string>
 #include <vector>
 
+#include "../gd/blas.hpp"
 #include "../gd/losses.hpp"
 #include "../gd/network.hpp"
 #include "../gd/optimizers.hpp"
@@ -107,6 +111,53 @@ private:
     Hold mode_;
     bool taken_ = false;
 };
+
+// Engine calls that may run OpenBLAS products now, and the most there have ever been at once:
+// OpenBLAS's pool keeps a buffer for each (blas.hpp, warm_up). A call that makes more run at
+// once than ever first checks that one more buffer fits, so that the user gets MemoryError
+// instead of OpenBLAS ending the process. Taken with the GIL held.
+class BlasCall {
+public:
+    BlasCall() {
+        const int now = active().fetch_add(1) + 1;
+        int high = most().load();
+        while (now > high) {
+            if (!gd::blas::buffer_room()) {
+                active().fetch_sub(1);
+                PyErr_SetString(PyExc_MemoryError,
+                                "not enough memory left for OpenBLAS's buffer (64 MiB of "
+                                "address space) for another call running at the same time");
+                throw py::error_already_set();
+            }
+            if (most().compare_exchange_weak(high, now)) break;
+        }
+    }
+    ~BlasCall() { active().fetch_sub(1); }
+    BlasCall(const BlasCall&) = delete;
+    BlasCall& operator=(const BlasCall&) = delete;
+
+private:
+    static std::atomic<int>& active() {
+        static std::atomic<int> count{0};
+        return count;
+    }
+    static std::atomic<int>& most() {
+        static std::atomic<int> count{1};  // the warm-up's call
+        return count;
+    }
+};
+
+// MemoryError for a workspace (reserve) that could not be allocated, with its size.
+[[noreturn]] void raise_workspace_error(double bytes, index_t rows) {
+    char mib[32];
+    std::snprintf(mib, sizeof mib, "%.1f", bytes / 1048576.0);
+    const std::string message = "not enough memory for the workspace of a batch of " +
+                                std::to_string(rows) + " rows (" + mib +
+                                " MiB) and OpenBLAS's buffers; use a smaller batch_size or "
+                                "fewer rows per call";
+    PyErr_SetString(PyExc_MemoryError, message.c_str());
+    throw py::error_already_set();
+}
 
 // The interrupt hook of long calls: take the GIL briefly and run Python's signal handlers. A
 // handler's exception (KeyboardInterrupt on Ctrl-C) stays set; the call stops at the next
@@ -250,13 +301,16 @@ public:
         const T* xp = static_cast<const T*>(x.data());
         T* op = out.mutable_data();
         gd::StopCheck stop(python_signals());
+        BlasCall blas;
+        bool no_memory = false;
         {
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);
             hold.take();
-            net_->reserve(n);
-            net_->forward(xp, n, op, true, &stop);
+            if (reserved(n)) net_->forward(xp, n, op, true, &stop);
+            else no_memory = true;
         }
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(n), n);
         if (stop.stopped()) throw py::error_already_set();  // the signal handler's exception
         return out;
     }
@@ -308,6 +362,7 @@ public:
         } else {
             std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
             gd::StopCheck stop(python_signals());
+            BlasCall blas;
             {
                 py::gil_scoped_release nogil;
                 ParamsHold hold(params_mutex_, this, Hold::shared);
@@ -325,15 +380,18 @@ public:
         const index_t k = n_outputs();
         T value = T(0);
         gd::StopCheck stop(python_signals());
+        BlasCall blas;
+        bool no_memory = false;
         {
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);
             hold.take();
-            net_->reserve(d.n);
-            if (net_->forward(d.x, d.n, nullptr, true, &stop))
+            if (!reserved(d.n)) no_memory = true;
+            else if (net_->forward(d.x, d.n, nullptr, true, &stop))
                 value = gd::loss_value(net_->loss(), net_->output_logits(),
                                        net_->output_activations(), d.y, d.sample_weight, d.n, k);
         }
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(d.n), d.n);
         if (stop.stopped()) throw py::error_already_set();
         return double(value);
     }
@@ -349,18 +407,21 @@ public:
         const gd::Activation out = net_->layer(n_layers() - 1).activation;
         T value = T(0);
         gd::StopCheck stop(python_signals());
+        BlasCall blas;
+        bool no_memory = false;
         {
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);
             hold.take();
-            net_->reserve(d.n);
-            if (net_->forward(d.x, d.n, nullptr, false, &stop)) {
+            if (!reserved(d.n)) no_memory = true;
+            else if (net_->forward(d.x, d.n, nullptr, false, &stop)) {
                 value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
                                           net_->output_activations(), d.y, d.sample_weight, d.n,
                                           k, net_->output_gradient());
                 net_->backward(d.x, d.n, dw_ptr.data(), db_ptr.data(), &stop);
             }
         }
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(d.n), d.n);
         if (stop.stopped()) throw py::error_already_set();
         return double(value);
     }
@@ -414,13 +475,21 @@ public:
         data.order = op;
         data.n_order = m;
         gd::EpochResult result;
+        BlasCall blas;
+        bool no_memory = false;
+        const index_t batch_rows = std::min<index_t>(index_t(bs), m);
         {
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);  // predict waits
             hold.take();
-            result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(), stp,
-                                     python_signals());
+            // The workspace first (train_epoch's own growth is then a no-op).
+            if (reserved(batch_rows, &d.y, d.sample_weight != nullptr))
+                result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(),
+                                         stp, python_signals());
+            else
+                no_memory = true;
         }
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(batch_rows), batch_rows);
         if (result.interrupted) throw py::error_already_set();  // the signal handler's exception
         return result.loss;
     }
@@ -456,6 +525,20 @@ private:
         if (!all_finite(static_cast<const T*>(x.data()), x.shape(0) * n_in))
             throw py::value_error("X must be finite (no NaN or infinity)");
         return result;
+    }
+
+    // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch), then check
+    // that OpenBLAS still has room for its per-call allocations (blas::buffer_room): false if
+    // either fails. (A gemm_driver malloc that fails inside OpenBLAS ends the process.)
+    bool reserved(index_t rows, const gd::Targets<T>* batch = nullptr,
+                  bool weights = false) noexcept {
+        try {
+            net_->reserve(rows);
+            if (batch != nullptr) net_->reserve_batch(rows, batch->labels != nullptr, weights);
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        return gd::blas::buffer_room();
     }
 
     static py::list to_list(const std::vector<py::array>& arrays) {

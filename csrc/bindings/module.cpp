@@ -82,4 +82,8 @@ One vectorised pass with no temporary: the public layer's check of user inputs.)
 process-wide. For tests and benchmarks: every engine call afterwards uses them.)pbdoc");
 
     bind_engine(m);
+
+    // Fill OpenBLAS's buffer pool now, while memory is plentiful (blas.hpp): its allocation
+    // failing later would end the process.
+    gd::blas::warm_up();
 }

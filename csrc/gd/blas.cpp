@@ -4,6 +4,8 @@
 
 #include <cblas.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <memory>
 #include <new>
@@ -138,7 +140,32 @@ bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alp
     return true;
 }
 
-void set_num_threads(int n) noexcept { scipy_openblas_set_num_threads(n); }
+bool warm_up() noexcept {
+    // 512^3 multiply-adds: above OpenBLAS's threading threshold for any thread count it will
+    // use here, so every worker runs a part (~1 ms).
+    constexpr index_t n = 512;
+    std::unique_ptr<float[]> a(new (std::nothrow) float[std::size_t(3 * n * n)]);
+    if (!a) return false;
+    float* b = a.get() + n * n;
+    float* c = b + n * n;
+    std::fill(a.get(), a.get() + 2 * n * n, 0.0f);
+    blas_gemm(Op::none, Op::none, n, n, n, 1.0f, a.get(), n, b, n, 0.0f, c, n);
+    return true;
+}
+
+bool buffer_room() noexcept {
+    void* p = mmap(nullptr, buffer_probe_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);  // as OpenBLAS maps its buffers
+    if (p == MAP_FAILED) return false;
+    munmap(p, buffer_probe_bytes);
+    return true;
+}
+
+void set_num_threads(int n) noexcept {
+    const int before = scipy_openblas_get_num_threads();
+    scipy_openblas_set_num_threads(n);
+    if (n > before) warm_up();
+}
 int get_num_threads() noexcept { return scipy_openblas_get_num_threads(); }
 const char* config() noexcept { return scipy_openblas_get_config(); }
 const char* corename() noexcept { return scipy_openblas_get_corename(); }

@@ -2,6 +2,8 @@
 // small shapes (an own kernel, where a BLAS call costs more than the arithmetic).
 #pragma once
 
+#include <cstddef>
+
 #include "codes.hpp"
 #include "interrupt.hpp"
 #include "kernels.hpp"
@@ -45,8 +47,21 @@ inline constexpr index_t small_gemm_limit = 1 << 17;
 // Whether gemm takes the own kernel for this product (exposed for tests and benchmarks).
 bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 
-// Threads OpenBLAS may use (process-wide).
+// Threads OpenBLAS may use (process-wide). Growing the count warms the new threads (below).
 void set_num_threads(int n) noexcept;
+
+// OpenBLAS takes a buffer from its pool for the calling thread and for each worker thread on
+// their first product, and when that allocation fails it prints "Memory allocation still
+// failed after 10 retries" and ends the process: no exception reaches the caller. The buffers
+// are kept for reuse, so gdcore fills the pool while memory is plentiful: warm_up() runs one
+// product on every thread (at import and after set_num_threads). Later calls reuse the buffers;
+// the bindings probe for room (reserve_call_buffer) before more calls run at once than ever.
+// False if the warm-up's own arrays could not be allocated.
+bool warm_up() noexcept;
+// Room for one more OpenBLAS buffer right now: a probe mapping of buffer_probe_bytes, released
+// at once. False when even that address space is not available.
+bool buffer_room() noexcept;
+inline constexpr std::size_t buffer_probe_bytes = std::size_t(64) << 20;  // >= BUFFER_SIZE
 int get_num_threads() noexcept;
 
 // OpenBLAS build configuration and the kernel it picked for this CPU.

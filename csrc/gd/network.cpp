@@ -82,6 +82,14 @@ void Network<T>::reserve(index_t rows) {
 }
 
 template <class T>
+double Network<T>::workspace_bytes(index_t rows) const noexcept {
+    double elements = 2.0 * double(max_width_) + double(n_inputs() + n_outputs() + 1);
+    for (const DenseLayer<T>& l : layers_)
+        elements += double(l.n_outputs) * (fused(l.activation) ? 1.0 : 2.0);
+    return double(rows) * elements * double(sizeof(T));
+}
+
+template <class T>
 void Network<T>::reserve_batch(index_t rows, bool labels, bool weights) {
     batch_x_.grow(rows * n_inputs());
     if (labels) {

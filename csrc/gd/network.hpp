@@ -62,6 +62,9 @@ public:
     // Grows the batch gather buffers (X, Y or labels, weights) to `rows` rows.
     void reserve_batch(index_t rows, bool labels, bool weights);
     index_t capacity() const noexcept { return capacity_; }
+    // Bytes the workspace of a batch of `rows` rows takes (reserve and reserve_batch), for
+    // messages.
+    double workspace_bytes(index_t rows) const noexcept;
 
     // Forward pass of x (n x n_inputs), n <= capacity(). The output activations land in `out`
     // (n x n_outputs) when it is not null, else in the workspace.
