@@ -360,14 +360,17 @@ public:
             }
             net_->predict(x, n, op, scratch);
         } else {
-            std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
+            // Not zero-filled (for a large X that alone would take longer than a poll).
+            std::unique_ptr<T[]> scratch(new (std::nothrow) T[std::size_t(scratch_size)]);
+            if (!scratch)
+                raise_workspace_error(double(scratch_size) * double(sizeof(T)), n);
             gd::StopCheck stop(python_signals());
             BlasCall blas;
             {
                 py::gil_scoped_release nogil;
                 ParamsHold hold(params_mutex_, this, Hold::shared);
                 if (own == Hold::none) hold.take();
-                net_->predict(x, n, op, scratch.data(), &stop);
+                net_->predict(x, n, op, scratch.get(), &stop);
             }
             if (stop.stopped()) throw py::error_already_set();
         }
