@@ -530,18 +530,21 @@ private:
         return result;
     }
 
-    // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch), then check
-    // that OpenBLAS still has room for its per-call allocations (blas::buffer_room): false if
-    // either fails. (A gemm_driver malloc that fails inside OpenBLAS ends the process.)
+    // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch); when it grew,
+    // check that OpenBLAS still has room for its own allocations (blas::buffer_room; a
+    // gemm_driver malloc that fails inside OpenBLAS ends the process). False if either fails.
+    // (Only on growth: the probe's munmap costs microseconds, and a workspace that did not
+    // grow took no memory since the last call.)
     bool reserved(index_t rows, const gd::Targets<T>* batch = nullptr,
                   bool weights = false) noexcept {
+        const index_t before = net_->capacity();
         try {
             net_->reserve(rows);
             if (batch != nullptr) net_->reserve_batch(rows, batch->labels != nullptr, weights);
         } catch (const std::bad_alloc&) {
             return false;
         }
-        return gd::blas::buffer_room();
+        return net_->capacity() == before || gd::blas::buffer_room();
     }
 
     static py::list to_list(const std::vector<py::array>& arrays) {

@@ -24,19 +24,6 @@ _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
 # The compiled engine's messages for a call made while another is running (bind_engine.cpp).
 BUSY = ("this engine is already running a call (from another thread, or re-entrantly); an "
         "engine runs one call at a time")
-_blas_warm = False
-
-
-def _warm_numpy_blas() -> None:
-    """Fill NumPy's OpenBLAS buffer pool once, while memory is plentiful: as the core's
-    (csrc/gd/blas.hpp), OpenBLAS ends the process when that allocation fails later."""
-    global _blas_warm
-    if not _blas_warm:
-        _blas_warm = True
-        a = np.zeros((512, 512), np.float32)
-        a @ a  # above OpenBLAS's threading threshold: every worker takes its buffer
-
-
 PREDICT_IN_CALL = ("predict cannot run in the middle of a call that trains or evaluates this "
                    "network (a signal handler or callback of fit, loss or gradients, on the "
                    "same thread); call it after that call returns")
@@ -95,7 +82,6 @@ class Engine:
             raise ValueError(f"loss {LOSS_NAMES[loss]!r} needs a "
                              f"{ACTIVATION_NAMES[needed]!r} output layer")
 
-        _warm_numpy_blas()
         self.weights = list(weights)  # a new list of the *same* arrays: views, not copies
         self.biases = list(biases)
         self.activations = [int(a) for a in activations]
