@@ -141,6 +141,45 @@ except KeyboardInterrupt:
 signal.setitimer(signal.ITIMER_REAL, 0)
 assert all(np.isfinite(p).all() for p in net.parameters())
 
+# a signal inside a step (the engine polls between layers; the row panels of products too
+# large for valgrind are covered by the sanitizer run), and predict from a signal handler
+# during fit (refused); an unaligned input; a thread with a 64 KiB stack
+wide = gd.Network.from_sizes([64, 256, 256, 3], output_activation="softmax",
+                             loss="cross_entropy", seed=0)
+wide_X = rng.normal(size=(1024, 64)).astype(np.float32)
+wide_y = rng.integers(0, 3, size=1024)
+signal.setitimer(signal.ITIMER_REAL, 0.5)
+try:
+    wide.fit(wide_X, wide_y, epochs=1000, batch_size=1024)
+except KeyboardInterrupt:
+    print("interrupted inside a step as expected", flush=True)
+signal.setitimer(signal.ITIMER_REAL, 0)
+refused = []
+def predict_in_handler(signum, frame):
+    try:
+        wide.predict(wide_X[:2])
+    except RuntimeError as exc:
+        refused.append(str(exc))
+signal.signal(signal.SIGALRM, predict_in_handler)
+signal.setitimer(signal.ITIMER_REAL, 0.3, 0.3)
+wide.fit(wide_X, wide_y, epochs=3, batch_size=1024)
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("predict refused inside fit:", len(refused), "times", flush=True)
+raw = np.zeros(wide_X[:7].nbytes + 1, np.uint8)
+unaligned = raw[1:].view(np.float32).reshape(7, 64)
+unaligned[...] = wide_X[:7]
+np.testing.assert_allclose(wide.predict(unaligned), wide.predict(wide_X[:7]), rtol=1e-6)
+threading.stack_size(64 * 1024)
+small_stack = threading.Thread(target=lambda: (net.fit(X, big_y[:len(X)], epochs=2),
+                                               net.predict(X), net.gradients(X, big_y[:len(X)])))
+small_stack.start()
+small_stack.join()
+threading.stack_size(0)
+try:
+    type(engine).__new__(type(engine))
+except TypeError:
+    print("a bare __new__ is refused", flush=True)
+
 # two networks in two threads, one network shared by two threads
 nets = [net.copy(), net.copy()]
 threads = [threading.Thread(target=n.fit, args=(X, big_y[:len(X)]),

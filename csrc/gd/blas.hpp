@@ -26,14 +26,16 @@ void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a
 // rows (op_a none), or the shared dimension k when A is transposed (the weight gradient
 // A^T dZ over a large batch: panels accumulate with beta = 1, the epilogue comes with the last).
 // Returns false when stop() said to stop (C is then partly computed); gemm itself when stop is
-// null or the product is below two panels. Panels of at least min_panel_rows rows keep
-// OpenBLAS at its full rate (bench/blas_panels.py).
+// null or the product is below two panels. Each panel repacks the other operand (OpenBLAS
+// packs B once per call), a cost that shrinks with the panel's rows, not its width: 512-row
+// panels cost ~15-25% on 8192 x 2048 x 2048, whole 1024-row ones much less; see
+// bench/blas_panels.py for the rate of a full-batch step against NumPy's GEMMs.
 template <class T>
 bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                         index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                         const kernels::Epilogue<T>& epilogue, StopCheck* stop) noexcept;
-inline constexpr index_t panel_macs = index_t(1) << 28;
-inline constexpr index_t min_panel_rows = 512;
+inline constexpr index_t panel_macs = index_t(1) << 31;
+inline constexpr index_t min_panel_rows = 1024;
 
 // Products with at most this many multiply-adds (m * n * k) take the own kernel (when its
 // depth and packing limits allow, kernels.hpp); larger ones OpenBLAS, which uses threads.
