@@ -65,3 +65,39 @@ def test_set_num_threads_caps_at_the_available_cores():
             assert gd.get_num_threads() == _backend.available_cores()
     finally:
         gd.set_num_threads(before)
+
+
+_FAILING_CORE = """
+import importlib.abc, sys, warnings
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "gdcore._core":
+            raise {error}
+sys.meta_path.insert(0, Refuse())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import gdcore as gd
+print(gd.backend())
+for w in caught:
+    print(w.category.__name__, str(w.message))
+"""
+
+
+def test_a_core_that_fails_to_load_says_why():
+    """Built but not loadable (here: a missing shared library): the NumPy engine, and a
+    RuntimeWarning naming the cause; never a silent fallback."""
+    code = _FAILING_CORE.format(error='ImportError("libscipy_openblas.so: cannot open shared '
+                                      'object file")')
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "numpy"
+    assert any(line.startswith("RuntimeWarning") and "libscipy_openblas.so" in line
+               and "could not be loaded" in line for line in lines[1:]), lines
+
+
+def test_a_core_that_was_never_built_is_the_numpy_engine_without_a_warning():
+    code = _FAILING_CORE.format(error='ModuleNotFoundError("no", name="gdcore._core")')
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["numpy"]

@@ -7,18 +7,50 @@ they are created; :func:`set_backend` applies to networks created afterwards. Th
 """
 from __future__ import annotations
 
+import ctypes
+import importlib
 import os
+import sys
+import warnings
 from typing import Any, Optional
 
 import numpy as np
 
 from .reference import engine as _reference_engine
 
+
+def _preload_openblas() -> None:
+    """Load scipy-openblas32's library before the core, which then finds it by its soname.
+
+    The core's RUNPATH points at scipy_openblas32 beside gdcore in the same site directory;
+    with the two in different directories (``pip install --target``, a user-site install next
+    to a system one) only this finds it. Failures are left to the core's import to report.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import scipy_openblas32
+        lib_dir = scipy_openblas32.get_lib_dir()
+        names = sorted(n for n in os.listdir(lib_dir)
+                       if n.startswith("libscipy_openblas") and ".so" in n)
+        if names:
+            ctypes.CDLL(os.path.join(lib_dir, names[0]), mode=ctypes.RTLD_GLOBAL)
+    except Exception:  # noqa: BLE001 - the RUNPATH may still work; the import below says why
+        pass
+
+
+_preload_openblas()
 try:  # the compiled core; absent in a source tree that was never built
-    from . import _core  # type: ignore[attr-defined]
+    _core: Any = importlib.import_module(f"{__package__}._core")
 except ImportError as exc:  # pragma: no cover - depends on the installation
     _core = None
     _core_import_error: Optional[ImportError] = exc
+    # Never built: silently the NumPy engine. Built but not loadable (a missing or broken
+    # shared library, an ABI mismatch): the NumPy engine too, but say why.
+    if not (isinstance(exc, ModuleNotFoundError) and exc.name == f"{__package__}._core"):
+        warnings.warn(f"gdcore's compiled core is installed but could not be loaded ({exc}); "
+                      f"using the NumPy engine, which is much slower", RuntimeWarning,
+                      stacklevel=2)
 else:
     _core_import_error = None
 
