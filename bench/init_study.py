@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Which initialisation should gdcore use by default? (issue 8, item 8)
+"""Which initialisation should gdcore use by default?
 
     python bench/init_study.py [--seeds 10] [--only iris,wine,...] [--inits he,xavier,...]
 
@@ -12,7 +12,7 @@ epoch, ``epochs = max_iter`` (200 unless the problem says otherwise):
 
 - ``gd:<init>``: ``gd.Network.from_sizes(..., init=<init>, seed=s)`` then
   ``net.fit(X, y, optimizer=gd.Adam(lr=1e-3), epochs=..., batch_size=..., seed=s)``;
-  ``gd:before`` is the rule before issue 8 (He for relu-family layers, Xavier for the others,
+  ``gd:before`` is the former default rule (He for relu-family layers, Xavier for the others,
   zero biases); the header says which scheme ``init=None`` now picks.
 - ``sklearn``: ``MLPClassifier`` / ``MLPRegressor(hidden_layer_sizes=..., activation=...,
   max_iter=epochs, random_state=s)``, everything else at its default.
@@ -41,7 +41,7 @@ import numpy as np
 import gdcore as gd
 from gdcore.network import INITS
 
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")  # He's init before issue 8
+RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")  # He's init in the former default
 
 
 @dataclass
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="comma-separated problem names")
     parser.add_argument("--inits", default="before," + ",".join(i for i in INITS if i != "zeros"),
                         help="gdcore inits to compare ('default' is init=None, 'before' the "
-                             "rule before issue 8)")
+                             "former default rule)")
     parser.add_argument("--peers", default="sklearn,torch")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -31,7 +31,6 @@ from typing import Optional
 import numpy as np
 
 import gdcore as gd
-from gdcore import lr_finder
 
 GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 #: The cheaper run (``--quick``, and the CI test on the NumPy engine): the two costliest
@@ -192,12 +191,53 @@ def run_case(problem: Problem, optimizer: str, backend: str, rules: Optional[dic
 
 # ------------------------------------------------------------------- candidate rules
 # Rules considered for ``find_lr``'s suggestion, each ``(lrs, raw_losses) -> lr``; the library's
-# (``"find_lr"`` in the table, ``lr_finder._suggest``) is the geometric mean of fastai's valley
-# and minimum / 10 on the trimmed curve. ``--candidates --finder-seeds 0,1,2,3,4`` gives the
-# pass counts quoted in ``_suggest``'s docstring.
+# (``"find_lr"`` in the table, ``gd.find_lr(...).suggestion``) is the geometric mean of
+# fastai's valley and minimum / 10 on the trimmed curve. ``--candidates --finder-seeds
+# 0,1,2,3,4`` gives the pass counts quoted in the docstring of find_lr's suggestion rule.
+
+def ema(values, beta: float = 0.98) -> np.ndarray:
+    """Bias-corrected exponential running mean of ``values`` (``beta`` is the past's weight),
+    the smoothing ``find_lr`` applies to its curve."""
+    out = np.empty(len(values))
+    avg = 0.0
+    for i, x in enumerate(values):
+        avg = beta * avg + (1 - beta) * float(x)
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def valley(losses) -> int:
+    """fastai's ``valley`` point: about halfway along the longest decreasing run of
+    ``losses`` (the run ends at the point with the longest strictly decreasing subsequence
+    ending there; the point is fastai's ``start + int(L / 3) + int(L / 6)``)."""
+    n = len(losses)
+    run = np.ones(n, dtype=np.int64)  # longest decreasing subsequence ending at each point
+    start = end = 0
+    for i in range(1, n):
+        earlier = run[:i][losses[:i] > losses[i]]
+        if earlier.size:
+            run[i] = earlier.max() + 1
+        if run[i] > run[end]:
+            end = i
+            start = end - int(run[end])
+    span = (end - start) / 3
+    return min(max(start + int(span) + int(span / 2), 0), n - 1)  # fastai's start can be -1
+
+
+def cpp_available() -> bool:
+    """Whether ``gd.set_backend("cpp")`` is accepted (the backend in force is kept)."""
+    previous = gd.backend()
+    try:
+        gd.set_backend("cpp")
+    except RuntimeError:
+        return False
+    finally:
+        gd.set_backend(previous)
+    return True
+
 
 def _smoothed(raw):
-    return lr_finder._ema(raw, 0.98)
+    return ema(raw, 0.98)
 
 
 def _trimmed(lrs, raw):
@@ -219,7 +259,7 @@ def old_rule(lrs, raw):
 def fastai_valley(lrs, raw):
     """fastai's default ``valley``: halfway down the longest decreasing run."""
     lrs, smooth = _trimmed(lrs, raw)
-    return float(lrs[lr_finder._valley(smooth)])
+    return float(lrs[valley(smooth)])
 
 
 def fastai_minimum(lrs, raw):
@@ -320,7 +360,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     backends = [b for b in args.backend.split(",")
-                if b != "cpp" or gd._backend._core_engines_available()]
+                if b != "cpp" or cpp_available()]
     seeds = [int(x) for x in args.finder_seeds.split(",")] if args.finder_seeds else [None]
     rows = run(backends, args.optimizers.split(","),
                args.problems.split(",") if args.problems else None, args.quick,

@@ -4,12 +4,13 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py \\
         [--backend cpp|numpy] [--threads 2] [--workload tiny]
 
-fit: ``fit(epochs=1)`` and ``fit(epochs=21)`` on a workload (tiny by default) against the bare
-engine call give the overhead per call and per epoch, and a profile shows where fit's own time
-goes. forward: ``net.forward`` on one row of the small network against the engine's
-``forward`` on the validated row, and its profile. Times are per call, the best of 5 runs of
-many calls each (steady state, warm caches); run it on an idle machine, the differences are
-small.
+fit: ``fit(epochs=1)`` and ``fit(epochs=21)`` on a workload (tiny by default) against
+``net.train_epoch`` (the engine call fit makes per epoch, with its argument checks, without
+fit's history and divergence check) give fit's own cost per call and per epoch, and a profile
+shows where fit's time goes. forward: ``net.forward`` on one 1-D row of the small network
+against a ready ``(1, n)`` float32 row (no conversion), and its profile. Times are per call,
+the best of 5 runs of many calls each (steady state, warm caches); run it on an idle machine,
+the differences are small.
 """
 from __future__ import annotations
 
@@ -48,14 +49,8 @@ def fit_overhead(w) -> None:
         return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
                                shuffle=False)
 
-    X_valid, Y_valid, _ = net._data(X, y)
-    order = np.arange(w.n_samples, dtype=np.int64)
-    opt.bind(net, net.parameters())
-    hyper = opt.hyper(opt.lr)
-
     def engine_epoch():
-        net._engine.train_epoch(X_valid, Y_valid, None, order, w.batch_size, opt.kind, hyper,
-                                opt.state, opt.step)
+        net.train_epoch(X, y, opt, batch_size=w.batch_size)
 
     one, twenty_one, engine = per_call(fit(1)), per_call(fit(21)), per_call(engine_epoch)
     per_epoch = (twenty_one - one) / 20 - engine
@@ -65,7 +60,8 @@ def fit_overhead(w) -> None:
           f"engine")
     show("fit(epochs=1)", one)
     show("fit(epochs=21)", twenty_one, f"= {twenty_one / 21 * 1e6:.1f} us per epoch")
-    show("engine.train_epoch (bare)", engine, f"= {engine / steps * 1e6:.2f} us per step")
+    show("net.train_epoch (fit's engine call)", engine,
+         f"= {engine / steps * 1e6:.2f} us per step")
     show("overhead per fit call", per_fit, f"({per_fit / one:.0%} of fit(epochs=1))")
     show("overhead per epoch", per_epoch, f"({per_epoch / engine:.0%} of the engine's epoch)")
 
@@ -95,13 +91,12 @@ def forward_overhead() -> None:
     w = WORKLOADS[PREDICT_WORKLOAD]
     net = w.network()
     x_row = w.data()[0][0]
-    x_valid = np.ascontiguousarray(x_row.reshape(1, -1), dtype=net.dtype)
-    total, engine = per_call(lambda: net.forward(x_row)), per_call(
-        lambda: net._engine.forward(x_valid))
+    x_ready = np.ascontiguousarray(x_row.reshape(1, -1), dtype=net.dtype)
+    total, ready = per_call(lambda: net.forward(x_row)), per_call(lambda: net.forward(x_ready))
     print(f"\nforward of one row of {w.name} {list(w.sizes)}, {net.backend} engine")
     show("net.forward(x_row)", total)
-    show("engine.forward (bare, validated (1, n) row)", engine)
-    show("Python layer", total - engine, f"({(total - engine) / total:.0%})")
+    show("net.forward on a ready (1, n) float32 row", ready)
+    show("making the 1-D row ready", total - ready, f"({(total - ready) / total:.0%})")
     print(" where forward's time goes (cProfile, own time per call, inflated by the profiler):")
     profile_top(lambda: net.forward(x_row), calls=20000, top=6)
 

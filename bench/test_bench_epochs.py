@@ -1,4 +1,4 @@
-"""One training epoch of each issue-4 workload, and predict-1, on each backend."""
+"""One training epoch of each benchmark workload, and predict-1, on each backend."""
 import numpy as np
 import pytest
 

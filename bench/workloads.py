@@ -1,4 +1,4 @@
-"""The workloads of issue 4, shared by the pytest benchmarks and ``compare.py``.
+"""The benchmark workloads, shared by the pytest benchmarks and ``compare.py``.
 
 Each workload is a network shape, a loss, a batch size, a sample count and an SGD setting;
 the data are synthetic float32 drawn from a fixed seed, and one epoch visits the samples in
@@ -105,9 +105,16 @@ def use_backend(name: str) -> bool:
 
 
 def cpp_available() -> bool:
-    """Whether the compiled core with its engines is installed."""
-    from gdcore import _backend
-    return _backend._core_engines_available()
+    """Whether the compiled core with its engines is installed (``set_backend("cpp")``
+    accepts it); the backend in force is left as it was."""
+    previous = gd.backend()
+    try:
+        gd.set_backend("cpp")
+    except RuntimeError:
+        return False
+    finally:
+        gd.set_backend(previous)
+    return True
 
 
 def snapshot(network: gd.Network) -> list[np.ndarray]:

@@ -41,6 +41,55 @@ def test_set_backend_validates():
             gd.set_backend("cpp")
 
 
+def test_use_backend_switches_for_the_block_and_restores():
+    before = gd.backend()
+    with gd.use_backend("numpy") as name:
+        assert name == "numpy" and gd.backend() == "numpy"
+        net = gd.Network.from_sizes([2, 1])
+        assert net.backend == "numpy"
+        assert type(net._engine).__module__ == "gdcore.reference.engine"
+    assert gd.backend() == before
+    assert net.backend == "numpy"  # a network keeps the engine it was built with
+    assert gd.Network.from_sizes([2, 1]).backend == before
+    if _backend._core_engines_available():
+        with gd.use_backend("CPP") as name:  # spelled as set_backend accepts it
+            assert name == "cpp" and gd.backend() == "cpp"
+            assert type(gd.Network.from_sizes([2, 1])._engine).__module__ == "gdcore._core"
+            with gd.use_backend("numpy"):  # nested blocks restore one level at a time
+                assert gd.backend() == "numpy"
+            assert gd.backend() == "cpp"
+        assert gd.backend() == before
+
+
+def test_use_backend_restores_on_an_exception():
+    before = gd.backend()
+    with pytest.raises(KeyError, match="inside"):
+        with gd.use_backend("numpy"):
+            assert gd.backend() == "numpy"
+            raise KeyError("inside")
+    assert gd.backend() == before
+
+
+def test_use_backend_validates_like_set_backend():
+    before = gd.backend()
+    for bad in ("cuda", "", 3, None):
+        with pytest.raises(ValueError, match="backend name must be one of"):
+            with gd.use_backend(bad):
+                pytest.fail("the block must not run")  # pragma: no cover
+        assert gd.backend() == before
+    if not _backend._core_engines_available():
+        with pytest.raises(RuntimeError, match="compiled core is not available"):
+            with gd.use_backend("cpp"):
+                pytest.fail("the block must not run")  # pragma: no cover
+    assert gd.backend() == before
+    assert "use_backend" in gd.__all__
+
+
+def test_backend_fixture_switches_through_use_backend(backend):
+    assert gd.backend() == backend
+    assert gd.Network.from_sizes([2, 1]).backend == backend
+
+
 def test_set_num_threads_validates():
     with pytest.raises(ValueError, match="n must be a positive integer"):
         gd.set_num_threads(0)

@@ -15,7 +15,7 @@ import gdcore as gd
 from gdcore import _backend
 from gdcore.optimizers import _BY_NAME, HYPER_RULES
 
-from conftest import tolerance
+from helpers import tolerance
 
 #: rtol of a result computed with huge weights against the same weights scaled down.
 RTOL = {"float32": 1e-5, "float64": 1e-12}
@@ -33,12 +33,8 @@ def _backends():
 
 def _on(backend_name, make):
     """``make()`` with ``backend_name`` selected, restoring the previous backend after."""
-    previous = gd.backend()
-    gd.set_backend(backend_name)
-    try:
+    with gd.use_backend(backend_name):
         return make()
-    finally:
-        gd.set_backend(previous)
 
 
 def _data(n=24):

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 from gdcore.reference.activations import activation_forward
 from gdcore.reference.codes import ACTIVATIONS, LOSSES
 from gdcore.reference.losses import loss_backward, loss_forward
+from helpers import central_differences
 
 ACT = ACTIVATIONS
 LN2, LN3 = math.log(2.0), math.log(3.0)
@@ -123,13 +124,7 @@ def test_gradient_matches_central_differences(loss, act, kind, weighted):
     w = rng.uniform(0.1, 3.0, size=len(Z)) if weighted else None
     analytic = grad(loss, act, Z, Y, w)
 
-    eps = 1e-6
-    numeric = np.zeros_like(Z)
-    for idx in np.ndindex(Z.shape):
-        Zp, Zm = Z.copy(), Z.copy()
-        Zp[idx] += eps
-        Zm[idx] -= eps
-        numeric[idx] = (value(loss, act, Zp, Y, w) - value(loss, act, Zm, Y, w)) / (2 * eps)
+    numeric, = central_differences(lambda: value(loss, act, Z, Y, w), [Z], eps=1e-6)
 
     assert np.max(np.abs(numeric)) > 1e-3  # guard against a trivially zero gradient
     assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)

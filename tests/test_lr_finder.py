@@ -199,14 +199,10 @@ def test_find_lr_engines_agree_in_float64():
         pytest.skip("the compiled core is not built in this installation")
     X, y = gd.datasets.spirals(n_samples=300, n_classes=3, seed=0)
     results = {}
-    previous = gd.backend()
-    try:
-        for name in ("numpy", "cpp"):
-            gd.set_backend(name)
+    for name in ("numpy", "cpp"):
+        with gd.use_backend(name):
             for opt in ("sgd", "adam"):
                 results[name, opt] = gd.find_lr(_spirals_net("float64"), X, y, optimizer=opt)
-    finally:
-        gd.set_backend(previous)
     for opt in ("sgd", "adam"):
         ref, cpp = results["numpy", opt], results["cpp", opt]
         n = min(len(ref.lrs), len(cpp.lrs))
@@ -228,9 +224,7 @@ def test_find_lr_weights_bit_identical_after(backend, dtype, optimizer):
 
 
 def test_find_lr_restores_weights_when_a_step_fails(monkeypatch):
-    previous = gd.backend()
-    gd.set_backend("numpy")  # the reference engine's methods can be patched
-    try:
+    with gd.use_backend("numpy"):  # the reference engine's methods can be patched
         X, y = gd.datasets.sine(n_samples=64, seed=0)
         net = gd.Network.from_sizes([1, 8, 1], activation="tanh", seed=0)
         before = [p.copy() for p in net.parameters()]
@@ -247,8 +241,6 @@ def test_find_lr_restores_weights_when_a_step_fails(monkeypatch):
             gd.find_lr(net, X, y, optimizer="adam", lr_min=1e-2, lr_max=1.0)
         for p, q in zip(net.parameters(), before):
             np.testing.assert_array_equal(p, q)
-    finally:
-        gd.set_backend(previous)
 
 
 # ------------------------------------------------------------------------- the suggestion

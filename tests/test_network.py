@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gdcore as gd
-from conftest import tolerance
+from helpers import tolerance
 
 
 def _np_forward(net, X):

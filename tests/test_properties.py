@@ -6,7 +6,6 @@ differences for smooth activations (float64), and one epoch of training keeps ev
 finite. Across backends (when the compiled core is built): forward, loss, gradients and one
 epoch of fit agree, float64 to ~1e-9 and float32 to 1e-4 relative.
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -33,15 +32,9 @@ SETTINGS = settings(max_examples=50, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-@contextlib.contextmanager
 def using(name):
     """Networks created inside are built on backend ``name``."""
-    previous = gd.backend()
-    gd.set_backend(name)
-    try:
-        yield
-    finally:
-        gd.set_backend(previous)
+    return gd.use_backend(name)
 
 
 def _bounded(shape, low=-2.0, high=2.0):

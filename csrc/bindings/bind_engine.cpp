@@ -288,7 +288,11 @@ public:
     index_t n_layers() const { return net_->n_layers(); }
     index_t n_outputs_of(index_t layer) const { return net_->layer(layer).n_outputs; }
     int loss_code() const { return int(net_->loss()); }
-    const std::vector<int>& activations() const { return activations_; }
+    py::list activations() const {
+        py::list out;
+        for (int code : activations_) out.append(code);
+        return out;
+    }
     py::list weights() const { return to_list(weights_); }
     py::list biases() const { return to_list(biases_); }
 

@@ -16,6 +16,29 @@ namespace py = pybind11;
 #ifndef GDCORE_CXX_FLAGS
 #define GDCORE_CXX_FLAGS ""
 #endif
+#ifndef GDCORE_KERNELS_FLAGS
+#define GDCORE_KERNELS_FLAGS ""
+#endif
+
+namespace {
+
+// GDCORE_KERNELS_FLAGS, "isa: flags|isa: flags" (CMakeLists.txt), as {isa: flags}.
+py::dict kernels_flags() {
+    py::dict out;
+    const std::string all = GDCORE_KERNELS_FLAGS;
+    std::size_t start = 0;
+    while (start < all.size()) {
+        std::size_t end = all.find('|', start);
+        if (end == std::string::npos) end = all.size();
+        const std::string entry = all.substr(start, end - start);
+        const std::size_t colon = entry.find(": ");
+        if (colon != std::string::npos) out[py::str(entry.substr(0, colon))] = entry.substr(colon + 2);
+        start = end + 1;
+    }
+    return out;
+}
+
+}  // namespace
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: EngineF32, EngineF64
 
@@ -32,7 +55,9 @@ PYBIND11_MODULE(_core, m) {
 #else
         info["compiler"] = "unknown";
 #endif
+        // The flags of the C++ core (csrc/gd), and what each kernels_<isa>.cpp adds to them.
         info["cxx_flags"] = GDCORE_CXX_FLAGS;
+        info["kernels_cxx_flags"] = kernels_flags();
         info["cxx_standard"] = static_cast<long>(__cplusplus);
         info["blas"] = "scipy-openblas32";
         info["blas_config"] = gd::blas::config();

@@ -1,5 +1,5 @@
 // Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp) and picked at
-// run time for the CPU: a register-blocked GEMM for small products, and float32 exp / tanh /
+// run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any other CPU: "generic" only): a register-blocked GEMM for small products, and float32 exp / tanh /
 // sigmoid (polynomial and rational approximations, a few ulp, in loops the compiler vectorises).
 #pragma once
 
@@ -59,14 +59,17 @@ struct Table {
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.
 const Table& table() noexcept;
-// Use the kernels of `isa` ("x86-64", "avx2", "avx512", or "auto" for the best): false if the
-// name is unknown or the CPU lacks it. Process-wide; for tests and benchmarks.
+// Use the kernels of `isa` ("x86-64", "avx2", "avx512" on x86-64, "generic" elsewhere, or "auto"
+// for the best): false if the name is unknown or the CPU lacks it. Process-wide; for tests and benchmarks.
 bool set_isa(const char* isa) noexcept;
 // The instruction sets this CPU can run, best last.
 const char* const* supported_isas(int* count) noexcept;
 
+// kernels_x86_64.cpp, kernels_avx2.cpp, kernels_avx512.cpp (x86-64 builds only).
 namespace isa_x86_64 { const Table& table() noexcept; }
 namespace isa_avx2 { const Table& table() noexcept; }
 namespace isa_avx512 { const Table& table() noexcept; }
+// kernels_generic.cpp (every other build).
+namespace isa_generic { const Table& table() noexcept; }
 
 }  // namespace gd::kernels

@@ -9,21 +9,25 @@ Training and prediction run in the compiled core when it is installed (``backend
 and otherwise in the NumPy reference (``"numpy"``), with the same results.
 """
 from . import datasets, schedules
-from ._backend import backend, get_num_threads, set_backend, set_num_threads
+from ._backend import backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .lr_finder import FindLRResult, check_gradients, find_lr
 from .minimize import MinimizeResult, minimize
 from .network import Layer, Network, Perceptron
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .training import DivergenceError, History
 
-__version__ = "0.1.0"
+try:  # pyproject.toml's version, from the installed metadata (editable installs included)
+    from importlib.metadata import version as _version
+    __version__ = _version("gdcore")
+except Exception:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Layer", "Network", "Perceptron",
     "SGD", "Adam", "AdamW", "RMSprop", "Optimizer",
     "History", "DivergenceError",
     "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
-    "backend", "set_backend", "set_num_threads", "get_num_threads",
+    "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "datasets", "schedules", "build_info",
 ]
 

@@ -7,12 +7,13 @@ they are created; :func:`set_backend` applies to networks created afterwards. Th
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import os
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -111,6 +112,35 @@ def set_backend(name: str) -> None:
             + (f" ({_core_import_error})" if _core_import_error else "")
         )
     _current = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Within the ``with`` block, new networks use backend ``name``; the previous backend is
+    restored on exit, also when the block raises.
+
+    Parameters
+    ----------
+    name : {"cpp", "numpy"}
+        Validated as by :func:`set_backend` (``ValueError`` for an unknown name,
+        ``RuntimeError`` for ``"cpp"`` without the compiled core), before anything changes.
+
+    Yields
+    ------
+    str
+        The backend in force inside the block.
+
+    Examples
+    --------
+    >>> with gd.use_backend("numpy"):
+    ...     net = gd.Network.from_sizes([2, 1])   # runs on the NumPy engine
+    """
+    previous = _current
+    set_backend(name)
+    try:
+        yield _current
+    finally:
+        set_backend(previous)
 
 
 def make_engine(weights: list, biases: list, activations: list[int], loss: int,

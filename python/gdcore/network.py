@@ -393,6 +393,17 @@ class Network:
                             on_divergence=on_divergence, callbacks=callbacks, progress=progress,
                             seed=seed, metrics=metrics)
 
+    def train_epoch(self, X: ArrayLike, y: ArrayLike, optimizer: Any,
+                    batch_size: Optional[int] = None, shuffle: bool = False, seed: Seed = None,
+                    sample_weight: ArrayLike = None) -> float:
+        """One epoch of ``optimizer`` on this network, with no history, no divergence check
+        and no callbacks: the engine call ``fit`` makes per epoch, for benchmarks and custom
+        loops. The arguments are validated by the same public checks as :meth:`fit` (nothing
+        changes when one is refused); the optimizer keeps its state as in ``fit``. Returns the
+        epoch's mean loss. See :func:`gdcore.training.train_epoch`."""
+        return training.train_epoch(self, X, y, optimizer, batch_size=batch_size,
+                                    shuffle=shuffle, seed=seed, sample_weight=sample_weight)
+
     # --- copies, files, pickling ---------------------------------------------------------
     def _spec(self) -> dict:
         """JSON-able description of the architecture (no weights)."""

@@ -8,6 +8,8 @@ and is shared by both backends, so both see the same batches and the same decisi
 anything changes), :class:`_Run` (prepare: bind the optimizer, find the rate for
 ``lr="auto"``, take the first checkpoint), then per epoch ``train``, ``check`` (divergence and
 the schedule's verdict, both handled by one rollback), ``record`` and the stop rules.
+:func:`train_epoch` is the same validation, binding and engine call for one epoch, without
+the checkpoints, checks and records around it.
 """
 from __future__ import annotations
 
@@ -513,13 +515,7 @@ class _Run:
         last = getattr(opt, "_last_epoch", None)
         if opt._bound() is network and last is not None and last[0] == opt.steps_done:
             self.previous_loss = last[1]
-        opt.bind(network, params)
-        if opt.lr_is_auto:
-            from .lr_finder import find_lr
-            found = find_lr(network, plan.X, plan.Y, optimizer=opt,
-                            batch_size=min(plan.batch_size, AUTO_LR_MAX_BATCH), seed=plan.seed)
-            opt.resolve_lr(found.suggestion)
-        self.history.lr_found = opt.lr_found
+        self.bind()
         self.rollback = _Rollback(params, opt)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
@@ -528,6 +524,18 @@ class _Run:
         # live weights are the starting ones.
         if not self.full_batch and self.previous_loss is None:
             self.screen_loss = self._reference_loss(SCREEN_SAMPLES)
+
+    def bind(self) -> None:
+        """Bind the optimizer to the network (refused if it holds another network's state)
+        and resolve ``lr="auto"`` with the range test."""
+        plan, opt, network = self.plan, self.opt, self.network
+        opt.bind(network, plan.params)
+        if opt.lr_is_auto:
+            from .lr_finder import find_lr
+            found = find_lr(network, plan.X, plan.Y, optimizer=opt,
+                            batch_size=min(plan.batch_size, AUTO_LR_MAX_BATCH), seed=plan.seed)
+            opt.resolve_lr(found.suggestion)
+        self.history.lr_found = opt.lr_found
 
     def _starting_loss(self) -> float:
         """The loss of the weights fit started from: measured once, when first needed.
@@ -566,13 +574,26 @@ class _Run:
 
     # --- one epoch ----------------------------------------------------------------------
     def train(self, lr: float) -> float:
+        self.rollback.begin_epoch()
+        return self.engine_epoch(lr)
+
+    def engine_epoch(self, lr: float) -> float:
+        """The engine's call for one epoch at rate ``lr`` (no checkpoint): its mean loss."""
         plan, opt = self.plan, self.opt
         if plan.rng is not None:
             self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
-        self.rollback.begin_epoch()
         return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
                                              plan.batch_size, opt.kind, opt.hyper(lr),
                                              opt.state, opt.step))
+
+    def rate(self, epoch: int) -> float:
+        """The optimizer's learning rate for the next epoch (``epoch`` of this call), checked."""
+        lr = self.opt.lr
+        if not (math.isfinite(lr) and lr >= 0.0):
+            raise ValueError(
+                f"the learning rate for epoch {epoch} is {lr}: the optimizer's schedule "
+                f"must give a finite rate >= 0")
+        return lr
 
     def diverged(self, epoch: int, loss: float) -> bool:
         """Not finite (the engines return NaN for non-finite weights), or clearly above the
@@ -708,8 +729,7 @@ class _Run:
         started = time.perf_counter()
         # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
         # if it was, with its lr="auto" unresolved if it was.
-        binding = ({key: getattr(opt, key) for key in _BINDING} if opt._owner is None
-                   else None)
+        binding = self._unbound_state()
         epochs_before = opt.epochs_done
         try:
             self.prepare()
@@ -720,11 +740,7 @@ class _Run:
                     history.stop_reason = "callback"
             epoch = 0
             while epoch < plan.epochs and not history.stop_reason:
-                lr = opt.lr
-                if not (math.isfinite(lr) and lr >= 0.0):
-                    raise ValueError(
-                        f"the learning rate for epoch {epoch} is {lr}: the optimizer's schedule "
-                        f"must give a finite rate >= 0")
+                lr = self.rate(epoch)
                 kept_before = opt.epochs_done
                 try:
                     loss = self.train(lr)
@@ -773,9 +789,8 @@ class _Run:
                     if cb.end is not None:
                         cb.end(logs)
         except BaseException:
-            if binding is not None and opt.epochs_done == epochs_before:
-                for key, value in binding.items():
-                    setattr(opt, key, value)
+            if opt.epochs_done == epochs_before:
+                self._put_back(binding)
             raise
         finally:
             history.time = time.perf_counter() - started
@@ -786,6 +801,34 @@ class _Run:
                                     refresh=False)
                 bar.close()
         return history
+
+    def _unbound_state(self) -> Optional[dict]:
+        """What a call that fails before keeping an epoch puts back: the optimizer's binding,
+        lr="auto" and counters if it is unbound (None if it is bound already)."""
+        opt = self.opt
+        return {key: getattr(opt, key) for key in _BINDING} if opt._owner is None else None
+
+    def _put_back(self, binding: Optional[dict]) -> None:
+        if binding is not None:
+            for key, value in binding.items():
+                setattr(self.opt, key, value)
+
+    def one_epoch(self) -> float:
+        """``train_epoch``: bind as fit does, then one engine epoch, kept without checks."""
+        opt = self.opt
+        binding = self._unbound_state()
+        try:
+            self.bind()
+            lr = self.rate(0)
+        except BaseException:
+            self._put_back(binding)
+            raise
+        loss = self.engine_epoch(lr)
+        # Kept as fit keeps an epoch (no validation data: the epoch's loss is the monitored one).
+        opt.epochs_done += 1
+        opt.schedule.observe(opt.epochs_done - 1, loss)
+        opt._last_epoch = (opt.steps_done, loss)
+        return loss
 
     def _after_undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
         """Roll back, then back off (on_divergence="backoff" or a schedule that undoes
@@ -928,3 +971,41 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     with network._lock:
         return _Run(network, plan).run()
 
+
+def train_epoch(network: Any, X: Any, y: Any, optimizer: Any, batch_size: Optional[int] = None,
+                shuffle: bool = False, seed: Any = None, sample_weight: Any = None) -> float:
+    """One epoch of ``optimizer`` on ``network``: the engine call ``fit`` makes per epoch.
+
+    No history, no divergence check, no callbacks: for benchmarks and custom training loops.
+    The arguments are checked by the same public rules as :func:`fit` (same messages), before
+    anything changes. The optimizer is bound as in ``fit`` (one that holds another network's
+    state is refused; ``lr="auto"`` runs the range test first) and keeps its state: its
+    ``step`` and ``epochs_done`` advance and its schedule observes the epoch's loss, so with
+    ``shuffle=False`` a call equals one epoch of ``fit(..., epochs=1, shuffle=False)`` and
+    consecutive calls equal consecutive epochs.
+
+    Parameters
+    ----------
+    X, y, sample_weight, batch_size, seed
+        As in :func:`fit` (``batch_size=None``: full batch, one step).
+    optimizer : Optimizer or str
+        An optimizer object (its state carries over between calls) or a name.
+    shuffle : bool
+        Visit the samples in a random order drawn from ``seed`` (None: the network's seed);
+        False (the default) visits them in order.
+
+    Returns
+    -------
+    float
+        The epoch's loss: the sample-weighted mean of its batch losses, each measured before
+        that batch's update (NaN when the weights became non-finite).
+
+    Notes
+    -----
+    Nothing rolls back: an exception inside the epoch (Ctrl-C) leaves the network and the
+    optimizer after the steps done so far, whereas ``fit`` would undo that epoch.
+    """
+    plan = _validate(network, X, y, optimizer, 1, batch_size, shuffle, None, 0.0,
+                     sample_weight, None, 5, False, None, "raise", (), False, seed, ())
+    with network._lock:
+        return _Run(network, plan).one_epoch()

@@ -1,4 +1,13 @@
-"""The reference optimizer rules: three steps worked by hand, and five against torch.optim."""
+"""The optimizer rules: three steps worked by hand on both engines, the state contract, and
+five steps against torch.optim.
+
+The steps by hand run through the ``run`` fixture: the reference rule called directly
+(``optimizer_step``, numpy engine only: it is that engine's implementation) and each engine's
+``train_epoch`` (``engine_factory``), where the hand-chosen gradient is produced exactly by a
+one-layer identity network with mse loss and a zero input (see :func:`run_engine`). The
+contract and torch tests call the rule directly; the compiled core's rules are compared
+against it through ``train_epoch`` in test_engine_train_epoch.py as well.
+"""
 import math
 
 import numpy as np
@@ -7,14 +16,10 @@ from numpy.testing import assert_allclose
 
 from gdcore.reference.codes import OPTIMIZERS
 from gdcore.reference.optimizers import n_slots, optimizer_step
+from helpers import make_hyper, make_state
 
 
-def make_hyper(lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, beta1=0.9, beta2=0.999,
-               eps=1e-8, alpha=0.99):
-    return np.array([lr, momentum, float(nesterov), weight_decay, beta1, beta2, eps, alpha])
-
-
-def run(name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
+def run_rule(name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
     """Steps optimizer ``name`` over one parameter; returns p after each step, the final state
     and the step counter."""
     p = np.array(p0, dtype=dtype)
@@ -28,6 +33,39 @@ def run(name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
     return np.array(path), state, step
 
 
+def run_engine(factory, name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
+    """``run_rule`` through an engine's ``train_epoch``: the parameter is the bias b of a
+    one-layer identity network (W of shape (1, 2)) under mse with one sample x = 0, so the output
+    is b and the gradient is b - y; each step is a one-batch epoch with y = b - g. Returns p
+    after each step, b's optimizer state and the step counter (W, whose gradient is zero, only
+    decays)."""
+    b = np.array(p0, dtype=dtype)
+    W = np.zeros((1, b.size), dtype=dtype)
+    engine = factory([W], [b], ["identity"], "mse")
+    kind = OPTIMIZERS[name]
+    state = make_state([W], [b], kind, hyper)
+    k = len(state) // 2
+    step = np.zeros(1, dtype=np.int64)
+    X = np.zeros((1, 1), dtype=dtype)
+    path = []
+    for g in grad_sequence:
+        Y = (b - np.array(g, dtype=dtype)).reshape(1, -1)
+        engine.train_epoch(X, Y, None, np.arange(1), 1, kind, hyper, state, step)
+        path.append(b.copy())
+    return np.array(path), state[k:], step
+
+
+@pytest.fixture(params=["optimizer_step", "train_epoch"])
+def run(request, engine_factory):
+    """Steps an optimizer over p = [1, -2]: by the reference rule (numpy engine only) or by the
+    engine's train_epoch."""
+    if request.param == "optimizer_step":
+        if engine_factory.is_core:
+            pytest.skip("optimizer_step is the numpy engine's rule")
+        return run_rule
+    return lambda *args, **kwargs: run_engine(engine_factory, *args, **kwargs)
+
+
 CONSTANT = [[0.5, -1.0]] * 3                        # the same gradient three times
 VARYING = [[1.0, -2.0], [3.0, 0.0], [-1.0, 2.0]]    # g1, g2, g3
 
@@ -35,7 +73,7 @@ VARYING = [[1.0, -2.0], [3.0, 0.0], [-1.0, 2.0]]    # g1, g2, g3
 # ---------------------------------------------------------------------------- by hand
 # p0 = [1, -2] throughout.
 
-def test_sgd_plain_and_weight_decay_by_hand():
+def test_sgd_plain_and_weight_decay_by_hand(run):
     path, _, _ = run("sgd", make_hyper(lr=0.1), CONSTANT)
     # p -= 0.1 g = p - [0.05, -0.1] each step
     assert_allclose(path, [[0.95, -1.9], [0.9, -1.8], [0.85, -1.7]], rtol=1e-14)
@@ -47,7 +85,7 @@ def test_sgd_plain_and_weight_decay_by_hand():
     assert_allclose(path, [[0.94, -1.88], [0.8806, -1.7612], [0.821794, -1.643588]], rtol=1e-14)
 
 
-def test_sgd_momentum_by_hand():
+def test_sgd_momentum_by_hand(run):
     path, (buf,), _ = run("sgd", make_hyper(lr=0.1, momentum=0.9), CONSTANT)
     # 1: buf = 0.9*0 + g = [0.5, -1];                     p = [1 - 0.05, -2 + 0.1] = [0.95, -1.9]
     # 2: buf = 0.9*[0.5, -1] + g = [0.95, -1.9];          p = [0.855, -1.71]
@@ -56,7 +94,7 @@ def test_sgd_momentum_by_hand():
     assert_allclose(buf, [1.355, -2.71], rtol=1e-14)
 
 
-def test_sgd_nesterov_by_hand():
+def test_sgd_nesterov_by_hand(run):
     path, _, _ = run("sgd", make_hyper(lr=0.1, momentum=0.9, nesterov=True), CONSTANT)
     # 1: buf = g;          step g + 0.9 buf = 1.9 g = [0.95, -1.9];     p = [0.905, -1.81]
     # 2: buf = 1.9 g;      step g + 0.9*1.9 g = 2.71 g = [1.355, -2.71]; p = [0.7695, -1.539]
@@ -68,7 +106,7 @@ def test_sgd_nesterov_by_hand():
 ADAM = dict(lr=0.1, beta1=0.5, beta2=0.75, eps=0.1)  # round betas, a visible eps
 
 
-def test_adam_by_hand():
+def test_adam_by_hand(run):
     path, (m, v), step = run("adam", make_hyper(**ADAM), VARYING)
     # t=1, g = [1, -2]:  m = 0.5 g = [0.5, -1];  v = 0.25 g^2 = [0.25, 1]
     #   step size 0.1/(1 - 0.5) = 0.2;  sqrt(1 - 0.75) = 0.5
@@ -94,7 +132,7 @@ def test_adam_by_hand():
     assert step[0] == 3
 
 
-def test_adamw_by_hand():
+def test_adamw_by_hand(run):
     path, _, _ = run("adamw", make_hyper(weight_decay=0.5, **ADAM), VARYING)
     # each step first p *= 1 - 0.1*0.5 = 0.95, then the Adam step above (same m, v, denom):
     # t=1: p = [0.95, -1.9] -> [0.95 - 0.0909090909, -1.9 + 0.0952380952]
@@ -108,7 +146,7 @@ def test_adamw_by_hand():
                            [0.6637631890, -1.6330066700]], rtol=1e-9)
 
 
-def test_adam_weight_decay_is_l2_added_to_the_gradient():
+def test_adam_weight_decay_is_l2_added_to_the_gradient(run):
     # Adam's weight_decay adds wd*p to g (coupled), unlike AdamW: t=1, wd=1, g = [1, -2]
     # g' = [1 + 1, -2 - 2] = [2, -4]; m = [1, -2]; v = [1, 4]; denom = [2, 4] + 0.1
     # p = [1 - 0.2*1/2.1, -2 + 0.2*2/4.1] = [0.9047619048, -1.9024390244]
@@ -119,7 +157,7 @@ def test_adam_weight_decay_is_l2_added_to_the_gradient():
 RMS = dict(lr=0.1, alpha=0.75, eps=0.1)
 
 
-def test_rmsprop_by_hand():
+def test_rmsprop_by_hand(run):
     path, (sq,), _ = run("rmsprop", make_hyper(**RMS), VARYING)
     # t=1, g = [1, -2]:  sq = 0.25 g^2 = [0.25, 1];  avg = [0.5, 1] + 0.1 = [0.6, 1.1]
     #   p = [1 - 0.1*1/0.6, -2 + 0.1*2/1.1] = [0.8333333333, -1.8181818182]
@@ -136,7 +174,7 @@ def test_rmsprop_by_hand():
     assert_allclose(sq, [2.078125, 1.5625], rtol=1e-14)
 
 
-def test_rmsprop_momentum_by_hand():
+def test_rmsprop_momentum_by_hand(run):
     path, (sq, buf), _ = run("rmsprop", make_hyper(momentum=0.9, **RMS), VARYING)
     # same sq and avg as above;  buf = 0.9 buf + g/avg;  p -= 0.1 buf
     # t=1: buf = [1/0.6, -2/1.1] = [1.6666666667, -1.8181818182]; p = [0.8333333333, -1.8181818182]
@@ -200,6 +238,21 @@ def test_adam_bias_correction_uses_the_step_counter():
                                                     + 1e-8)
     assert p[0] == pytest.approx(expected, rel=1e-12)
     assert p[0] == pytest.approx(0.90243, abs=1e-5)
+    assert step[0] == 100
+
+
+def test_train_epoch_bias_correction_uses_the_step_counter(engine_factory):
+    """As above, through each engine's train_epoch (run_engine's construction, g = 0.5)."""
+    b, W = np.array([1.0]), np.zeros((1, 1))
+    engine = engine_factory([W], [b], ["identity"], "mse")
+    step = np.array([99], dtype=np.int64)
+    # one output: the mse gradient is 2 (b - y) = 0.5
+    engine.train_epoch(np.zeros((1, 1)), (b - 0.25).reshape(1, 1), None, np.arange(1), 1,
+                       OPTIMIZERS["adam"], make_hyper(lr=0.1), [np.zeros((1, 1)), np.zeros((1, 1)),
+                                                                np.zeros(1), np.zeros(1)], step)
+    expected = 1 - (0.1 / (1 - 0.9**100)) * 0.05 / (math.sqrt(0.00025) / math.sqrt(1 - 0.999**100)
+                                                    + 1e-8)
+    assert b[0] == pytest.approx(expected, rel=1e-12)
     assert step[0] == 100
 
 
