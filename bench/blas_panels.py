@@ -5,8 +5,8 @@ csrc/gd/blas.hpp: gemm_interruptible) keep the GEMM rate?
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/blas_panels.py [--rows 16384]
         [--threads 1] [--repeats 5]
 
-One full-batch step of X (rows x 784) into 1024-1024-10 (issue 9's shape, every large product
-split into panels) through the engine's train_epoch, against NumPy doing the same products
+One full-batch step of X (rows x 784) into 1024-1024-10 (every large product split into
+panels) through the public Network.train_epoch, against NumPy doing the same products
 (forward, the three weight gradients, the two input gradients) as whole matmul calls, in one
 process with the same thread count: the ratio of the two times is the price of the panels
 plus everything else in a step (activations, loss, the update), so it bounds the panels'
@@ -51,15 +51,10 @@ def main() -> None:
     y = rng.integers(0, 10, size=args.rows)
     net = gd.Network.from_sizes(sizes, output_activation="softmax", loss="cross_entropy",
                                 seed=0)
-    engine = net._engine
-    state = [np.zeros_like(p) for p in net.parameters()]
-    step = np.zeros(1, np.int64)
-    hyper = np.array([1e-4, 0.9, 0, 0, 0, 0, 0, 0], np.float64)
-    order = np.arange(args.rows, dtype=np.int64)
-    labels = y.astype(np.int64)
+    optimizer = gd.SGD(lr=1e-4, momentum=0.9)
 
     def gdcore_step():
-        engine.train_epoch(X, labels, None, order, args.rows, 0, hyper, state, step)
+        net.train_epoch(X, y, optimizer, batch_size=args.rows)
 
     Ws = [layer.weights for layer in net.layers]
     As = [X]
