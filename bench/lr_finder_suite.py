@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import itertools
 import math
+import os
 import sys
 import time
 from typing import Optional
@@ -31,6 +32,10 @@ from typing import Optional
 import numpy as np
 
 import gdcore as gd
+from gdcore.lr_finder import ema, valley
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from workloads import cpp_available  # noqa: E402
 
 GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 #: The cheaper run (``--quick``, and the CI test on the NumPy engine): the two costliest
@@ -194,47 +199,6 @@ def run_case(problem: Problem, optimizer: str, backend: str, rules: Optional[dic
 # (``"find_lr"`` in the table, ``gd.find_lr(...).suggestion``) is the geometric mean of
 # fastai's valley and minimum / 10 on the trimmed curve. ``--candidates --finder-seeds
 # 0,1,2,3,4`` gives the pass counts quoted in the docstring of find_lr's suggestion rule.
-
-def ema(values, beta: float = 0.98) -> np.ndarray:
-    """Bias-corrected exponential running mean of ``values`` (``beta`` is the past's weight),
-    the smoothing ``find_lr`` applies to its curve."""
-    out = np.empty(len(values))
-    avg = 0.0
-    for i, x in enumerate(values):
-        avg = beta * avg + (1 - beta) * float(x)
-        out[i] = avg / (1 - beta ** (i + 1))
-    return out
-
-
-def valley(losses) -> int:
-    """fastai's ``valley`` point: about halfway along the longest decreasing run of
-    ``losses`` (the run ends at the point with the longest strictly decreasing subsequence
-    ending there; the point is fastai's ``start + int(L / 3) + int(L / 6)``)."""
-    n = len(losses)
-    run = np.ones(n, dtype=np.int64)  # longest decreasing subsequence ending at each point
-    start = end = 0
-    for i in range(1, n):
-        earlier = run[:i][losses[:i] > losses[i]]
-        if earlier.size:
-            run[i] = earlier.max() + 1
-        if run[i] > run[end]:
-            end = i
-            start = end - int(run[end])
-    span = (end - start) / 3
-    return min(max(start + int(span) + int(span / 2), 0), n - 1)  # fastai's start can be -1
-
-
-def cpp_available() -> bool:
-    """Whether ``gd.set_backend("cpp")`` is accepted (the backend in force is kept)."""
-    previous = gd.backend()
-    try:
-        gd.set_backend("cpp")
-    except RuntimeError:
-        return False
-    finally:
-        gd.set_backend(previous)
-    return True
-
 
 def _smoothed(raw):
     return ema(raw, 0.98)

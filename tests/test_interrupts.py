@@ -274,7 +274,28 @@ def test_two_networks_in_two_threads_equal_sequential_runs(backend, rng):
             np.testing.assert_array_equal(p, q)
 
 
-# ------------------------------------------------------------------ one long step (issue 9)
+# ------------------------------------------------------------------ one long step
+class _Alarm(Exception):
+    pass
+
+
+def _latency_of_an_alarm(call, delay: float) -> float:
+    """Seconds from a SIGALRM at ``delay`` (whose handler raises) to ``call`` raising it."""
+    def on_alarm(signum, frame):
+        raise _Alarm
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, delay)
+        start = time.perf_counter()
+        with pytest.raises(_Alarm):
+            call()
+        return time.perf_counter() - start - delay
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 @pytest.mark.skipif(not _backend._core_engines_available(),
                     reason="the compiled core is not built in this installation")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -301,23 +322,9 @@ def test_a_signal_stops_the_compiled_engine_inside_one_long_step(dtype):
     step = np.zeros(1, np.int64)
     hyper = np.array([1e-3, 0.9, 0, 0, 0, 0, 0, 0], np.float64)
     order = np.arange(n, dtype=np.int64)
-
-    class Alarm(Exception):
-        pass
-
-    def on_alarm(signum, frame):
-        raise Alarm
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
-        start = time.perf_counter()
-        with pytest.raises(Alarm):
-            engine.train_epoch(X, y.astype(np.int64), None, order, n, 0, hyper, state, step)
-        latency = time.perf_counter() - start - 0.2
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    latency = _latency_of_an_alarm(
+        lambda: engine.train_epoch(X, y.astype(np.int64), None, order, n, 0, hyper, state,
+                                   step), 0.2)
     assert latency < LATENCY_BOUND, f"the signal took {latency:.2f} s to stop the step"
     assert step[0] == 0
     for a, b in zip(net.parameters(), before):
@@ -386,22 +393,6 @@ def test_a_signal_stops_a_long_compiled_evaluation(call):
         gd.set_backend(previous)
     run = {"predict": lambda: net.predict(X), "loss": lambda: net.loss(X, y),
            "gradients": lambda: net.gradients(X, y)}[call]
-
-    class Alarm(Exception):
-        pass
-
-    def on_alarm(signum, frame):
-        raise Alarm
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        start = time.perf_counter()
-        with pytest.raises(Alarm):
-            run()
-        latency = time.perf_counter() - start - 0.05
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    latency = _latency_of_an_alarm(run, 0.05)
     assert latency < LATENCY_BOUND, f"the signal took {latency:.2f} s to stop {call}"
     assert net.predict(X[:3]).shape == (3, 10)  # the engine is free again

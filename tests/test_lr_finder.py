@@ -9,7 +9,7 @@ import pytest
 
 import gdcore as gd
 from gdcore import _backend
-from gdcore.lr_finder import _suggest, _valley
+from gdcore.lr_finder import _suggest, valley
 
 
 @functools.lru_cache(maxsize=None)
@@ -274,8 +274,8 @@ def test_valley_is_fastais(rng):
     for n in (5, 20, 85):
         for _ in range(20):
             losses = np.cumsum(rng.normal(size=n))
-            assert _valley(losses) == max(fastai(losses), 0)
-    assert _valley(np.array([2.0, 1.0, 3.0, 4.0, 5.0])) == 0  # not -1, the last point
+            assert valley(losses) == max(fastai(losses), 0)
+    assert valley(np.array([2.0, 1.0, 3.0, 4.0, 5.0])) == 0  # not -1, the last point
 
 
 def test_suggest_lands_on_the_way_down_not_at_the_noisy_start():

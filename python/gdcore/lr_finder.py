@@ -160,8 +160,9 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
                         opt.name, index)
 
 
-def _ema(values: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
-    """Bias-corrected exponential running mean of ``values`` (``beta`` is the past's weight)."""
+def ema(values: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
+    """Bias-corrected exponential running mean of ``values`` (``beta`` is the past's weight):
+    the smoothing of the range test's curve (public for studies of the rule, bench/)."""
     out = np.empty(len(values))
     avg = 0.0
     for i, x in enumerate(values):
@@ -170,7 +171,7 @@ def _ema(values: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
     return out
 
 
-def _valley(losses: np.ndarray) -> int:
+def valley(losses: np.ndarray) -> int:
     """fastai's ``valley`` point: halfway along the longest decreasing run of ``losses``.
 
     The run ends at the point with the longest strictly decreasing subsequence ending there
@@ -223,13 +224,13 @@ def _suggest(lrs: np.ndarray, raw: np.ndarray, lr_min: float) -> tuple:
     m = len(lrs)
     if m == 0:
         return -1, float(lr_min)
-    smooth = _ema(raw)
+    smooth = ema(raw)
     lo, hi = m // 10, m - 5
     if hi - lo < 4:  # too few points for a valley: a tenth of the rate of the lowest loss
         lr = float(lrs[int(np.argmin(smooth))]) / 10
     else:
         part = smooth[lo:hi]
-        lr = math.sqrt(float(lrs[lo + _valley(part)]) * float(lrs[lo + int(np.argmin(part))]) / 10)
+        lr = math.sqrt(float(lrs[lo + valley(part)]) * float(lrs[lo + int(np.argmin(part))]) / 10)
     lr = min(max(lr, float(lrs[0])), float(lrs[-1]))
     index = int(np.argmin(np.abs(np.log(lrs) - math.log(lr))))
     return index, lr
