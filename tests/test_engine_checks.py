@@ -99,10 +99,6 @@ def test_core_data_errors(engine_factory):
         eng.loss(X, Y, np.ones(4))
     with pytest.raises(TypeError, match="sample_weight must be a float64"):
         eng.loss(X, Y, np.ones(5, dtype=np.float32))
-    with pytest.raises(ValueError, match="non-negative"):
-        eng.loss(X, Y, np.array([1.0, -1.0, 1.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match="positive sum"):
-        eng.loss(X, Y, np.zeros(5))
     mse, *_ = small_engine(engine_factory, loss="mse", out="identity")
     with pytest.raises(TypeError, match="Y must be a float64 array"):
         mse.loss(X, Y, None)  # class indices are for cross_entropy only
@@ -138,17 +134,10 @@ def test_core_train_epoch_errors_leave_everything_untouched(engine_factory):
         args.update(changes)
         return eng.train_epoch(**args)
 
-    def bad_hyper(i, value):
-        h = hyper.copy()
-        h[i] = value
-        return h
-
     with pytest.raises(ValueError, match=r"order must hold row indices of X in \[0, 6\)"):
         call(order=np.array([0, 1, 2, 3, 4, 6]))  # the bad index comes last
     with pytest.raises(ValueError, match="order must hold row indices"):
         call(order=np.array([-1, 0]))
-    with pytest.raises(ValueError, match="at least one row index"):
-        call(order=np.zeros(0, dtype=np.int64))
     with pytest.raises(TypeError, match="order must be a int64"):
         call(order=order.astype(np.int32))
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
@@ -163,15 +152,6 @@ def test_core_train_epoch_errors_leave_everything_untouched(engine_factory):
         call(hyper=hyper[:7].copy())
     with pytest.raises(TypeError, match="hyper must be a float64"):
         call(hyper=hyper.astype(np.float32))
-    with pytest.raises(ValueError, match=r"hyper\[0\] \(lr\) must be >= 0"):
-        call(hyper=bad_hyper(0, -0.1))
-    with pytest.raises(ValueError, match=r"hyper\[0\] \(lr\) must be finite"):
-        call(hyper=bad_hyper(0, np.nan))
-    with pytest.raises(ValueError, match=r"hyper\[2\] \(nesterov\) must be 0 or 1"):
-        call(hyper=bad_hyper(2, 0.5))
-    with pytest.raises(ValueError, match=r"hyper\[4\] \(beta1\) must be in \[0, 1\)"):
-        call(optimizer=OPTIMIZERS["adam"], hyper=bad_hyper(4, 1.0),
-             state=make_state(weights, biases, OPTIMIZERS["adam"], hyper))
     with pytest.raises(ValueError, match="state must hold 4 arrays"):
         call(state=state[:3])
     with pytest.raises(ValueError, match=r"state\[1\] must have shape \(4,\)"):
@@ -186,8 +166,6 @@ def test_core_train_epoch_errors_leave_everything_untouched(engine_factory):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="step must be writeable"):
         call(step=frozen)
-    with pytest.raises(ValueError, match=r"step\[0\] must be >= 0"):
-        call(step=np.array([-1], dtype=np.int64))
 
     for p, old in zip(weights + biases, before):
         np.testing.assert_array_equal(p, old)

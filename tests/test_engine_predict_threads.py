@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+import gdcore as gd
 from gdcore import _backend
 from gdcore.reference.codes import ACTIVATIONS, LOSSES
 from helpers import (DTYPES, OPTIMIZER_CASES, RTOL, assert_close, core_only, make_data,
@@ -131,24 +132,6 @@ def test_reentrant_call_from_a_signal_handler_raises_runtime_error(engine_factor
 
 # ---------------------------------------------------------------------------------- predict
 
-@pytest.fixture
-def converter():
-    """Registers gdcore._validation.features as predict's converter for the test."""
-    from gdcore import _validation
-    previous = core.get_input_converter()
-    core.set_input_converter(_validation.features)
-    yield _validation.features
-    core.set_input_converter(previous)
-
-
-@pytest.fixture
-def no_converter():
-    previous = core.get_input_converter()
-    core.set_input_converter(None)
-    yield
-    core.set_input_converter(previous)
-
-
 @core_only
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_predict_fast_path_equals_forward(engine_factory, dtype):
@@ -166,53 +149,47 @@ def test_predict_fast_path_equals_forward(engine_factory, dtype):
 
 @core_only
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_predict_converts_through_the_registered_converter(engine_factory, dtype, converter):
+def test_predict_returns_none_for_input_it_would_have_to_convert(engine_factory, dtype):
+    """The engine computes only arrays ready as they are and returns None (no error, nothing
+    computed) for the rest; the network then validates, converts and calls again."""
     eng, *_ = make_pair(engine_factory, [4, 5, 2], ["tanh", "identity"], "mse", dtype)
     X, _, _ = make_data(6, 4, 2, "dense", dtype)
-    want = eng.forward(X)
     other = np.float64 if dtype == np.float32 else np.float32
-    for x in (X.tolist(), X.astype(other), np.asfortranarray(X), X[0].tolist()):
-        got = eng.predict(x)
-        assert got.dtype == dtype
-        assert_close(got, want[: len(got)], RTOL[np.float32])
-    calls = []
-
-    def counting(X, n_inputs, dtype):
-        calls.append((n_inputs, dtype))
-        return converter(X, n_inputs, dtype)
-
-    core.set_input_converter(counting)
-    eng.predict(X)                 # fast path: the converter is not called
-    eng.predict(X.tolist())
-    assert calls == [(4, np.dtype(dtype))]
-    core.set_input_converter(converter)
-    bad = X.copy()
-    bad[2, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        eng.predict(bad)
-    with pytest.raises(ValueError, match="features"):
-        eng.predict(X[:, :3].copy())
-    with pytest.raises(ValueError, match="empty"):
-        eng.predict(X[:0])
+    nan, inf = X.copy(), X.copy()
+    nan[2, 1], inf[0, 0] = np.nan, np.inf
+    buffer = np.zeros(X.size * X.itemsize + 1, dtype=np.uint8)
+    unaligned = buffer[1:].view(dtype).reshape(X.shape)
+    unaligned[...] = X
+    for x in (X.tolist(), X.astype(other), np.asfortranarray(X), X[:, ::1][::2],
+              X.astype(np.dtype(dtype).newbyteorder(">")), X[:0], X[:, :3].copy(),
+              X[None], np.ma.masked_array(X), nan, inf, unaligned, X[0].tolist(), None, "X"):
+        assert eng.predict(x) is None, type(x)
+    # ... and a ready array is computed, the same as forward.
+    np.testing.assert_array_equal(eng.predict(np.ascontiguousarray(X[::2])),
+                                  eng.forward(np.ascontiguousarray(X[::2])))
 
 
 @core_only
-def test_predict_without_a_converter_checks_strictly(engine_factory, no_converter):
-    eng, *_ = make_pair(engine_factory, [4, 5, 2], ["tanh", "identity"], "mse", np.float32)
-    X, _, _ = make_data(6, 4, 2, "dense", np.float32)
-    np.testing.assert_array_equal(eng.predict(X[1]), eng.forward(X[1:2]))
-    with pytest.raises(TypeError, match="X must be a float32 array"):
-        eng.predict(X.astype(np.float64))
-    with pytest.raises(TypeError, match="X must be a numpy.ndarray"):
-        eng.predict(X.tolist())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_network_predict_converts_what_the_engine_does_not_take(engine_factory, dtype):
+    with gd.use_backend("cpp"):
+        net = gd.Network.from_sizes([4, 5, 2], activation="tanh", dtype=dtype, seed=0)
+    X, _, _ = make_data(6, 4, 2, "dense", dtype)
+    want = net.predict(X)
+    other = np.float64 if dtype == np.float32 else np.float32
+    for x in (X.tolist(), X.astype(other), np.asfortranarray(X), X[0].tolist()):
+        got = net.predict(x)
+        assert got.dtype == dtype
+        assert_close(got, want[: len(got)], RTOL[np.float32])
     bad = X.copy()
-    bad[0, 0] = np.inf
-    with pytest.raises(ValueError, match="finite"):
-        eng.predict(bad)
-    with pytest.raises(ValueError, match="at least one row"):
-        eng.predict(X[:0])
-    with pytest.raises(TypeError, match="callable"):
-        core.set_input_converter(3)
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        net.predict(bad)
+    with pytest.raises(ValueError, match="features"):
+        net.predict(X[:, :3].copy())
+    with pytest.raises(ValueError, match="empty"):
+        net.predict(X[:0])
+    assert not hasattr(core, "set_input_converter")  # no callback from the core into Python
 
 
 @core_only

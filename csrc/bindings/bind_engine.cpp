@@ -25,6 +25,7 @@
 #include "checks.hpp"
 
 namespace py = pybind11;
+using checks::ErrorCode;
 using gd::index_t;
 
 namespace {
@@ -175,13 +176,6 @@ gd::Interrupt python_signals() {
 
 std::string str(index_t v) { return std::to_string(v); }
 
-// predict's converter for inputs off its fast path: fn(X, n_inputs, dtype) -> ndarray, set once
-// at import (set_input_converter). Leaked on purpose: never destroyed after the interpreter.
-py::object*& input_converter() {
-    static py::object* fn = nullptr;
-    return fn;
-}
-
 // All of x[0..size) finite (no NaN, no inf): x * 0 is 0 exactly for finite x.
 template <class T>
 bool all_finite(const T* x, index_t size) noexcept {
@@ -190,26 +184,25 @@ bool all_finite(const T* x, index_t size) noexcept {
     return acc == T(0);
 }
 
-// The rows of predict's input: a C-contiguous aligned ndarray of exactly dtype T (native byte
-// order), 1-D of length n_inputs (one sample) or 2-D (n >= 1, n_inputs), all finite. Else
-// null. Reads the array struct directly: no Python objects made.
+// numpy.ndarray itself (subclasses such as masked arrays go through the Python layer), set
+// when the module is imported (bind_engine) and kept for the process.
+PyTypeObject* ndarray_type = nullptr;
+
+// X as predict computes it without any conversion: exactly a numpy.ndarray of dtype T (native
+// byte order), C-contiguous and aligned, of shape (n_inputs,) (one sample) or (n, n_inputs)
+// with n >= 1, every value finite. Else null: the caller validates and converts X first.
 template <class T>
-const T* fast_input(PyObject* obj, index_t n_inputs, index_t* n_rows) noexcept {
-    auto& api = py::detail::npy_api::get();
-    if (Py_TYPE(obj) != api.PyArray_Type_) return nullptr;  // exactly numpy.ndarray
-    const auto* a = py::detail::array_proxy(obj);
-    const auto* descr = py::detail::array_descriptor_proxy(a->descr);
-    constexpr int type_num = std::is_same_v<T, float> ? py::detail::npy_api::NPY_FLOAT_
-                                                      : py::detail::npy_api::NPY_DOUBLE_;
-    if (descr->type_num != type_num || descr->byteorder == '>') return nullptr;
-    constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                         py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-    if ((a->flags & need) != need) return nullptr;
+const T* ready_input(const py::handle& X, index_t n_inputs, index_t* n_rows) {
+    if (Py_TYPE(X.ptr()) != ndarray_type ||
+        !py::isinstance<py::array_t<T, py::array::c_style>>(X))
+        return nullptr;
+    const auto a = py::reinterpret_borrow<py::array>(X);
     index_t n;
-    if (a->nd == 1 && a->dimensions[0] == n_inputs) n = 1;
-    else if (a->nd == 2 && a->dimensions[1] == n_inputs && a->dimensions[0] >= 1) n = a->dimensions[0];
+    if (a.ndim() == 1 && a.shape(0) == n_inputs) n = 1;
+    else if (a.ndim() == 2 && a.shape(1) == n_inputs && a.shape(0) >= 1) n = a.shape(0);
     else return nullptr;
-    const T* x = reinterpret_cast<const T*>(a->data);
+    if (!checks::aligned<T>(a)) return nullptr;
+    const T* x = static_cast<const T*>(a.data());
     if (!all_finite(x, n * n_inputs)) return nullptr;
     *n_rows = n;
     return x;
@@ -233,17 +226,15 @@ public:
         const auto w_items = checks::items(weights, "weights");
         const auto b_items = checks::items(biases, "biases");
         const auto a_items = checks::items(activations, "activations");
-        if (w_items.empty()) throw py::value_error("weights must hold at least one array");
+        if (w_items.empty())
+            checks::fail(ErrorCode::shape, "weights must hold at least one array");
         if (b_items.size() != w_items.size() || a_items.size() != w_items.size())
-            throw py::value_error("weights, biases and activations must have the same length, got " +
-                                  std::to_string(w_items.size()) + ", " +
-                                  std::to_string(b_items.size()) + " and " +
-                                  std::to_string(a_items.size()));
-        const long long loss_code = checks::integer(loss, "loss");
-        if (loss_code < 0 || loss_code >= gd::n_loss_codes)
-            throw py::value_error("loss must be a loss code in [0, " +
-                                  std::to_string(gd::n_loss_codes) + "), got " +
-                                  std::to_string(loss_code));
+            checks::fail(ErrorCode::shape,
+                         "weights, biases and activations must have the same length, got " +
+                             std::to_string(w_items.size()) + ", " +
+                             std::to_string(b_items.size()) + " and " +
+                             std::to_string(a_items.size()));
+        const int loss_code = checks::code_in(loss, "loss", "a loss code", gd::n_loss_codes);
 
         const std::size_t n_layers = w_items.size();
         std::vector<gd::DenseLayer<T>> layers;
@@ -252,33 +243,32 @@ public:
             py::array w = checks::array_of<T>(w_items[i], wname, 2, "(n_inputs, n_outputs)", true);
             const index_t n_in = w.shape(0), n_out = w.shape(1);
             if (n_in < 1 || n_out < 1)
-                throw py::value_error(wname + " must have at least one row and one column, got "
-                                      "shape " + checks::shape_of(w));
+                checks::fail(ErrorCode::shape, wname + " must have at least one row and one "
+                                               "column, got shape " + checks::shape_of(w));
             if (i > 0 && n_in != layers.back().n_outputs)
-                throw py::value_error(wname + " must have " + str(layers.back().n_outputs) +
-                                      " rows, the outputs of weights[" + std::to_string(i - 1) +
-                                      "], got shape " + checks::shape_of(w));
+                checks::fail(ErrorCode::shape,
+                             wname + " must have " + str(layers.back().n_outputs) +
+                                 " rows, the outputs of weights[" + std::to_string(i - 1) +
+                                 "], got shape " + checks::shape_of(w));
             const std::string bname = checks::item("biases", i);
             const std::string bshape = "(" + str(n_out) + ",)";
             py::array b = checks::array_of<T>(b_items[i], bname, 1, bshape, true);
             checks::dim(b, 0, n_out, bname, bshape);
-            const long long code = checks::integer(a_items[i], checks::item("activations", i));
-            if (code < 0 || code >= gd::n_activation_codes)
-                throw py::value_error(checks::item("activations", i) +
-                                      " must be an activation code in [0, " +
-                                      std::to_string(gd::n_activation_codes) + "), got " +
-                                      std::to_string(code));
-            if (code == int(gd::Activation::softmax) && i + 1 != n_layers)
-                throw py::value_error(checks::item("activations", i) +
-                                      ": softmax is only allowed on the output layer");
+            const int code = checks::code_in(a_items[i], checks::item("activations", i),
+                                             "an activation code", gd::n_activation_codes);
             layers.push_back({static_cast<T*>(w.mutable_data()), static_cast<T*>(b.mutable_data()),
                               n_in, n_out, gd::Activation(code)});
             weights_.push_back(std::move(w));
             biases_.push_back(std::move(b));
-            activations_.push_back(int(code));
+            activations_.push_back(code);
         }
-        // Loss/output compatibility is checked (std::invalid_argument -> ValueError) here.
-        net_ = std::make_unique<gd::Network<T>>(std::move(layers), gd::Loss(loss_code));
+        // The network checks its structure (softmax only on the output layer, the output
+        // activation the loss needs).
+        try {
+            net_ = std::make_unique<gd::Network<T>>(std::move(layers), gd::Loss(loss_code));
+        } catch (const std::invalid_argument& e) {
+            checks::fail(ErrorCode::structure, e.what());
+        }
         for (index_t i = 0; i < net_->n_layers(); ++i)
             multiply_adds_ += net_->layer(i).n_inputs * net_->layer(i).n_outputs;
     }
@@ -320,40 +310,26 @@ public:
     }
 
     // Output activations of X, for any number of threads at once (no workspace is shared; a
-    // training call on this engine meanwhile is waited for). The fast path takes a finite,
-    // C-contiguous T ndarray of shape (n_inputs,) or (n, n_inputs) as is; anything else goes
-    // through the registered converter (which raises the user-facing errors) first.
-    py::array predict(const py::handle& X) {
-        const index_t n_in = n_inputs();
+    // training call on this engine meanwhile is waited for), when X is ready as it is (see
+    // ready_input); None otherwise, without an error: the Python layer then validates and
+    // converts X (gdcore/_validation.py, which raises the user-facing errors) and calls again.
+    py::object predict(const py::handle& X) {
         index_t n = 0;
-        const T* x = fast_input<T>(X.ptr(), n_in, &n);
-        py::object converted;
-        if (x == nullptr) {
-            converted = convert_input(X);
-            x = static_cast<const T*>(py::reinterpret_borrow<py::array>(converted).data());
-            n = py::reinterpret_borrow<py::array>(converted).shape(0);
-        }
-        // The output, straight from NumPy's C API (py::array_t's constructor costs more here).
-        auto& api = py::detail::npy_api::get();
-        Py_intptr_t dims[2] = {n, n_outputs()};
-        constexpr int type_num = std::is_same_v<T, float> ? py::detail::npy_api::NPY_FLOAT_
-                                                          : py::detail::npy_api::NPY_DOUBLE_;
-        PyObject* descr = api.PyArray_DescrFromType_(type_num);  // stolen by the next call
-        auto out = py::reinterpret_steal<py::array>(api.PyArray_NewFromDescr_(
-            api.PyArray_Type_, descr, 2, dims, nullptr, nullptr, 0, nullptr));
-        if (!out) throw py::error_already_set();
+        const T* x = ready_input<T>(X, n_inputs(), &n);
+        if (x == nullptr) return py::none();
+        py::array_t<T> out({n, n_outputs()});
         T* op = static_cast<T*>(out.mutable_data());
         // Small inputs keep the GIL and compute in this thread's buffer (no allocation per
         // call; on the heap, not the stack, which may be 64 KiB), larger ones release it.
         const index_t scratch_size = net_->predict_scratch(n);
-        const double work = double(n) * double(multiply_adds_);
+        const double multiply_adds = double(n) * double(multiply_adds_);
         const Hold own = ParamsHold::of_this_thread(this);
         if (own == Hold::exclusive)
             throw std::runtime_error(
                 "predict cannot run in the middle of a call that trains or evaluates this "
                 "network (a signal handler or callback of fit, loss or gradients, on the same "
                 "thread); call it after that call returns");
-        if (work <= 65536.0 && scratch_size <= small_predict_elements) {
+        if (multiply_adds <= small_predict_multiply_adds && scratch_size <= small_predict_elements) {
             // Short enough to keep the GIL (which also orders concurrent predictions); a
             // training call holding the parameters meanwhile is waited for without it.
             T* scratch = small_predict_scratch();
@@ -442,28 +418,27 @@ public:
 
         const py::array ord = checks::array_of<std::int64_t>(order, "order", 1, "(n_order,)");
         const index_t m = ord.shape(0);
-        if (m < 1) throw py::value_error("order must hold at least one row index");
         const auto* op = static_cast<const std::int64_t*>(ord.data());
         for (index_t i = 0; i < m; ++i)
             if (op[i] < 0 || op[i] >= d.n)
-                throw py::value_error("order must hold row indices of X in [0, " + str(d.n) +
-                                      "), got " + std::to_string(op[i]) + " at position " +
-                                      str(i));
+                checks::fail(ErrorCode::index, "order must hold row indices of X in [0, " +
+                                                   str(d.n) + "), got " + std::to_string(op[i]) +
+                                                   " at position " + str(i));
         d.keep.push_back(ord);
 
+        // (A batch size is a row count: at least one row per batch.)
         const long long bs = checks::integer(batch_size, "batch_size");
-        if (bs < 1) throw py::value_error("batch_size must be at least 1, got " + std::to_string(bs));
+        if (bs < 1)
+            checks::fail(ErrorCode::index, "batch_size must be at least 1, got " +
+                                               std::to_string(bs));
 
-        const long long opt_code = checks::integer(optimizer, "optimizer");
-        if (opt_code < 0 || opt_code >= gd::n_optimizer_codes)
-            throw py::value_error("optimizer must be an optimizer code in [0, " +
-                                  std::to_string(gd::n_optimizer_codes) + "), got " +
-                                  std::to_string(opt_code));
-        const py::array h = checks::array_of<double>(hyper, "hyper", 1, "(8,)");
-        checks::dim(h, 0, 8, "hyper", "(8,)");
+        const int optimizer_code = checks::code_in(optimizer, "optimizer", "an optimizer code",
+                                                   gd::n_optimizer_codes);
+        const std::string hyper_shape = "(" + std::to_string(gd::n_hyper) + ",)";
+        const py::array h = checks::array_of<double>(hyper, "hyper", 1, hyper_shape);
+        checks::dim(h, 0, gd::n_hyper, "hyper", hyper_shape);
         const auto config = gd::OptimizerConfig::from_hyper(
-            gd::OptimizerKind(opt_code), static_cast<const double*>(h.data()));
-        check_hyper(config, static_cast<const double*>(h.data()));
+            gd::Optimizer(optimizer_code), static_cast<const double*>(h.data()));
 
         std::vector<T*> state_ptr;
         check_state(state, config, d.keep, state_ptr);
@@ -471,7 +446,6 @@ public:
         py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
         checks::dim(st, 0, 1, "step", "(1,)");
         auto* stp = static_cast<std::int64_t*>(st.mutable_data());
-        if (stp[0] < 0) throw py::value_error("step[0] must be >= 0, got " + std::to_string(stp[0]));
         d.keep.push_back(st);
 
         gd::EpochData<T> data;
@@ -502,36 +476,18 @@ public:
     }
 
 private:
-    // predict's scratch for small inputs, one per thread (each call uses it from start to end
-    // without running Python code in between).
+    // predict keeps the GIL for a pass of at most this many multiply-adds: computing it is then
+    // cheaper than releasing and re-taking the GIL (two hand-offs, and a waiting thread woken
+    // each time), which a one-row call would otherwise pay for nothing.
+    static constexpr double small_predict_multiply_adds = 65536.0;
+    // Such a pass computes its hidden layers in a per-thread buffer of this many elements (16 or
+    // 32 KiB: a few rows of layers up to a few hundred wide), allocated once per thread; each
+    // call uses it from start to end without running Python code in between.
     static constexpr index_t small_predict_elements = 4096;
     static T* small_predict_scratch() {
         thread_local std::unique_ptr<T[]> buffer;
         if (!buffer) buffer.reset(new T[small_predict_elements]);  // bad_alloc -> MemoryError
         return buffer.get();
-    }
-
-    // X off predict's fast path: the registered converter's result (validated: a C-contiguous
-    // T array (n, n_inputs), n >= 1, or one row (n_inputs,)), or without a converter the
-    // engine's own checks, which raise TypeError/ValueError.
-    py::object convert_input(const py::handle& X) const {
-        const index_t n_in = n_inputs();
-        py::object result;
-        if (input_converter() != nullptr) {
-            result = (*input_converter())(X, n_in, py::dtype::of<T>());
-        } else {
-            result = py::reinterpret_borrow<py::object>(X);
-            if (py::isinstance<py::array>(result) &&
-                py::reinterpret_borrow<py::array>(result).ndim() == 1)
-                result = result.attr("reshape")(1, -1);
-        }
-        if (py::isinstance<py::array>(result) &&
-            py::reinterpret_borrow<py::array>(result).ndim() == 1)
-            result = result.attr("reshape")(1, -1);
-        const py::array x = check_x(result, 1);
-        if (!all_finite(static_cast<const T*>(x.data()), x.shape(0) * n_in))
-            throw py::value_error("X must be finite (no NaN or infinity)");
-        return result;
     }
 
     // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch); when it grew,
@@ -563,7 +519,8 @@ private:
         py::array x = checks::array_of<T>(X, "X", 2, shape);
         checks::dim(x, 1, n_inputs(), "X", shape);
         if (x.shape(0) < min_rows)
-            throw py::value_error("X must have at least one row, got shape " + checks::shape_of(x));
+            checks::fail(ErrorCode::shape,
+                         "X must have at least one row, got shape " + checks::shape_of(x));
         return x;
     }
 
@@ -586,18 +543,19 @@ private:
             const auto* labels = static_cast<const std::int64_t*>(y.data());
             for (index_t j = 0; j < d.n; ++j)
                 if (labels[j] < 0 || labels[j] >= k)
-                    throw py::value_error("Y must hold class indices in [0, " + str(k) +
-                                          "), got " + std::to_string(labels[j]) + " at row " +
-                                          str(j));
+                    checks::fail(ErrorCode::index, "Y must hold class indices in [0, " + str(k) +
+                                                       "), got " + std::to_string(labels[j]) +
+                                                       " at row " + str(j));
             d.y.labels = labels;
             d.keep.push_back(y);
         } else {
             if (cross_entropy && py::isinstance<py::array>(Y) &&
                 !py::isinstance<py::array_t<T, 0>>(Y))
-                throw py::type_error(
-                    "Y must be int64 class indices of shape (" + str(d.n) + ",) or a " +
-                    checks::dtype_name<T>() + " array of shape " + dense_shape + ", got dtype " +
-                    checks::dtype_of(py::reinterpret_borrow<py::array>(Y)));
+                checks::fail(ErrorCode::dtype,
+                             "Y must be int64 class indices of shape (" + str(d.n) + ",) or a " +
+                                 checks::dtype_name<T>() + " array of shape " + dense_shape +
+                                 ", got dtype " +
+                                 checks::dtype_of(py::reinterpret_borrow<py::array>(Y)));
             const py::array y = checks::array_of<T>(Y, "Y", 2, dense_shape);
             checks::dim(y, 0, d.n, "Y", dense_shape);
             checks::dim(y, 1, k, "Y", dense_shape);
@@ -609,16 +567,7 @@ private:
             const std::string shape = "(" + str(d.n) + ",)";
             const py::array w = checks::array_of<T>(sample_weight, "sample_weight", 1, shape);
             checks::dim(w, 0, d.n, "sample_weight", shape);
-            const T* wp = static_cast<const T*>(w.data());
-            double total = 0.0;
-            for (index_t j = 0; j < d.n; ++j) {
-                if (!std::isfinite(wp[j]) || wp[j] < T(0))
-                    throw py::value_error("sample_weight must be finite and non-negative, got " +
-                                          std::to_string(double(wp[j])) + " at row " + str(j));
-                total += double(wp[j]);
-            }
-            if (!(total > 0.0)) throw py::value_error("sample_weight must have a positive sum");
-            d.sample_weight = wp;
+            d.sample_weight = static_cast<const T*>(w.data());
             d.keep.push_back(w);
         }
         return d;
@@ -629,8 +578,8 @@ private:
                                std::vector<py::array>& keep, std::vector<T*>& ptrs) const {
         const auto list = checks::items(obj, name);
         if (index_t(list.size()) != n_layers())
-            throw py::value_error(name + " must hold " + str(n_layers()) + " arrays, got " +
-                                  std::to_string(list.size()));
+            checks::fail(ErrorCode::shape, name + " must hold " + str(n_layers()) +
+                                               " arrays, got " + std::to_string(list.size()));
         for (std::size_t i = 0; i < list.size(); ++i) {
             add_parameter_shaped(list[i], checks::item(name, i), net_->layer(index_t(i)), weights,
                                  keep, ptrs);
@@ -657,43 +606,17 @@ private:
         const int n_slots = config.n_slots();
         const index_t expected = 2 * n_layers() * n_slots;
         if (index_t(list.size()) != expected)
-            throw py::value_error("state must hold " + str(expected) + " arrays (" +
-                                  std::to_string(n_slots) + " per parameter for " +
-                                  gd::optimizer_name(int(config.kind)) + " with momentum " +
-                                  std::to_string(config.momentum) + "), got " +
-                                  std::to_string(list.size()));
+            checks::fail(ErrorCode::shape,
+                         "state must hold " + str(expected) + " arrays (" +
+                             std::to_string(n_slots) + " per parameter for " +
+                             gd::optimizer_name(int(config.optimizer)) + " with momentum " +
+                             std::to_string(config.momentum) + "), got " +
+                             std::to_string(list.size()));
         for (std::size_t e = 0; e < list.size(); ++e) {
             const index_t p = index_t(e) / n_slots;  // parameter: W_i (p = 2i) or b_i (p = 2i + 1)
             add_parameter_shaped(list[e], checks::item("state", e), net_->layer(p / 2), p % 2 == 0,
                                  keep, ptrs);
         }
-    }
-
-    // The hyper-parameters an optimizer uses, with torch.optim's ranges.
-    static void check_hyper(const gd::OptimizerConfig& c, const double* h) {
-        static const char* names[8] = {"lr", "momentum", "nesterov", "weight_decay",
-                                       "beta1", "beta2", "eps", "alpha"};
-        bool used[8] = {true, false, false, true, false, false, false, false};
-        switch (c.kind) {
-            case gd::OptimizerKind::sgd: used[1] = used[2] = true; break;
-            case gd::OptimizerKind::adam:
-            case gd::OptimizerKind::adamw: used[4] = used[5] = used[6] = true; break;
-            case gd::OptimizerKind::rmsprop: used[1] = used[6] = used[7] = true; break;
-        }
-        for (int i = 0; i < 8; ++i) {
-            if (!used[i]) continue;
-            const std::string what = "hyper[" + std::to_string(i) + "] (" + names[i] + ")";
-            if (!std::isfinite(h[i]))
-                throw py::value_error(what + " must be finite, got " + std::to_string(h[i]));
-            if (h[i] < 0.0)
-                throw py::value_error(what + " must be >= 0, got " + std::to_string(h[i]));
-        }
-        if (used[2] && h[2] != 0.0 && h[2] != 1.0)
-            throw py::value_error("hyper[2] (nesterov) must be 0 or 1, got " + std::to_string(h[2]));
-        for (int i : {4, 5})
-            if (used[i] && !(h[i] < 1.0))
-                throw py::value_error("hyper[" + std::to_string(i) + "] (" + names[i] +
-                                      ") must be in [0, 1), got " + std::to_string(h[i]));
     }
 
     std::vector<py::array> weights_, biases_;  // the caller's arrays, kept alive
@@ -750,9 +673,9 @@ loss: code. bce needs a sigmoid output layer, cross_entropy a softmax one.)pbdoc
         .def("predict", &E::predict, py::arg("X"),
              R"pbdoc(Output activations (n_samples, n_outputs) of X, for many threads at once.
 
-X of shape (n_inputs,) (one sample) or (n_samples, n_inputs). A finite C-contiguous ndarray of
-the engine's dtype is used as is; anything else is passed to the converter registered with
-set_input_converter (which raises the user-facing errors), or checked strictly without one.)pbdoc")
+X: a numpy.ndarray of the engine's dtype, C-contiguous and aligned, of shape (n_inputs,) (one
+sample) or (n_samples, n_inputs) with n_samples >= 1, every value finite. Anything else returns
+None (no error, nothing computed): validate and convert X, then call again.)pbdoc")
         .def("loss", &E::loss, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              R"pbdoc(The mean loss sum_j(w_j l_j) / sum_j(w_j), as a float (computed in the dtype).
 
@@ -772,7 +695,8 @@ zero is skipped (no update, no step). Releases the GIL; checks for
 signals between batches and raises e.g. KeyboardInterrupt after a consistent step.
 
 order: int64 (m,) row indices of X. optimizer: 0 sgd, 1 adam, 2 adamw, 3 rmsprop.
-hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha].
+hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha]
+(gdcore/codes.def); their values are the caller's to check (gdcore.optimizers does).
 state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc")
         .def("__repr__", [name](const E& e) {
             std::string sizes = std::to_string(e.n_inputs());
@@ -786,18 +710,8 @@ state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc"
 }  // namespace
 
 void bind_engine(py::module_& m) {
+    ndarray_type = reinterpret_cast<PyTypeObject*>(
+        py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
-    m.def("set_input_converter", [](py::object fn) {
-        if (!fn.is_none() && !PyCallable_Check(fn.ptr()))
-            throw py::type_error("the input converter must be callable or None");
-        py::object*& slot = input_converter();
-        py::object* old = slot;
-        slot = fn.is_none() ? nullptr : new py::object(std::move(fn));
-        delete old;
-    }, py::arg("fn"), R"pbdoc(Register fn(X, n_inputs, dtype) -> ndarray, which EngineF32/F64.predict calls for
-inputs off its fast path (and which raises the user-facing errors); None removes it.)pbdoc");
-    m.def("get_input_converter", [] {
-        return input_converter() ? *input_converter() : py::object(py::none());
-    }, R"pbdoc(The registered input converter, or None.)pbdoc");
 }

@@ -1,4 +1,5 @@
-// The integer codes shared with the NumPy reference engine (docs/design.md), and the index type.
+// The integer codes shared with the NumPy reference engine, from their one definition
+// (python/gdcore/codes.def), and the index type.
 #pragma once
 
 #include <cstddef>
@@ -11,32 +12,94 @@ using index_t = std::ptrdiff_t;
 
 // Activation of a layer, A = f(Z).
 enum class Activation : int {
-    identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4,
-    elu = 5, softplus = 6, gelu = 7, softmax = 8,
+#define GD_ACTIVATION(name, code) name = code,
+#include "../../python/gdcore/codes.def"
 };
-constexpr int n_activation_codes = 9;
 
-// Loss of the output layer; bce needs a sigmoid output, cross_entropy a softmax one.
-enum class Loss : int { mse = 0, mae = 1, huber = 2, bce = 3, cross_entropy = 4 };
-constexpr int n_loss_codes = 5;
+// Loss of the output layer.
+enum class Loss : int {
+#define GD_LOSS(name, code, output) name = code,
+#include "../../python/gdcore/codes.def"
+};
 
 // Update rule of train_epoch.
-enum class OptimizerKind : int { sgd = 0, adam = 1, adamw = 2, rmsprop = 3 };
-constexpr int n_optimizer_codes = 4;
+enum class Optimizer : int {
+#define GD_OPTIMIZER(name, code, slots, momentum_slots) name = code,
+#include "../../python/gdcore/codes.def"
+};
+
+// Positions in train_epoch's float64 hyper-parameter vector: hyper[hyper_index::lr], ...
+namespace hyper_index {
+#define GD_HYPER(name, index) constexpr int name = index;
+#include "../../python/gdcore/codes.def"
+}  // namespace hyper_index
+
+// How many codes of each kind there are (codes run from 0 without gaps).
+#define GD_COUNT(...) +1
+constexpr int n_activation_codes = 0
+#define GD_ACTIVATION GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
+constexpr int n_loss_codes = 0
+#define GD_LOSS GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
+constexpr int n_optimizer_codes = 0
+#define GD_OPTIMIZER GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
+constexpr int n_hyper = 0
+#define GD_HYPER GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
+#undef GD_COUNT
+
+// The output activation each loss requires (its code), or any (-1).
+namespace loss_output {
+constexpr int any = -1;
+#define GD_ACTIVATION(name, code) constexpr int name = code;
+#include "../../python/gdcore/codes.def"
+}  // namespace loss_output
+
+constexpr int required_output_activation(Loss loss) noexcept {
+    switch (loss) {
+#define GD_LOSS(name, code, output) case Loss::name: return loss_output::output;
+#include "../../python/gdcore/codes.def"
+    }
+    return loss_output::any;
+}
+
+// State arrays per parameter of `optimizer` (its momentum buffers only when momentum > 0).
+constexpr int state_slots(Optimizer optimizer, bool momentum) noexcept {
+    switch (optimizer) {
+#define GD_OPTIMIZER(name, code, slots, momentum_slots) \
+    case Optimizer::name: return slots + (momentum ? momentum_slots : 0);
+#include "../../python/gdcore/codes.def"
+    }
+    return 0;
+}
 
 // Display names, for error messages (the string names of the Python API).
 inline const char* activation_name(int code) noexcept {
-    constexpr const char* names[n_activation_codes] = {
-        "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "softmax"};
-    return code >= 0 && code < n_activation_codes ? names[code] : "?";
+    switch (Activation(code)) {
+#define GD_ACTIVATION(name, code) case Activation::name: return #name;
+#include "../../python/gdcore/codes.def"
+    }
+    return "?";
 }
 inline const char* loss_name(int code) noexcept {
-    constexpr const char* names[n_loss_codes] = {"mse", "mae", "huber", "bce", "cross_entropy"};
-    return code >= 0 && code < n_loss_codes ? names[code] : "?";
+    switch (Loss(code)) {
+#define GD_LOSS(name, code, output) case Loss::name: return #name;
+#include "../../python/gdcore/codes.def"
+    }
+    return "?";
 }
 inline const char* optimizer_name(int code) noexcept {
-    constexpr const char* names[n_optimizer_codes] = {"sgd", "adam", "adamw", "rmsprop"};
-    return code >= 0 && code < n_optimizer_codes ? names[code] : "?";
+    switch (Optimizer(code)) {
+#define GD_OPTIMIZER(name, code, slots, momentum_slots) case Optimizer::name: return #name;
+#include "../../python/gdcore/codes.def"
+    }
+    return "?";
 }
 
 }  // namespace gd

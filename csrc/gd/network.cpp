@@ -38,20 +38,19 @@ Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)
                                         " inputs, but the previous layer has " +
                                         std::to_string(layers_[i - 1].n_outputs) + " outputs");
         if (l.activation == Activation::softmax && i + 1 != n)
-            throw std::invalid_argument(name + ": softmax is only allowed on the last layer");
+            throw std::invalid_argument(name + ": softmax is only allowed on the output layer");
         max_width_ = std::max({max_width_, l.n_inputs, l.n_outputs});
         if (i + 1 < n) max_hidden_ = std::max(max_hidden_, l.n_outputs);
     }
     const int loss_code = int(loss);
     if (loss_code < 0 || loss_code >= n_loss_codes)
         throw std::invalid_argument("unknown loss code " + std::to_string(loss_code));
-    const Activation out = layers_.back().activation;
-    if (loss == Loss::bce && out != Activation::sigmoid)
-        throw std::invalid_argument("loss 'bce' needs a 'sigmoid' output layer, got '" +
-                                    std::string(activation_name(int(out))) + "'");
-    if (loss == Loss::cross_entropy && out != Activation::softmax)
-        throw std::invalid_argument("loss 'cross_entropy' needs a 'softmax' output layer, got '" +
-                                    std::string(activation_name(int(out))) + "'");
+    const int out = int(layers_.back().activation);
+    const int required = required_output_activation(loss);
+    if (required >= 0 && out != required)
+        throw std::invalid_argument("loss '" + std::string(loss_name(loss_code)) + "' needs a '" +
+                                    activation_name(required) + "' output layer, got '" +
+                                    activation_name(out) + "'");
 
     z_buf_.resize(n);
     a_buf_.resize(n);

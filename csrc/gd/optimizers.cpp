@@ -96,38 +96,28 @@ void rmsprop(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size
 
 }  // namespace
 
-OptimizerConfig OptimizerConfig::from_hyper(OptimizerKind kind, const double* hyper) noexcept {
+OptimizerConfig OptimizerConfig::from_hyper(Optimizer optimizer, const double* hyper) noexcept {
     OptimizerConfig c;
-    c.kind = kind;
-    c.lr = hyper[0];
-    c.momentum = hyper[1];
-    c.nesterov = hyper[2] != 0.0;
-    c.weight_decay = hyper[3];
-    c.beta1 = hyper[4];
-    c.beta2 = hyper[5];
-    c.eps = hyper[6];
-    c.alpha = hyper[7];
+    c.optimizer = optimizer;
+    c.lr = hyper[hyper_index::lr];
+    c.momentum = hyper[hyper_index::momentum];
+    c.nesterov = hyper[hyper_index::nesterov] != 0.0;
+    c.weight_decay = hyper[hyper_index::weight_decay];
+    c.beta1 = hyper[hyper_index::beta1];
+    c.beta2 = hyper[hyper_index::beta2];
+    c.eps = hyper[hyper_index::eps];
+    c.alpha = hyper[hyper_index::alpha];
     return c;
-}
-
-int OptimizerConfig::n_slots() const noexcept {
-    switch (kind) {
-        case OptimizerKind::sgd: return momentum > 0.0 ? 1 : 0;
-        case OptimizerKind::adam:
-        case OptimizerKind::adamw: return 2;
-        case OptimizerKind::rmsprop: return momentum > 0.0 ? 2 : 1;
-    }
-    return 0;
 }
 
 template <class T>
 void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
                       T* const* slots, index_t size) noexcept {
-    switch (config.kind) {
-        case OptimizerKind::sgd: sgd(config, p, g, slots, size); break;
-        case OptimizerKind::adam: adam(config, false, t, p, g, slots, size); break;
-        case OptimizerKind::adamw: adam(config, true, t, p, g, slots, size); break;
-        case OptimizerKind::rmsprop: rmsprop(config, p, g, slots, size); break;
+    switch (config.optimizer) {
+        case Optimizer::sgd: sgd(config, p, g, slots, size); break;
+        case Optimizer::adam: adam(config, false, t, p, g, slots, size); break;
+        case Optimizer::adamw: adam(config, true, t, p, g, slots, size); break;
+        case Optimizer::rmsprop: rmsprop(config, p, g, slots, size); break;
     }
 }
 

@@ -7,10 +7,10 @@
 
 namespace gd {
 
-// An optimizer and its hyper-parameters, from the engine's hyper array
-// [lr, momentum, nesterov (0/1), weight_decay, beta1, beta2, eps, alpha].
+// An optimizer and its hyper-parameters, from the engine's float64 hyper-parameter vector
+// (its layout: codes.def, GD_HYPER; nesterov is 0 or 1).
 struct OptimizerConfig {
-    OptimizerKind kind = OptimizerKind::sgd;
+    Optimizer optimizer = Optimizer::sgd;
     double lr = 0.01;
     double momentum = 0.0;
     bool nesterov = false;
@@ -20,11 +20,12 @@ struct OptimizerConfig {
     double eps = 1e-8;
     double alpha = 0.99;
 
-    static OptimizerConfig from_hyper(OptimizerKind kind, const double* hyper) noexcept;
+    static OptimizerConfig from_hyper(Optimizer optimizer, const double* hyper) noexcept;
 
-    // State arrays per parameter: SGD [momentum_buffer] if momentum > 0; Adam/AdamW
-    // [exp_avg, exp_avg_sq]; RMSprop [square_avg] (+ [momentum_buffer] if momentum > 0).
-    int n_slots() const noexcept;
+    // State arrays per parameter (codes.def, GD_OPTIMIZER): SGD [momentum_buffer] if
+    // momentum > 0; Adam/AdamW [exp_avg, exp_avg_sq]; RMSprop [square_avg] (+ [momentum_buffer]
+    // if momentum > 0).
+    int n_slots() const noexcept { return state_slots(optimizer, momentum > 0.0); }
 };
 
 // One step on a parameter p (size elements) with gradient g, which is used as scratch (the

@@ -81,7 +81,10 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
                         const OptimizerConfig& config, T* const* state, std::int64_t* step,
                         const Interrupt& interrupt) {
     EpochResult result;
-    if (data.n_order <= 0 || batch_size <= 0) return result;
+    if (data.n_order <= 0 || batch_size <= 0) {
+        result.loss = std::numeric_limits<double>::quiet_NaN();  // no batch: no loss
+        return result;
+    }
 
     // Workspace for the largest batch of this epoch (a no-op once it is big enough).
     const index_t max_rows = std::min(batch_size, data.n_order);

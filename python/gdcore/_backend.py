@@ -57,11 +57,9 @@ else:
 
 _BACKENDS = ("cpp", "numpy")
 
-if _core is not None and hasattr(_core, "set_input_converter"):
-    # predict's fast path takes ready arrays; everything else goes through the same checks
-    # (and error messages) as the rest of the public API.
+if _core is not None:
+    # The finite check of every user array: one vectorised pass, no temporary.
     from . import _validation
-    _core.set_input_converter(_validation.features)
     _validation.all_finite = _core.all_finite
 
 

@@ -1,5 +1,5 @@
 """Type stub of gdcore's compiled core (csrc/bindings). The engine contract is docs/design.md."""
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -12,13 +12,9 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads the core's OpenBLAS uses."""
 
-def set_input_converter(fn: Optional[Callable[[Any, int, np.dtype], np.ndarray]]) -> None:
-    """Register fn(X, n_inputs, dtype) -> ndarray for predict's inputs off its fast path."""
-
 def all_finite(a: np.ndarray) -> bool:
     """Whether every value of a C-contiguous float32/float64 array is finite."""
 
-def get_input_converter() -> Optional[Callable[[Any, int, np.dtype], np.ndarray]]: ...
 def _kernel_isas() -> list[str]: ...
 def _set_kernel_isa(isa: str) -> None: ...
 

@@ -1,14 +1,23 @@
-"""Checks at the public boundary: every user array and hyper-parameter passes through here.
+"""Checks at the public boundary: every user argument passes through here.
 
 Each check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, wrong
 value) with a message that names the argument and says what was expected, *before* any
-computation or state change.
+computation or state change. The engines check only what keeps their memory accesses right
+(``csrc/bindings/checks.hpp``, ``reference/checks.py``).
+
+Scalar arguments are described declaratively, as scikit-learn's ``_parameter_constraints``:
+a table ``{name: constraint}`` (:class:`Integer`, :class:`Real`, :class:`Options`,
+:data:`FLAG`, :data:`SEED`, :data:`CALLABLE`), applied by :func:`check_params` or by the
+:func:`validate_params` decorator. Arrays have their own functions (:func:`features`,
+:func:`targets`, :func:`sample_weights`, :func:`class_labels`).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -45,33 +54,204 @@ def generator(seed_: Any, name: str = "seed") -> np.random.Generator:
     return np.random.default_rng(checked)
 
 
-def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int that is at least ``minimum``."""
+def integer(value: Any, name: str, low: Optional[int] = None,
+            high: Optional[int] = None) -> int:
+    """``value`` as an int (not a bool) in ``[low, high]``."""
     # type() first: the ABC isinstance checks cost a microsecond on every fit call.
     if type(value) is not int and (isinstance(value, bool)
                                    or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return int(value)
 
 
+def positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int that is at least ``minimum``."""
+    return integer(value, name, low=minimum)
+
+
 def real(value: Any, name: str, *, low: Optional[float] = None, high: Optional[float] = None,
-         low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a finite float inside the given bounds."""
+         low_open: bool = False, high_open: bool = False, finite: bool = True) -> float:
+    """``value`` as a float (finite unless ``finite=False``) inside the given bounds.
+
+    Messages name the bound that is crossed: ``"{name} must be > 0.0, got -1.0"``.
+    """
     if type(value) is not float and type(value) is not int and (
             isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
+    if not finite:
+        return value
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
-        op = ">" if low_open else ">="
-        raise ValueError(f"{name} must be {op} {low}, got {value}")
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):
-        op = "<" if high_open else "<="
-        raise ValueError(f"{name} must be {op} {high}, got {value}")
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` as a bool: only True, False or a NumPy bool (no 0/1, no strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def option(value: Any, name: str, options: Any) -> Any:
+    """``value`` if it is one of ``options`` (compared by ==, strings only among strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return value
+
+
+def callable_(value: Any, name: str, allow_none: bool = False) -> Any:
+    """``value`` if it is callable (or None when allowed)."""
+    if value is None and allow_none:
+        return value
+    if not callable(value):
+        what = "callable or None" if allow_none else "callable"
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
+
+
+# ------------------------------------------------------------------ declarative constraints
+
+class Constraint:
+    """What one scalar argument must be: ``constraint(value, name)`` returns the value checked
+    and normalised (an ``int``, a ``float``, ...) or raises TypeError/ValueError."""
+
+    def __call__(self, value: Any, name: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def of(check: Callable[[Any, str], Any], description: str) -> "Constraint":
+        """A constraint made of a checking function ``check(value, name)``."""
+        return _Function(check, description)
+
+
+class Integer(Constraint):
+    """An int (not a bool) in ``[low, high]`` (either bound may be None)."""
+
+    def __init__(self, low: Optional[int] = None, high: Optional[int] = None) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, value: Any, name: str) -> int:
+        return integer(value, name, self.low, self.high)
+
+    def __repr__(self) -> str:
+        return f"Integer(low={self.low}, high={self.high})"
+
+
+class Real(Constraint):
+    """A finite real number in an interval. ``closed`` is ``"both"``, ``"left"``, ``"right"``
+    or ``"neither"``, as scikit-learn's ``Interval``; ``finite=False`` lets NaN and inf pass
+    (and then no bound is checked)."""
+
+    def __init__(self, low: Optional[float] = None, high: Optional[float] = None,
+                 closed: str = "both", finite: bool = True) -> None:
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+        self.low, self.high, self.closed, self.finite = low, high, closed, finite
+
+    def __call__(self, value: Any, name: str) -> float:
+        return real(value, name, low=self.low, high=self.high,
+                    low_open=self.closed in ("right", "neither"),
+                    high_open=self.closed in ("left", "neither"), finite=self.finite)
+
+    def __repr__(self) -> str:
+        return f"Real(low={self.low}, high={self.high}, closed={self.closed!r})"
+
+
+class Options(Constraint):
+    """One of a set of strings."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = tuple(options)
+
+    def __call__(self, value: Any, name: str) -> Any:
+        return option(value, name, self.options)
+
+    def __repr__(self) -> str:
+        return f"Options({self.options!r})"
+
+
+class OrNone(Constraint):
+    """None, or what ``constraint`` accepts."""
+
+    def __init__(self, constraint: Constraint) -> None:
+        self.constraint = constraint
+
+    def __call__(self, value: Any, name: str) -> Any:
+        return None if value is None else self.constraint(value, name)
+
+    def __repr__(self) -> str:
+        return f"OrNone({self.constraint!r})"
+
+
+class _Function(Constraint):
+    """A constraint made of a checking function ``f(value, name)``."""
+
+    def __init__(self, check: Callable[[Any, str], Any], description: str) -> None:
+        self.check, self.description = check, description
+
+    def __call__(self, value: Any, name: str) -> Any:
+        return self.check(value, name)
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+FLAG = _Function(flag, "FLAG")
+SEED = _Function(seed, "SEED")
+CALLABLE = _Function(callable_, "CALLABLE")
+CALLABLE_OR_NONE = _Function(functools.partial(callable_, allow_none=True), "CALLABLE_OR_NONE")
+POSITIVE = Real(low=0.0, closed="right")     # > 0
+NON_NEGATIVE = Real(low=0.0)                 # >= 0
+FRACTION = Real(low=0.0, high=1.0, closed="left")  # [0, 1)
+
+
+def check_params(constraints: Mapping[str, Constraint], values: Mapping[str, Any],
+                 ) -> dict[str, Any]:
+    """``values`` checked by their constraints, in the table's order: a new dict of the
+    normalised values (names without a constraint pass unchanged)."""
+    checked = dict(values)
+    for name, constraint in constraints.items():
+        if name in checked:
+            checked[name] = constraint(checked[name], name)
+    return checked
+
+
+def validate_params(constraints: Mapping[str, Constraint]) -> Callable:
+    """Decorator: check the named arguments of every call by ``constraints`` (as
+    :func:`check_params`) and call the function with the normalised values.
+
+    >>> @validate_params({"n": Integer(low=1)})
+    ... def f(n=3):
+    ...     return n
+    >>> f(2)
+    2
+    """
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        unknown = set(constraints) - set(signature.parameters)
+        if unknown:
+            raise TypeError(f"{function.__qualname__} has no parameter {sorted(unknown)}")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for name, constraint in constraints.items():
+                bound.arguments[name] = constraint(bound.arguments[name], name)
+            return function(*bound.args, **bound.kwargs)
+
+        checked.parameter_constraints = dict(constraints)  # type: ignore[attr-defined]
+        return checked
+    return decorate
 
 
 def _numeric_array(a: Any, name: str) -> np.ndarray:
@@ -110,6 +290,21 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind == "f" and not all_finite(arr):
         bad = "NaN" if np.isnan(arr).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; every value must be finite")
+
+
+def vector(x: Any, name: str) -> np.ndarray:
+    """``x`` (a number or a 1-d sequence of them) as a new finite float64 1-d array."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    out = np.array(np.atleast_1d(arr), dtype=np.float64)  # a fresh copy
+    if out.ndim != 1:
+        raise ValueError(f"{name} must be a scalar or 1-d, got shape {arr.shape}")
+    if out.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must be finite (no nan or inf)")
+    return out
 
 
 def features(X: Any, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
@@ -247,13 +442,6 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
     if exponent:
         arr = np.ldexp(arr, -exponent)  # exact: only the exponent of each weight changes
     return _cast(arr, dtype)
-
-
-def flag(value: Any, name: str) -> bool:
-    """``value`` as a bool: only True, False or a NumPy bool (no 0/1, no strings)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def trainable(params: Any) -> None:

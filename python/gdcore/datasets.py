@@ -11,11 +11,11 @@ gives the same data; ``seed=None`` draws fresh entropy.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Tuple, Union
 
 import numpy as np
+
+from . import _validation as v
 
 __all__ = ["xor", "two_moons", "spirals", "sine"]
 
@@ -24,36 +24,17 @@ SeedLike = Union[None, int, np.random.Generator]
 
 # -- argument checks ---------------------------------------------------------------------------
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+# Every generator's arguments (n_classes: spirals only).
+_CONSTRAINTS = {
+    "n_samples": v.Integer(low=1),
+    "n_classes": v.Integer(low=2),
+    "noise": v.NON_NEGATIVE,
+    "seed": v.SEED,
+}
 
 
-def _check_noise(value, name: str = "noise") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return value
-
-
-def _rng(seed: SeedLike) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}"
-        )
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    return np.random.default_rng(int(seed))
+def _constraints(*names: str) -> dict:
+    return {name: _CONSTRAINTS[name] for name in names}
 
 
 # -- generators --------------------------------------------------------------------------------
@@ -62,6 +43,7 @@ _XOR_CORNERS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 _XOR_LABELS = np.array([0, 1, 1, 0], dtype=np.int64)
 
 
+@v.validate_params(_constraints("n_samples", "noise", "seed"))
 def xor(n_samples: int = 4, noise: float = 0.0,
         seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """The XOR problem: label 1 when exactly one coordinate is 1.
@@ -86,9 +68,7 @@ def xor(n_samples: int = 4, noise: float = 0.0,
     y : ndarray of shape (n_samples,), int64
         0 or 1.
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    noise = _check_noise(noise)
-    rng = _rng(seed)
+    rng = v.generator(seed)
     corner = np.arange(n_samples) % 4
     X = _XOR_CORNERS[corner].copy()
     if noise > 0.0:
@@ -96,6 +76,7 @@ def xor(n_samples: int = 4, noise: float = 0.0,
     return X, _XOR_LABELS[corner].copy()
 
 
+@v.validate_params(_constraints("n_samples", "noise", "seed"))
 def two_moons(n_samples: int = 200, noise: float = 0.1,
               seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (as ``sklearn.datasets.make_moons``), shuffled.
@@ -119,9 +100,7 @@ def two_moons(n_samples: int = 200, noise: float = 0.1,
     y : ndarray of shape (n_samples,), int64
         0 or 1.
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    noise = _check_noise(noise)
-    rng = _rng(seed)
+    rng = v.generator(seed)
     n_outer = n_samples // 2
     n_inner = n_samples - n_outer
     t_outer = np.linspace(0.0, np.pi, n_outer)
@@ -137,6 +116,7 @@ def two_moons(n_samples: int = 200, noise: float = 0.1,
     return X[order], y[order]
 
 
+@v.validate_params(_constraints("n_samples", "n_classes", "noise", "seed"))
 def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
             seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Interleaved spiral arms, one per class (the CS231n spiral), shuffled.
@@ -164,15 +144,12 @@ def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
     y : ndarray of shape (n_samples,), int64
         Class index in ``0 .. n_classes - 1``.
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_classes = _check_int(n_classes, "n_classes", 2)
     if n_samples < n_classes:
         raise ValueError(
             f"n_samples must be >= n_classes ({n_classes}) so every class has a point, "
             f"got {n_samples}"
         )
-    noise = _check_noise(noise)
-    rng = _rng(seed)
+    rng = v.generator(seed)
     counts = np.full(n_classes, n_samples // n_classes)
     counts[: n_samples % n_classes] += 1
     parts_X, parts_y = [], []
@@ -187,6 +164,7 @@ def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2,
     return X[order], y[order]
 
 
+@v.validate_params(_constraints("n_samples", "noise", "seed"))
 def sine(n_samples: int = 200, noise: float = 0.1,
          seed: SeedLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Noisy samples of ``sin(x)``: a one-dimensional regression problem.
@@ -207,9 +185,7 @@ def sine(n_samples: int = 200, noise: float = 0.1,
     X : ndarray of shape (n_samples, 1), float64
     y : ndarray of shape (n_samples,), float64
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    noise = _check_noise(noise)
-    rng = _rng(seed)
+    rng = v.generator(seed)
     x = rng.uniform(-np.pi, np.pi, n_samples)
     y = np.sin(x)
     if noise > 0.0:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+
+from . import _validation as v
 
 __all__ = ["minimize", "MinimizeResult"]
 
@@ -56,12 +57,6 @@ class MinimizeResult:
 
 # -- argument checks ---------------------------------------------------------------------------
 
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
-
-
 def _scalar_value(value, where: str) -> float:
     """fun's return value as a Python float; TypeError/ValueError when it is not one number."""
     arr = np.asarray(value)
@@ -71,20 +66,6 @@ def _scalar_value(value, where: str) -> float:
     if arr.size != 1:
         raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape} {where}")
     return float(arr.reshape(()))
-
-
-def _check_x0(x0) -> np.ndarray:
-    arr = np.asarray(x0)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"x0 must be real numbers, got dtype {arr.dtype}")
-    x = np.array(np.atleast_1d(arr), dtype=np.float64)  # a fresh copy
-    if x.ndim != 1:
-        raise ValueError(f"x0 must be a scalar or 1-d, got shape {arr.shape}")
-    if x.size == 0:
-        raise ValueError("x0 must not be empty")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x0 must be finite (no nan or inf)")
-    return x
 
 
 # -- gradients ---------------------------------------------------------------------------------
@@ -122,6 +103,10 @@ def _call_grad(grad: Callable, x: np.ndarray) -> np.ndarray:
     return g.astype(np.float64, copy=True)
 
 
+@v.validate_params({
+    "fun": v.CALLABLE, "grad": v.CALLABLE_OR_NONE, "lr": v.POSITIVE, "momentum": v.FRACTION,
+    "max_iter": v.Integer(low=0), "tol": v.NON_NEGATIVE,
+})
 def minimize(fun: Callable[[np.ndarray], float], x0, grad: Optional[Callable] = None,
              lr: float = 0.1, momentum: float = 0.0, max_iter: int = 10_000,
              tol: float = 1e-8) -> MinimizeResult:
@@ -198,26 +183,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0, grad: Optional[Callable] = 
     >>> res.path.shape == (res.nit + 1, 2)
     True
     """
-    # -- validate --
-    if not callable(fun):
-        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-    if grad is not None and not callable(grad):
-        raise TypeError(f"grad must be callable or None, got {type(grad).__name__}")
-    lr = _real(lr, "lr")
-    if not (math.isfinite(lr) and lr > 0.0):
-        raise ValueError(f"lr must be > 0 and finite, got {lr}")
-    momentum = _real(momentum, "momentum")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__} {max_iter!r}")
-    max_iter = int(max_iter)
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    tol = _real(tol, "tol")
-    if not (math.isfinite(tol) and tol >= 0.0):
-        raise ValueError(f"tol must be >= 0 and finite, got {tol}")
-    x = _check_x0(x0)
+    x = v.vector(x0, "x0")
     f = _scalar_value(fun(x.copy()), "at x0")
     if not math.isfinite(f):
         raise ValueError(f"fun must return a finite value at x0, got {f}")
@@ -226,7 +192,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0, grad: Optional[Callable] = 
         return _central_differences(fun, at) if grad is None else _call_grad(grad, at)
 
     limit = _BLOWUP * max(1.0, abs(f))
-    v = np.zeros_like(x)
+    velocity = np.zeros_like(x)
     path = [x.copy()]
     nit = 0
     converged = diverged = False
@@ -246,7 +212,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0, grad: Optional[Callable] = 
             message = f"stopped: max_iter ({max_iter}) steps without reaching tol"
             break
         with np.errstate(over="ignore", invalid="ignore"):
-            v_new = momentum * v + g
+            v_new = momentum * velocity + g
             x_new = x - lr * v_new
         if not np.all(np.isfinite(x_new)):
             diverged, message = True, "diverged: the next iterate is not finite"
@@ -255,7 +221,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0, grad: Optional[Callable] = 
         if not math.isfinite(f_new):
             diverged, message = True, f"diverged: fun is not finite at step {nit + 1}"
             break
-        x, v, f = x_new, v_new, f_new
+        x, velocity, f = x_new, v_new, f_new
         nit += 1
         path.append(x.copy())
         if f > limit:

@@ -15,7 +15,7 @@ import numpy as np
 from . import _backend
 from . import _validation as v
 from . import training
-from .reference.codes import ACTIVATIONS, LOSSES
+from .reference.codes import ACTIVATIONS, LOSS_OUTPUT_ACTIVATION, LOSSES
 
 if TYPE_CHECKING:
     from .training import History
@@ -25,8 +25,6 @@ Seed = Union[None, int, np.random.Generator]
 
 #: The initialisation schemes of :func:`initial_weights`; a Layer's default is "sklearn".
 INITS = ("sklearn", "xavier", "he", "torch", "zeros")
-#: The output activation each fused loss needs.
-LOSS_NEEDS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
 #: Serialises Layer.forward (an engine runs one call at a time; standalone layers are a
 #: convenience, not a hot path, so one lock for all of them keeps layers picklable).
 _LAYER_LOCK = threading.RLock()
@@ -35,10 +33,12 @@ _NETWORKS_OF_LAYER: "weakref.WeakKeyDictionary[Layer, weakref.WeakSet]" = \
     weakref.WeakKeyDictionary()
 
 
+_ACTIVATION = v.Options(ACTIVATIONS)
+_LOSS = v.Options(LOSSES)
+
+
 def _check_activation(activation: Any, name: str = "activation") -> str:
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    return activation
+    return _ACTIVATION(activation, name)
 
 
 def _rng(seed: Seed) -> np.random.Generator:
@@ -230,9 +230,8 @@ class Network:
         if layers[-1].activation == "softmax" and layers[-1].n_outputs < 2:
             raise ValueError("a softmax output layer needs at least two outputs (with one its "
                              "output is always 1); use 'sigmoid' for a single output")
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-        needed = LOSS_NEEDS_OUTPUT.get(loss)
+        _LOSS(loss, "loss")
+        needed = LOSS_OUTPUT_ACTIVATION.get(loss)
         if needed is not None and layers[-1].activation != needed:
             raise ValueError(
                 f"loss {loss!r} needs a {needed!r} output layer, but the last layer uses "
@@ -336,12 +335,19 @@ class Network:
 
         A 1-D ``X`` of length ``n_inputs`` is one sample and gives ``(1, n_outputs)``.
         """
-        if self._predict is not None:
-            # The compiled core validates a ready array itself and hands anything else to
-            # _validation.features (registered in _backend): one call, no per-layer Python.
-            # The lock keeps it from seeing the temporary weights of find_lr or a rollback.
+        predict = self._predict
+        if predict is not None:
+            # The compiled core computes an array that is ready as it is (the right dtype,
+            # layout and shape, finite) in one call; it returns None for anything else, which
+            # is validated and converted here, then ready. The lock keeps it from seeing the
+            # temporary weights of find_lr or a rollback.
             with self._lock:
-                return self._predict(X)
+                out = predict(X)
+            if out is None:
+                X = v.features(X, self.n_inputs, self._dtype)
+                with self._lock:
+                    out = predict(X)
+            return out
         X = v.features(X, self.n_inputs, self._dtype)
         with self._lock:
             return self._engine.forward(X)

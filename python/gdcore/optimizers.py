@@ -30,7 +30,7 @@ import contextlib
 import copy
 import numbers
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -67,22 +67,11 @@ def _schedule_of(lr: Any) -> Schedule:
     return Constant(lr)
 
 
-def _in_unit_interval(name: str, high_open: bool) -> Callable[[Any], float]:
-    """The check of a hyper-parameter in [0, 1) (``high_open``) or [0, 1]."""
-    return lambda value: v.real(value, name, low=0.0, high=1.0, high_open=high_open)
-
-
-def _non_negative(name: str) -> Callable[[Any], float]:
-    """The check of a finite hyper-parameter >= 0."""
-    return lambda value: v.real(value, name, low=0.0)
-
-
-def _betas(value: Any) -> tuple:
+def _betas(value: Any, name: str) -> tuple:
     """Adam's ``betas``: a pair (tuple or list) of numbers in [0, 1), stored as a tuple."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"betas must be a pair of floats, got {value!r}")
-    return (v.real(value[0], "betas[0]", low=0.0, high=1.0, high_open=True),
-            v.real(value[1], "betas[1]", low=0.0, high=1.0, high_open=True))
+        raise TypeError(f"{name} must be a pair of floats, got {value!r}")
+    return (v.FRACTION(value[0], f"{name}[0]"), v.FRACTION(value[1], f"{name}[1]"))
 
 
 #: The check of each hyper-parameter besides ``lr``, by its public name. The constructors and
@@ -90,13 +79,13 @@ def _betas(value: Any) -> tuple:
 #: and refuse the others with the same message; it returns the value to store. ``lr`` has the
 #: same rule in the constructor and in its setter (:attr:`Optimizer.lr`). Rules between
 #: hyper-parameters are checked on use instead: see :meth:`Optimizer._check_combination`.
-HYPER_RULES: Dict[str, Callable[[Any], Any]] = {
-    "momentum": _in_unit_interval("momentum", high_open=True),
-    "nesterov": lambda value: v.flag(value, "nesterov"),
-    "betas": _betas,
-    "eps": _non_negative("eps"),
-    "alpha": _in_unit_interval("alpha", high_open=False),
-    "weight_decay": _non_negative("weight_decay"),
+HYPER_RULES: Dict[str, v.Constraint] = {
+    "momentum": v.FRACTION,
+    "nesterov": v.FLAG,
+    "betas": v.Constraint.of(_betas, "betas"),
+    "eps": v.NON_NEGATIVE,
+    "alpha": v.Real(low=0.0, high=1.0),
+    "weight_decay": v.NON_NEGATIVE,
 }
 
 
@@ -140,7 +129,7 @@ class Optimizer:
         # The constructor's check of a hyper-parameter runs on every assignment, before
         # anything is stored: a refused value leaves the attribute as it was.
         if name in self._HYPER and name in HYPER_RULES:
-            value = HYPER_RULES[name](value)
+            value = HYPER_RULES[name](value, name)
         object.__setattr__(self, name, value)
 
     def _check_combination(self) -> None:

@@ -26,38 +26,16 @@ import math
 import numbers
 from typing import Any, Dict
 
+from . import _validation as v
+
 __all__ = [
     "Schedule", "Constant", "Step", "Exponential", "InverseTime", "Cosine", "ReduceOnPlateau",
     "BoldDriver", "as_schedule",
 ]
 
 
-# -- argument checks ---------------------------------------------------------------------------
-
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _positive(value, name: str) -> float:
-    value = _real(value, name)
-    if value <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _int(value, name: str, minimum: int) -> int:
-    if type(value) is not int and (isinstance(value, bool)
-                                   or not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+# factor, decrease: in (0, 1)
+_OPEN_UNIT = v.Real(low=0.0, high=1.0, closed="neither")
 
 
 def _scaled(lr: float, gamma: float, power: int) -> float:
@@ -92,19 +70,19 @@ class Schedule:
     undoes_epochs: bool = False
 
     def __init__(self, lr: float) -> None:
-        self.initial_lr = _positive(lr, "lr")
+        self.initial_lr = v.POSITIVE(lr, "lr")
 
     def __call__(self, epoch: int) -> float:
         """The base learning rate for the 0-based ``epoch`` (an int >= 0)."""
-        return float(self._lr(_int(epoch, "epoch", 0)))
+        return float(self._lr(v.integer(epoch, "epoch", low=0)))
 
     def _lr(self, epoch: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def observe(self, epoch: int, loss: float) -> None:
         """Called after ``epoch`` with its monitored loss. A no-op for epoch-only schedules."""
-        _int(epoch, "epoch", 0)
-        _real_or_nan(loss, "loss")
+        v.integer(epoch, "epoch", low=0)
+        v.real(loss, "loss", finite=False)
 
     def accepts(self, loss: float) -> bool:
         """Whether the epoch that just ended with monitored ``loss`` is kept (always, here)."""
@@ -134,13 +112,6 @@ class Schedule:
         args = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else repr(v)}"
                          for k, v in self._params().items())
         return f"{type(self).__name__}({args})"
-
-
-def _real_or_nan(value, name: str) -> float:
-    """A real number; nan and inf pass (a loss may blow up), other types do not."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
 
 
 class Constant(Schedule):
@@ -179,8 +150,8 @@ class Step(Schedule):
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(lr)
-        self.step_size = _int(step_size, "step_size", 1)
-        self.gamma = _positive(gamma, "gamma")
+        self.step_size = v.integer(step_size, "step_size", low=1)
+        self.gamma = v.POSITIVE(gamma, "gamma")
 
     def _lr(self, epoch: int) -> float:
         return _scaled(self.initial_lr, self.gamma, epoch // self.step_size)
@@ -204,7 +175,7 @@ class Exponential(Schedule):
 
     def __init__(self, lr: float, gamma: float) -> None:
         super().__init__(lr)
-        self.gamma = _positive(gamma, "gamma")
+        self.gamma = v.POSITIVE(gamma, "gamma")
 
     def _lr(self, epoch: int) -> float:
         return _scaled(self.initial_lr, self.gamma, epoch)
@@ -228,10 +199,8 @@ class InverseTime(Schedule):
 
     def __init__(self, lr: float, decay_rate: float, decay_steps: float = 1) -> None:
         super().__init__(lr)
-        self.decay_rate = _real(decay_rate, "decay_rate")
-        if self.decay_rate < 0.0:
-            raise ValueError(f"decay_rate must be >= 0, got {self.decay_rate}")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
+        self.decay_rate = v.NON_NEGATIVE(decay_rate, "decay_rate")
+        self.decay_steps = v.POSITIVE(decay_steps, "decay_steps")
 
     def _lr(self, epoch: int) -> float:
         return self.initial_lr / (1.0 + self.decay_rate * epoch / self.decay_steps)
@@ -260,9 +229,9 @@ class Cosine(Schedule):
 
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(lr)
-        self.T_max = _int(T_max, "T_max", 1)
-        self.eta_min = _real(eta_min, "eta_min")
-        if not 0.0 <= self.eta_min <= self.initial_lr:
+        self.T_max = v.integer(T_max, "T_max", low=1)
+        self.eta_min = v.real(eta_min, "eta_min")
+        if not 0.0 <= self.eta_min <= self.initial_lr:  # (a bound that depends on lr)
             raise ValueError(f"eta_min must be in [0, lr={self.initial_lr:g}], "
                              f"got {self.eta_min}")
 
@@ -314,15 +283,11 @@ class ReduceOnPlateau(Schedule):
     def __init__(self, lr: float, factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, min_lr: float = 0.0) -> None:
         super().__init__(lr)
-        self.factor = _real(factor, "factor")
-        if not 0.0 < self.factor < 1.0:
-            raise ValueError(f"factor must be in (0, 1), got {self.factor}")
-        self.patience = _int(patience, "patience", 0)
-        self.threshold = _real(threshold, "threshold")
-        if self.threshold < 0.0:
-            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
-        self.min_lr = _real(min_lr, "min_lr")
-        if not 0.0 <= self.min_lr <= self.initial_lr:
+        self.factor = _OPEN_UNIT(factor, "factor")
+        self.patience = v.integer(patience, "patience", low=0)
+        self.threshold = v.NON_NEGATIVE(threshold, "threshold")
+        self.min_lr = v.real(min_lr, "min_lr")
+        if not 0.0 <= self.min_lr <= self.initial_lr:  # (a bound that depends on lr)
             raise ValueError(f"min_lr must be in [0, lr={self.initial_lr:g}], got {self.min_lr}")
         self.lr = self.initial_lr
         self.best = math.inf
@@ -336,8 +301,8 @@ class ReduceOnPlateau(Schedule):
 
         A nan loss never counts as an improvement.
         """
-        _int(epoch, "epoch", 0)
-        loss = _real_or_nan(loss, "loss")
+        v.integer(epoch, "epoch", low=0)
+        loss = v.real(loss, "loss", finite=False)
         if loss < self.best * (1.0 - self.threshold):
             self.best = loss
             self.num_bad_epochs = 0
@@ -357,9 +322,10 @@ class ReduceOnPlateau(Schedule):
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
-        lr = _positive(state["lr"], "state['lr']")
-        best = math.inf if state["best"] is None else _real_or_nan(state["best"], "state['best']")
-        num_bad = _int(state["num_bad_epochs"], "state['num_bad_epochs']", 0)
+        lr = v.POSITIVE(state["lr"], "state['lr']")
+        best = (math.inf if state["best"] is None
+                else v.real(state["best"], "state['best']", finite=False))
+        num_bad = v.integer(state["num_bad_epochs"], "state['num_bad_epochs']", low=0)
         self.lr, self.best, self.num_bad_epochs = lr, best, num_bad
 
     def _params(self) -> Dict[str, Any]:
@@ -407,15 +373,9 @@ class BoldDriver(Schedule):
     def __init__(self, lr: float, increase: float = 1.05, decrease: float = 0.5,
                  threshold: float = 1e-4) -> None:
         super().__init__(lr)
-        self.threshold = _real(threshold, "threshold")
-        if self.threshold < 0.0:
-            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
-        self.increase = _real(increase, "increase")
-        if self.increase < 1.0:
-            raise ValueError(f"increase must be >= 1, got {self.increase}")
-        self.decrease = _real(decrease, "decrease")
-        if not 0.0 < self.decrease < 1.0:
-            raise ValueError(f"decrease must be in (0, 1), got {self.decrease}")
+        self.threshold = v.NON_NEGATIVE(threshold, "threshold")
+        self.increase = v.Real(low=1.0)(increase, "increase")
+        self.decrease = _OPEN_UNIT(decrease, "decrease")
         self.lr = self.initial_lr
         self.last_loss = math.inf
 
@@ -424,20 +384,20 @@ class BoldDriver(Schedule):
 
     def accepts(self, loss: float) -> bool:
         """False when ``loss`` rose above the last kept epoch's (or is nan)."""
-        loss = _real_or_nan(loss, "loss")
+        loss = v.real(loss, "loss", finite=False)
         return loss <= self.last_loss + self.threshold * abs(self.last_loss)
 
     def observe(self, epoch: int, loss: float) -> None:
         """A kept epoch: grow the rate if its loss fell."""
-        _int(epoch, "epoch", 0)
-        loss = _real_or_nan(loss, "loss")
+        v.integer(epoch, "epoch", low=0)
+        loss = v.real(loss, "loss", finite=False)
         if loss < self.last_loss and not math.isinf(self.last_loss):
             self.lr = _scaled(self.lr, self.increase, 1)
         self.last_loss = loss
 
     def rejected(self, lr: float) -> None:
         """Cut the rate that failed (not the restored one: repeated refusals compound)."""
-        self.lr = _real(lr, "lr") * self.decrease
+        self.lr = v.real(lr, "lr") * self.decrease
 
     def state_dict(self) -> Dict[str, Any]:
         """``{"lr", "last_loss"}``; ``last_loss`` is None before the first epoch (JSON-safe)."""
@@ -446,9 +406,9 @@ class BoldDriver(Schedule):
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
-        lr = _positive(state["lr"], "state['lr']")
+        lr = v.POSITIVE(state["lr"], "state['lr']")
         last = (math.inf if state["last_loss"] is None
-                else _real_or_nan(state["last_loss"], "state['last_loss']"))
+                else v.real(state["last_loss"], "state['last_loss']", finite=False))
         self.lr, self.last_loss = lr, last
 
     def _params(self) -> Dict[str, Any]:

@@ -263,10 +263,19 @@ def _callbacks(callbacks: Any) -> list:
     return out
 
 
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+#: fit's scalar arguments (``train_epoch``'s too: the ones it shares).
+FIT_CONSTRAINTS = {
+    "epochs": v.Integer(low=1),
+    "shuffle": v.FLAG,
+    "restore_best_weights": v.FLAG,
+    "progress": v.FLAG,
+    "validation_split": v.FRACTION,
+    "tol": v.OrNone(v.NON_NEGATIVE),
+    "n_iter_no_change": v.Integer(low=1),
+    "max_time": v.OrNone(v.POSITIVE),
+    "on_divergence": v.Options(ON_DIVERGENCE),
+    "batch_size": v.OrNone(v.Integer(low=1)),
+}
 
 
 @dataclasses.dataclass
@@ -299,19 +308,16 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
               on_divergence: Any, callbacks: Any, progress: Any, seed: Any,
               metrics: Any) -> _Plan:
     """Check every argument of fit and put the data in the engines' layout. Changes nothing."""
-    epochs = v.positive_int(epochs, "epochs")
-    shuffle = _bool(shuffle, "shuffle")
-    restore_best_weights = _bool(restore_best_weights, "restore_best_weights")
-    progress = _bool(progress, "progress")
-    validation_split = v.real(validation_split, "validation_split", low=0.0, high=1.0,
-                              high_open=True)
-    if tol is not None:
-        tol = v.real(tol, "tol", low=0.0)
-    n_iter_no_change = v.positive_int(n_iter_no_change, "n_iter_no_change")
-    if max_time is not None:
-        max_time = v.real(max_time, "max_time", low=0.0, low_open=True)
-    if on_divergence not in ON_DIVERGENCE:
-        raise ValueError(f"on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
+    checked = v.check_params(FIT_CONSTRAINTS, dict(
+        epochs=epochs, shuffle=shuffle, restore_best_weights=restore_best_weights,
+        progress=progress, validation_split=validation_split, tol=tol,
+        n_iter_no_change=n_iter_no_change, max_time=max_time, on_divergence=on_divergence,
+        batch_size=batch_size))
+    epochs, shuffle, progress = checked["epochs"], checked["shuffle"], checked["progress"]
+    restore_best_weights = checked["restore_best_weights"]
+    validation_split, tol, max_time = (checked["validation_split"], checked["tol"],
+                                       checked["max_time"])
+    n_iter_no_change, batch_size = checked["n_iter_no_change"], checked["batch_size"]
     cbs = _callbacks(callbacks)
     chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
     X, Y, w = network._data(X, y, sample_weight)
@@ -340,7 +346,7 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
                     f"sample_weight: the {part} part of validation_split={validation_split} "
                     f"has zero total weight; it needs a positive one")
     n = X.shape[0]
-    batch_size = n if batch_size is None else min(v.positive_int(batch_size, "batch_size"), n)
+    batch_size = n if batch_size is None else min(batch_size, n)
     seed = v.seed(network.seed if seed is None else seed, "seed")  # checked even when unused
     opt = get_optimizer(optimizer)
     params = network.parameters()

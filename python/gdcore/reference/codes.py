@@ -1,18 +1,42 @@
-"""The integer codes shared by both engines (``docs/design.md``), as name -> code dicts.
+"""The integer codes and layouts both engines share, read from their one definition,
+``gdcore/codes.def`` (which the C++ core includes as X-macros).
 
-The ``*_NAMES`` dicts go the other way, code -> name.
+``ACTIVATIONS``, ``LOSSES``, ``OPTIMIZERS``: name -> code; the ``*_NAMES`` dicts go the other way.
+``HYPER``: the names of the float64 hyper-parameter vector of ``train_epoch``, in index order.
+``SLOTS``: optimizer name -> (state arrays per parameter, extra arrays when momentum > 0).
+``LOSS_OUTPUT_ACTIVATION``: loss name -> the output activation it requires (absent: any).
 """
+from __future__ import annotations
 
-ACTIVATIONS = {
-    "identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4,
-    "elu": 5, "softplus": 6, "gelu": 7, "softmax": 8,
-}
-LOSSES = {"mse": 0, "mae": 1, "huber": 2, "bce": 3, "cross_entropy": 4}
-OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2, "rmsprop": 3}
+import re
+from pathlib import Path
+
+# An entry: GD_KIND(name, integer, ...) alone on its line (the comments' templates have no
+# integer).
+_ENTRY = re.compile(r"^GD_(ACTIVATION|LOSS|OPTIMIZER|HYPER)\((\w+\s*,\s*\d+\s*(?:,\s*\w+\s*)*)\)$")
+
+
+def _read_table(path: Path) -> dict[str, list[list[str]]]:
+    """The entries of ``codes.def`` by kind, each as its list of arguments."""
+    table: dict[str, list[list[str]]] = {"ACTIVATION": [], "LOSS": [], "OPTIMIZER": [], "HYPER": []}
+    for line in path.read_text(encoding="ascii").splitlines():
+        match = _ENTRY.match(line.strip())
+        if match:
+            table[match[1]].append([arg.strip() for arg in match[2].split(",")])
+    return table
+
+
+_TABLE = _read_table(Path(__file__).resolve().parent.parent / "codes.def")
+
+ACTIVATIONS: dict[str, int] = {name: int(code) for name, code in _TABLE["ACTIVATION"]}
+LOSSES: dict[str, int] = {name: int(code) for name, code, _ in _TABLE["LOSS"]}
+OPTIMIZERS: dict[str, int] = {name: int(code) for name, code, _, _ in _TABLE["OPTIMIZER"]}
+HYPER: tuple[str, ...] = tuple(name for name, _ in sorted(_TABLE["HYPER"], key=lambda e: int(e[1])))
+SLOTS: dict[str, tuple[int, int]] = {
+    name: (int(slots), int(momentum_slots)) for name, _, slots, momentum_slots in _TABLE["OPTIMIZER"]}
+LOSS_OUTPUT_ACTIVATION: dict[str, str] = {
+    name: output for name, _, output in _TABLE["LOSS"] if output != "any"}
 
 ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 LOSS_NAMES = {code: name for name, code in LOSSES.items()}
 OPTIMIZER_NAMES = {code: name for name, code in OPTIMIZERS.items()}
-
-# The meaning of each entry of the float64 ``hyper`` array handed to ``train_epoch``.
-HYPER = ("lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha")
