@@ -83,7 +83,7 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept 
     const index_t macs = m * n * k;
     // Both operands as stored and C at least 32 columns wide (the kernel's best case: whole
     // 4 x 2-vector tiles, and no separate epilogue pass after it): up to twice the limit.
-    // (Narrower C wastes vector lanes: 128x10x128 takes 5.1 us here, OpenBLAS 4.7.)
+    // (Narrower C wastes vector lanes, and OpenBLAS is then as fast.)
     if (op_a == Op::none && op_b == Op::none && n >= 32) return macs <= 2 * small_gemm_limit;
     return macs <= small_gemm_limit;
 }
@@ -142,7 +142,7 @@ bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alp
 
 bool warm_up() noexcept {
     // 512^3 multiply-adds: above OpenBLAS's threading threshold for any thread count it will
-    // use here, so every worker runs a part (~1 ms).
+    // use here, so every worker runs a part (a millisecond or so, once).
     constexpr index_t n = 512;
     std::unique_ptr<float[]> a(new (std::nothrow) float[std::size_t(3 * n * n)]);
     if (!a) return false;

@@ -39,11 +39,11 @@ inline constexpr index_t min_panel_rows = 1024;
 
 // Products with at most this many multiply-adds (m * n * k) take the own kernel (when its
 // depth and packing limits allow, kernels.hpp); larger ones OpenBLAS, which uses threads.
-// Measured on Zen 4 (AVX-512): the own kernel saves the call (~0.1-0.2 us) and wins clearly up
-// to ~40k multiply-adds (3x on 32x16x1 dZ @ W^T); at 262k (32x128x64) OpenBLAS's kernel is
-// ~4% faster (the `small` epoch 0.98 vs 1.00 ms). Products with both operands as stored and
-// n >= 32 take the own kernel up to twice this: on 32x128x64 with bias + relu it is ~5% faster
-// than OpenBLAS plus the separate epilogue pass (4.98 vs 5.23 us).
+// Why here: the own kernel saves OpenBLAS's per-call overhead, which dominates small products,
+// while OpenBLAS's kernel is slightly faster per multiply-add on large ones; the two meet
+// around 2^17. Products with both operands as stored and n >= 32 take the own kernel up to
+// twice this, since it also saves the separate bias/relu pass after OpenBLAS. (The figures
+// behind both choices, and the machine: docs/design.md, "Kernel choice".)
 inline constexpr index_t small_gemm_limit = 1 << 17;
 
 // Whether gemm takes the own kernel for this product (exposed for tests and benchmarks).

@@ -15,7 +15,7 @@ struct Interrupt {
 
 // What a long call consults between layers, batches and row panels of large products: true
 // once the hook has asked to stop (and from then on). Between polls it only reads the clock
-// (~20 ns), so it can be asked often. One per call, used by one thread.
+// (a vDSO call, no system call), so it can be asked often. One per call, used by one thread.
 class StopCheck {
 public:
     explicit StopCheck(const Interrupt& interrupt) noexcept

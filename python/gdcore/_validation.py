@@ -444,6 +444,30 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
     return _cast(arr, dtype)
 
 
+def layer_stack(layers: Any, loss: Any) -> None:
+    """A network's structure: ``layers`` as ``(n_inputs, n_outputs, activation)`` per layer,
+    first to last, and the loss. Sizes chain; softmax only on the output layer, with at least
+    two outputs; the loss is known and its output activation is there (``codes.def``)."""
+    from .reference.codes import LOSS_OUTPUT_ACTIVATION, LOSSES  # (a leaf: no cycle)
+    for i in range(1, len(layers)):
+        if layers[i][0] != layers[i - 1][1]:
+            raise ValueError(
+                f"layers[{i}] takes {layers[i][0]} inputs but layers[{i - 1}] gives "
+                f"{layers[i - 1][1]} outputs")
+    for i, (_, _, activation) in enumerate(layers[:-1]):
+        if activation == "softmax":
+            raise ValueError(f"softmax is for the output layer only; layers[{i}] uses it")
+    _, n_outputs, output = layers[-1]
+    if output == "softmax" and n_outputs < 2:
+        raise ValueError("a softmax output layer needs at least two outputs (with one its "
+                         "output is always 1); use 'sigmoid' for a single output")
+    option(loss, "loss", LOSSES)
+    needed = LOSS_OUTPUT_ACTIVATION.get(loss)
+    if needed is not None and output != needed:
+        raise ValueError(f"loss {loss!r} needs a {needed!r} output layer, but the last layer "
+                         f"uses {output!r}")
+
+
 def trainable(params: Any) -> None:
     """ValueError unless every parameter array (``W0, b0, W1, b1, ...``) can be updated."""
     for i, p in enumerate(params):

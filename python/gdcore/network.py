@@ -15,7 +15,7 @@ import numpy as np
 from . import _backend
 from . import _validation as v
 from . import training
-from .reference.codes import ACTIVATIONS, LOSS_OUTPUT_ACTIVATION, LOSSES
+from .reference.codes import ACTIVATIONS, LOSSES
 
 if TYPE_CHECKING:
     from .training import History
@@ -34,7 +34,6 @@ _NETWORKS_OF_LAYER: "weakref.WeakKeyDictionary[Layer, weakref.WeakSet]" = \
 
 
 _ACTIVATION = v.Options(ACTIVATIONS)
-_LOSS = v.Options(LOSSES)
 
 
 def _check_activation(activation: Any, name: str = "activation") -> str:
@@ -219,23 +218,8 @@ class Network:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
-        for i in range(1, len(layers)):
-            if layers[i].n_inputs != layers[i - 1].n_outputs:
-                raise ValueError(
-                    f"layers[{i}] takes {layers[i].n_inputs} inputs but layers[{i - 1}] gives "
-                    f"{layers[i - 1].n_outputs} outputs")
-        for i, layer in enumerate(layers[:-1]):
-            if layer.activation == "softmax":
-                raise ValueError(f"softmax is for the output layer only; layers[{i}] uses it")
-        if layers[-1].activation == "softmax" and layers[-1].n_outputs < 2:
-            raise ValueError("a softmax output layer needs at least two outputs (with one its "
-                             "output is always 1); use 'sigmoid' for a single output")
-        _LOSS(loss, "loss")
-        needed = LOSS_OUTPUT_ACTIVATION.get(loss)
-        if needed is not None and layers[-1].activation != needed:
-            raise ValueError(
-                f"loss {loss!r} needs a {needed!r} output layer, but the last layer uses "
-                f"{layers[-1].activation!r}")
+        v.layer_stack([(layer.n_inputs, layer.n_outputs, layer.activation) for layer in layers],
+                      loss)
         _rng(seed)  # validates it
         dtype = v.as_dtype(dtype)
         for i, layer in enumerate(layers):

@@ -35,7 +35,7 @@ MAX_BACKOFFS = 30
 DIVERGENCE_FACTOR = 1.5
 #: With mini-batches the starting loss is measured on at most this many training samples,
 #: evenly spaced through the set (with full batches the first epoch's loss is exactly it).
-REFERENCE_SAMPLES = 256
+START_LOSS_SAMPLES = 256
 #: A fresh mini-batch fit first measures the loss of the starting weights on this many evenly
 #: spaced samples only (an eighth of the cost); a first epoch whose loss is at most
 #: SCREEN_MARGIN times that is sane without the full measurement, which runs only when it is
@@ -66,8 +66,8 @@ STOP_REASONS = {
 class DivergenceError(ArithmeticError):
     """Training diverged: a non-finite loss or weights, or a loss clearly above the start.
 
-    The network's weights and the optimizer's state are those of the last sane point (the
-    message says which). ``history`` holds what was recorded up to then; ``suggestion`` is
+    The network's weights and the optimizer's state are those of the start of the last
+    accepted epoch (the message says which). ``history`` holds what was recorded up to then; ``suggestion`` is
     ``find_lr``'s suggestion from there (None if it could not be computed).
     """
 
@@ -417,46 +417,46 @@ class _Rollback:
 
     An epoch's loss vouches for the weights it started from (with full batches it *is* their
     loss), so an undo goes back to the start of the last epoch whose loss was accepted
-    (``sane``) and forgets that epoch: the weights that are left are exactly those a kept
+    (``accepted``) and forgets that epoch: the weights that are left are exactly those a kept
     loss describes. Each epoch's start is copied into a spare checkpoint, which becomes
-    ``sane`` when the epoch is accepted; no copy is needed while the live state still equals
-    ``sane`` (at the start of fit and right after an undo).
+    ``accepted`` when the epoch is accepted; no copy is needed while the live state still
+    equals ``accepted`` (at the start of fit and right after an undo).
     """
 
     def __init__(self, params: Sequence[np.ndarray], optimizer: Any) -> None:
         self._params, self._optimizer = params, optimizer
-        self.sane = Checkpoint(params, optimizer)
-        self.sane_epoch = 0  # the epoch that starts at ``sane``
-        self.epoch_start = self.sane
+        self.accepted = Checkpoint(params, optimizer)
+        self.accepted_epoch = 0  # the epoch that starts at ``accepted``
+        self.epoch_start = self.accepted
         self._spare: Optional[Checkpoint] = None
-        self._live_is_sane = True
+        self._live_is_accepted = True
 
     @property
-    def live_is_sane(self) -> bool:
-        """Whether the live state still equals ``sane`` (nothing ran since it was taken)."""
-        return self._live_is_sane
+    def live_is_accepted(self) -> bool:
+        """Whether the live state still equals ``accepted`` (nothing ran since it was taken)."""
+        return self._live_is_accepted
 
     def begin_epoch(self) -> None:
-        if self._live_is_sane:
-            self.epoch_start = self.sane
+        if self._live_is_accepted:
+            self.epoch_start = self.accepted
         else:
             if self._spare is None:
                 self._spare = Checkpoint(self._params, self._optimizer)
             else:
                 self._spare.save()
             self.epoch_start = self._spare
-        self._live_is_sane = False
+        self._live_is_accepted = False
 
     def accept(self, epoch: int) -> None:
-        if self.epoch_start is not self.sane:
-            self._spare, self.sane = self.sane, self.epoch_start
-        self.sane_epoch = epoch
+        if self.epoch_start is not self.accepted:
+            self._spare, self.accepted = self.accepted, self.epoch_start
+        self.accepted_epoch = epoch
 
     def undo(self) -> int:
-        """Back to ``sane``; returns the epoch that starts there."""
-        _restore(self.sane)
-        self._live_is_sane = True
-        return self.sane_epoch
+        """Back to ``accepted``; returns the epoch that starts there."""
+        _restore(self.accepted)
+        self._live_is_accepted = True
+        return self.accepted_epoch
 
     def back_to_epoch_start(self) -> None:
         _restore(self.epoch_start)
@@ -529,7 +529,7 @@ class _Run:
         # measures it only if its first epoch rises (see diverged); otherwise now, while the
         # live weights are the starting ones.
         if not self.full_batch and self.previous_loss is None:
-            self.screen_loss = self._reference_loss(SCREEN_SAMPLES)
+            self.screen_loss = self._sampled_loss(SCREEN_SAMPLES)
 
     def bind(self) -> None:
         """Bind the optimizer to the network (refused if it holds another network's state)
@@ -546,26 +546,26 @@ class _Run:
     def _starting_loss(self) -> float:
         """The loss of the weights fit started from: measured once, when first needed.
 
-        Until epoch 1 is kept the checkpoint ``sane`` still holds the starting state (later
+        Until epoch 1 is kept the checkpoint ``accepted`` still holds the starting state (later
         the loss is always known already); NaN if it cannot be measured any more.
         """
         history, rollback = self.history, self.rollback
-        if math.isnan(history.start_loss) and rollback.sane_epoch == 0:
-            if rollback.live_is_sane:
-                history.start_loss = self._reference_loss()
+        if math.isnan(history.start_loss) and rollback.accepted_epoch == 0:
+            if rollback.live_is_accepted:
+                history.start_loss = self._sampled_loss()
             else:
                 params = self.network.parameters()
                 current = [p.copy() for p in params]
                 try:
-                    for p, start in zip(params, rollback.sane.params):
+                    for p, start in zip(params, rollback.accepted.params):
                         np.copyto(p, start)
-                    history.start_loss = self._reference_loss()
+                    history.start_loss = self._sampled_loss()
                 finally:  # (an exception here is repaired by fit's undo of the epoch)
                     for p, now in zip(params, current):
                         np.copyto(p, now)
         return history.start_loss
 
-    def _reference_loss(self, samples: int = REFERENCE_SAMPLES) -> float:
+    def _sampled_loss(self, samples: int = START_LOSS_SAMPLES) -> float:
         """The loss of the live weights on up to ``samples`` evenly spaced training samples."""
         X, Y, w = self.plan.X, self.plan.Y, self.plan.w
         n = X.shape[0]
@@ -620,7 +620,7 @@ class _Run:
         return loss > DIVERGENCE_FACTOR * start + self.floor
 
     def undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
-        """Roll back to the last sane point and forget the epoch that started there;
+        """Roll back to the start of the last accepted epoch and forget the epoch that started there;
         returns the epoch to run next."""
         history = self.history
         history.diverged |= reason == "diverged"
@@ -860,7 +860,7 @@ class _Run:
                     raise DivergenceError(epoch, loss, lr, history, history.suggested_lr)
             return next_epoch
         # The cut belongs to the point we are back at: a later undo to it must keep it.
-        self.rollback.sane.save_scalars()
+        self.rollback.accepted.save_scalars()
         history.backoffs += 1
         history.events[-1]["new_lr"] = opt.lr
         return next_epoch
