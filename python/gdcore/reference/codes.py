@@ -16,3 +16,5 @@ OPTIMIZER_NAMES = {code: name for name, code in OPTIMIZERS.items()}
 
 # The meaning of each entry of the float64 ``hyper`` array handed to ``train_epoch``.
 HYPER = ("lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "alpha")
+SLOTS = {"sgd": (0, 1), "adam": (2, 0), "adamw": (2, 0), "rmsprop": (1, 1)}  # state arrays per parameter: (always, extra when momentum > 0)
+LOSS_OUTPUT_ACTIVATION = {"bce": "sigmoid", "cross_entropy": "softmax"}  # the output activation a loss requires
