@@ -13,9 +13,11 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from .codes import ACTIVATION_NAMES, LOSS_NAMES, LOSSES, OPTIMIZER_NAMES
-from .losses import FUSED_ACTIVATION, loss_backward, loss_forward
-from .optimizers import n_slots
+from .codes import (ACTIVATION_NAMES, ACTIVATIONS, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, LOSSES,
+                    OPTIMIZER_NAMES)
+from .losses import loss_gradient, loss_value
+from .network import Network
+from .optimizers import OptimizerConfig
 from . import train
 
 # Non-finite results of a diverging network are returned, not warned about (as in C++).
@@ -77,19 +79,19 @@ class Engine:
                 raise ValueError(f"activations[{i}]: unknown activation code {act!r}")
         if loss not in LOSS_NAMES:
             raise ValueError(f"unknown loss code {loss!r}")
-        needed = FUSED_ACTIVATION.get(LOSS_NAMES[loss])
-        if needed is not None and activations[-1] != needed:
+        needed = LOSS_OUTPUT_ACTIVATION.get(LOSS_NAMES[loss])
+        if needed is not None and activations[-1] != ACTIVATIONS[needed]:
             raise ValueError(f"loss {LOSS_NAMES[loss]!r} needs a "
-                             f"{ACTIVATION_NAMES[needed]!r} output layer")
+                             f"{needed!r} output layer")
 
         self.weights = list(weights)  # a new list of the *same* arrays: views, not copies
         self.biases = list(biases)
         self.activations = [int(a) for a in activations]
         self.loss_code = int(loss)
         self.dtype = np.dtype(dtype)
-        # gradient buffers of train_epoch, allocated once and reused by every step
-        self._dW = [np.zeros_like(W) for W in self.weights]
-        self._db = [np.zeros_like(b) for b in self.biases]
+        # the network over the same arrays; it owns train_epoch's gradient buffers
+        self.network = Network.from_arrays(self.weights, self.biases, self.activations,
+                                           self.loss_code)
         # The thread inside loss / gradients / train_epoch: a Python signal handler can run in
         # the middle of one (between any two bytecodes), on that thread. As the compiled
         # engine, refuse its calls on this engine rather than read half-updated weights.
@@ -151,17 +153,16 @@ class Engine:
             raise RuntimeError(PREDICT_IN_CALL)
         self._check_X(X)
         with np.errstate(**_QUIET):
-            _, As = train.network_forward(self.weights, self.biases, self.activations, X)
-        return As[-1]
+            return self.network.predict(X)
 
     def loss(self, X: np.ndarray, Y: np.ndarray,
              sample_weight: Optional[np.ndarray] = None) -> float:
         """The mean loss ``sum_j(w_j l_j) / sum_j(w_j)`` over the rows of X, computed in T."""
         self._check_data(X, Y, sample_weight)
         with self._one_call(), np.errstate(**_QUIET):
-            Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
-            return loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                                sample_weight)
+            self.network.forward(X, output_activation=True)
+            return loss_value(self.loss_code, self.network.output_logits(),
+                              self.network.output_activations(), Y, sample_weight)
 
     def gradients(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
                   dW: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> float:
@@ -185,12 +186,11 @@ class Engine:
             _check(f"dW[{i}]", dW[i], self.dtype, W.shape)
             _check(f"db[{i}]", db[i], self.dtype, b.shape)
         with self._one_call(), np.errstate(**_QUIET):
-            Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
-            value = loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                                 sample_weight)
-            dZ = loss_backward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                               sample_weight)
-            train.network_backward(self.weights, self.activations, X, Zs, As, dZ, dW, db)
+            self.network.forward(X, output_activation=False)
+            value, dZ = loss_gradient(self.loss_code, self.activations[-1],
+                                      self.network.output_logits(),
+                                      self.network.output_activations(), Y, sample_weight)
+            self.network.backward(X, dZ, dW, db)
         return value
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
@@ -216,7 +216,8 @@ class Engine:
             raise ValueError(f"unknown optimizer code {optimizer!r}")
         _check("hyper", hyper, np.float64, (8,))
         params = [p for W, b in zip(self.weights, self.biases) for p in (W, b)]
-        slots = n_slots(optimizer, hyper)
+        config = OptimizerConfig.from_hyper(optimizer, hyper)
+        slots = config.n_slots()
         if len(state) != slots * len(params):
             raise ValueError(f"state must hold {slots * len(params)} arrays "
                              f"({slots} per parameter), got {len(state)}")
@@ -224,7 +225,5 @@ class Engine:
             _check(f"state[{k}]", s, self.dtype, params[k // slots].shape)
         _check("step", step, np.int64, (1,))
         with self._one_call():
-            return train.train_epoch(self.weights, self.biases, self.activations,
-                                     self.loss_code, X, Y, sample_weight, order,
-                                     int(batch_size), int(optimizer), hyper, state, step,
-                                     self._dW, self._db)
+            return train.train_epoch(self.network, X, Y, sample_weight, order,
+                                     int(batch_size), config, state, step)
