@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 
+import functools
+
 import numpy as np
 
 from gdcore import _backend
 from gdcore.reference.codes import ACTIVATIONS, LOSSES, OPTIMIZERS
 from gdcore.reference.engine import Engine as RefEngine
-from gdcore.reference.optimizers import n_slots
+from gdcore.reference.optimizers import OptimizerConfig, optimizer_update
 
 ENGINES = ["numpy", "cpp"]
 DTYPES = [np.float32, np.float64]
@@ -85,7 +87,7 @@ class EngineFactory:
 
     def engine_class(self, dtype):
         if self.kind == "numpy":
-            return RefEngine
+            return functools.partial(RefEngine, dtype=np.dtype(dtype))
         core = _backend._core
         return core.EngineF32 if np.dtype(dtype) == np.float32 else core.EngineF64
 
@@ -198,7 +200,20 @@ def make_state(weights, biases, code, hyper):
     """Zeroed optimizer state: ``n_slots`` arrays per parameter, in parameter order
     (W0, b0, W1, b1, ...), each parameter's slots together."""
     params = [p for w, b in zip(weights, biases) for p in (w, b)]
-    return [np.zeros_like(p) for p in params for _ in range(n_slots(code, np.asarray(hyper)))]
+    n_slots = OptimizerConfig.from_hyper(code, np.asarray(hyper)).n_slots()
+    return [np.zeros_like(p) for p in params for _ in range(n_slots)]
+
+
+def reference_step(code, params, grads, state, hyper, step):
+    """One step of the reference rule on every parameter, as phase 4 of the reference
+    ``train_epoch`` takes it: ``optimizer_update`` on each parameter in order with its
+    ``n_slots`` state arrays, then ``step[0] = t``."""
+    config = OptimizerConfig.from_hyper(code, np.asarray(hyper))
+    n_slots = config.n_slots()
+    t = int(step[0]) + 1
+    for i, (p, g) in enumerate(zip(params, grads)):
+        optimizer_update(config, t, p, g, state[i * n_slots:(i + 1) * n_slots])
+    step[0] = t
 
 
 def run_epochs(engine, weights, biases, X, Y, w, orders, batch_size, opt):

@@ -7,7 +7,7 @@
 """
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from gdcore.reference.codes import ACTIVATIONS
 from gdcore.reference.dense import dense_backward, dense_forward
@@ -70,13 +70,19 @@ def test_dense_backward_writes_into_given_buffers():
     """The reference dense layer (gdcore.reference.dense), which the numpy engine is built of."""
     rng = np.random.default_rng(0)
     W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(4, 3))
-    Z, A = dense_forward(W, b, ACTIVATIONS["identity"], X)
+    Z = dense_forward(X, W, b)
     assert_allclose(Z, X @ W + b)
+    assert_array_equal(dense_forward(X, W, b, relu=True), np.maximum(Z, 0))
     dW, db = np.empty((3, 2)), np.empty(2)
-    gW, gb, dX = dense_backward(W, X, np.ones((4, 2)), False, dW, db)
-    assert gW is dW and gb is db and dX is None
+    dX = dense_backward(X, np.ones((4, 2)), W, dW, db, need_da_prev=False)
+    assert dX is None
     assert_allclose(dW, X.T @ np.ones((4, 2)))
     assert_allclose(db, [4.0, 4.0])
+    # the input gradient, and with relu_prev the previous relu layer's dZ (mask from its A)
+    dX = dense_backward(X, np.ones((4, 2)), W, dW, db)
+    assert_allclose(dX, np.ones((4, 2)) @ W.T)
+    dZ_prev = dense_backward(X, np.ones((4, 2)), W, dW, db, relu_prev=True)
+    assert_array_equal(dZ_prev, np.where(X > 0, dX, 0))
 
 
 # ------------------------------------------------------------------ compiled core vs reference

@@ -2,7 +2,7 @@
 five steps against torch.optim.
 
 The steps by hand run through the ``run`` fixture: the reference rule called directly
-(``optimizer_step``, numpy engine only: it is that engine's implementation) and each engine's
+(``optimizer_update``, numpy engine only: it is that engine's implementation) and each engine's
 ``train_epoch`` (``engine_factory``), where the hand-chosen gradient is produced exactly by a
 one-layer identity network with mse loss and a zero input (see :func:`run_engine`). The
 contract and torch tests call the rule directly; the compiled core's rules are compared
@@ -15,8 +15,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from gdcore.reference.codes import OPTIMIZERS
-from gdcore.reference.optimizers import n_slots, optimizer_step
-from helpers import make_hyper, make_state
+from gdcore.reference.optimizers import OptimizerConfig, optimizer_update
+from helpers import make_hyper, make_state, reference_step
 
 
 def run_rule(name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
@@ -24,11 +24,13 @@ def run_rule(name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.float64):
     and the step counter."""
     p = np.array(p0, dtype=dtype)
     kind = OPTIMIZERS[name]
-    state = [np.zeros_like(p) for _ in range(n_slots(kind, hyper))]
+    config = OptimizerConfig.from_hyper(kind, hyper)
+    state = [np.zeros_like(p) for _ in range(config.n_slots())]
     step = np.zeros(1, dtype=np.int64)
     path = []
     for g in grad_sequence:
-        optimizer_step(kind, [p], [np.array(g, dtype=dtype)], state, hyper, step)
+        optimizer_update(config, int(step[0]) + 1, p, np.array(g, dtype=dtype), state)
+        step[0] += 1
         path.append(p.copy())
     return np.array(path), state, step
 
@@ -55,13 +57,13 @@ def run_engine(factory, name, hyper, grad_sequence, p0=(1.0, -2.0), dtype=np.flo
     return np.array(path), state[k:], step
 
 
-@pytest.fixture(params=["optimizer_step", "train_epoch"])
+@pytest.fixture(params=["optimizer_update", "train_epoch"])
 def run(request, engine_factory):
     """Steps an optimizer over p = [1, -2]: by the reference rule (numpy engine only) or by the
     engine's train_epoch."""
-    if request.param == "optimizer_step":
+    if request.param == "optimizer_update":
         if engine_factory.is_core:
-            pytest.skip("optimizer_step is the numpy engine's rule")
+            pytest.skip("optimizer_update is the numpy engine's rule")
         return run_rule
     return lambda *args, **kwargs: run_engine(engine_factory, *args, **kwargs)
 
@@ -199,7 +201,7 @@ def test_rmsprop_momentum_by_hand(run):
     ("rmsprop", make_hyper(), 1), ("rmsprop", make_hyper(momentum=0.5), 2),
 ])
 def test_n_slots(name, hyper, slots):
-    assert n_slots(OPTIMIZERS[name], hyper) == slots
+    assert OptimizerConfig.from_hyper(OPTIMIZERS[name], hyper).n_slots() == slots
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -210,12 +212,12 @@ def test_updates_in_place_keeps_dtype_and_leaves_grads_alone(name, dtype):
     params = [np.ones((2, 3), dtype), np.full(3, -1.0, dtype)]
     grads = [np.full((2, 3), 0.5, dtype), np.full(3, 0.25, dtype)]
     grads_before = [g.copy() for g in grads]
-    slots = n_slots(kind, hyper)
+    slots = OptimizerConfig.from_hyper(kind, hyper).n_slots()
     state = [np.zeros_like(p) for p in params for _ in range(slots)]
     ids = [id(a) for a in params + state]
     step = np.array([7], dtype=np.int64)
 
-    optimizer_step(kind, params, grads, state, hyper, step)
+    reference_step(kind, params, grads, state, hyper, step)
 
     assert step[0] == 8 and step.dtype == np.int64
     assert [id(a) for a in params + state] == ids
@@ -232,7 +234,7 @@ def test_adam_bias_correction_uses_the_step_counter():
     # (at t = 1 it would be 1 - 0.1 * 0.5/(0.5 + 1e-8) = 0.9)
     p = np.array([1.0])
     step = np.array([99], dtype=np.int64)
-    optimizer_step(OPTIMIZERS["adam"], [p], [np.array([0.5])], [np.zeros(1), np.zeros(1)],
+    reference_step(OPTIMIZERS["adam"], [p], [np.array([0.5])], [np.zeros(1), np.zeros(1)],
                    make_hyper(lr=0.1), step)
     expected = 1 - (0.1 / (1 - 0.9**100)) * 0.05 / (math.sqrt(0.00025) / math.sqrt(1 - 0.999**100)
                                                     + 1e-8)
@@ -298,10 +300,11 @@ def test_five_steps_equal_torch(name, kwargs, dtype, rtol):
         opt.step()
 
     kind, hyper = OPTIMIZERS[name], hyper_from_torch(kwargs)
-    state = [np.zeros_like(p) for p in params for _ in range(n_slots(kind, hyper))]
+    slots = OptimizerConfig.from_hyper(kind, hyper).n_slots()
+    state = [np.zeros_like(p) for p in params for _ in range(slots)]
     step = np.zeros(1, dtype=np.int64)
     for grads in grad_steps:
-        optimizer_step(kind, params, grads, state, hyper, step)
+        reference_step(kind, params, grads, state, hyper, step)
 
     assert step[0] == 5
     for p, tp in zip(params, tparams):

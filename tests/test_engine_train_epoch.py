@@ -14,10 +14,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from gdcore.reference.codes import OPTIMIZERS
-from gdcore.reference.optimizers import optimizer_step
 from helpers import (DTYPES, OPTIMIZER_CASES, RTOL, assert_close, core_only, gradient_buffers,
                      make_data, make_hyper, make_net, make_pair, make_samples, make_state,
-                     run_epochs, zeros_like_params)
+                     reference_step, run_epochs, zeros_like_params)
 
 # ---------------------------------------------------------------------------- either engine
 
@@ -63,7 +62,7 @@ def test_one_step_equals_gradients_then_optimizer_step(engine_factory, optimizer
     dW, db = zeros_like_params(mW, mb)
     loss = manual.gradients(X, Y, w, dW, db)
     mstate, mstep = make_state(mW, mb, kind, hyper), np.zeros(1, dtype=np.int64)
-    optimizer_step(kind, [mW[0], mb[0], mW[1], mb[1]], [dW[0], db[0], dW[1], db[1]],
+    reference_step(kind, [mW[0], mb[0], mW[1], mb[1]], [dW[0], db[0], dW[1], db[1]],
                    mstate, hyper, mstep)
 
     state, step = make_state(weights, biases, kind, hyper), np.zeros(1, dtype=np.int64)
@@ -164,7 +163,7 @@ def test_order_and_batches_are_honoured_including_a_short_last_batch(engine_fact
     for rows in ([3, 3], [1]):
         rows = np.array(rows)
         manual.gradients(X[rows], Y[rows], w[rows], dW, db)
-        optimizer_step(kind, [mW[0], mb[0], mW[1], mb[1]], [dW[0], db[0], dW[1], db[1]],
+        reference_step(kind, [mW[0], mb[0], mW[1], mb[1]], [dW[0], db[0], dW[1], db[1]],
                        mstate, hyper, mstep)
 
     state, step = make_state(weights, biases, kind, hyper), np.zeros(1, dtype=np.int64)

@@ -141,21 +141,23 @@ def test_numpy_interrupt_inside_a_step_rolls_back_to_the_epoch_start(monkeypatch
     start = gd.Network.from_sizes([3, 4, 1], activation="tanh", dtype="float64", seed=0)
     net = start.copy()
     assert net.backend == "numpy"
-    real_step = reference_train.optimizer_step
+    real_update = reference_train.optimizer_update
     calls = []
 
-    def step_then_interrupt(kind, params, grads, state, hyper, step):
+    def update_then_interrupt(config, t, p, g, slots):
         calls.append(1)
-        if len(calls) == 7:  # epoch 1 (5 batches per epoch), second batch
-            params[0] -= 1.0  # the first parameter updated, the others not, step not counted
+        # 4 parameters (W0, b0, W1, b1) per step, 5 steps per epoch: epoch 1, second batch,
+        # second parameter
+        if len(calls) == 4 * 6 + 2:
+            p -= 1.0  # W0 updated, this one half-changed, the others not, step not counted
             raise KeyboardInterrupt
-        real_step(kind, params, grads, state, hyper, step)
+        real_update(config, t, p, g, slots)
 
-    monkeypatch.setattr(reference_train, "optimizer_step", step_then_interrupt)
+    monkeypatch.setattr(reference_train, "optimizer_update", update_then_interrupt)
     opt = gd.SGD(lr=0.05, momentum=0.9)
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y, optimizer=opt, epochs=10, batch_size=4, shuffle=False)
-    monkeypatch.setattr(reference_train, "optimizer_step", real_step)
+    monkeypatch.setattr(reference_train, "optimizer_update", real_update)
     assert opt.epochs_done == 1 and opt.steps_done == 5  # back at the start of epoch 1
     replay, replay_opt = start.copy(), gd.SGD(lr=0.05, momentum=0.9)
     replay.fit(X, y, optimizer=replay_opt, epochs=1, batch_size=4, shuffle=False)

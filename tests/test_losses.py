@@ -3,11 +3,12 @@ import math
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from gdcore.reference.activations import activation_forward
 from gdcore.reference.codes import ACTIVATIONS, LOSSES
-from gdcore.reference.losses import loss_backward, loss_forward
+from gdcore.reference.losses import loss_gradient, loss_value
+from gdcore.reference.network import DenseLayer, Network
 from helpers import central_differences
 
 ACT = ACTIVATIONS
@@ -15,11 +16,11 @@ LN2, LN3 = math.log(2.0), math.log(3.0)
 
 
 def value(loss, act, Z, Y, w=None):
-    return loss_forward(LOSSES[loss], ACT[act], Z, activation_forward(ACT[act], Z), Y, w)
+    return loss_value(LOSSES[loss], Z, activation_forward(ACT[act], Z), Y, w)
 
 
 def grad(loss, act, Z, Y, w=None):
-    return loss_backward(LOSSES[loss], ACT[act], Z, activation_forward(ACT[act], Z), Y, w)
+    return loss_gradient(LOSSES[loss], ACT[act], Z, activation_forward(ACT[act], Z), Y, w)[1]
 
 
 # ---------------------------------------------------------------------------- closed forms
@@ -179,12 +180,30 @@ def test_unit_sample_weights_equal_no_weights(loss, act, kind):
     assert_allclose(grad(loss, act, Z, Y, ones), grad(loss, act, Z, Y), rtol=1e-14, atol=1e-17)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("loss, act, kind", CASES)
+def test_loss_gradient_value_is_loss_value(loss, act, kind, weighted):
+    """loss_gradient returns loss_value's value; cross_entropy's fused pass reads Z only, so
+    it gives the same without the softmax output (as Network.forward(x, False) leaves it)."""
+    rng = np.random.default_rng(11)
+    Z, Y = make_case(kind, rng)
+    w = rng.uniform(0.5, 2.0, size=len(Z)) if weighted else None
+    A = activation_forward(ACT[act], Z)
+    batch_loss, dZ = loss_gradient(LOSSES[loss], ACT[act], Z, A, Y, w)
+    assert batch_loss == loss_value(LOSSES[loss], Z, A, Y, w)
+    if loss == "cross_entropy":
+        value_without_a, dZ_without_a = loss_gradient(LOSSES[loss], ACT[act], Z, None, Y, w)
+        assert value_without_a == batch_loss
+        assert_array_equal(dZ_without_a, dZ)
+
+
 def test_fused_loss_with_the_wrong_output_activation_is_a_value_error():
-    Z = np.zeros((2, 2))
+    # checked where the C++ checks it: when the network is built
+    W, b = np.zeros((2, 2)), np.zeros(2)
     with pytest.raises(ValueError, match="bce"):
-        loss_forward(LOSSES["bce"], ACT["identity"], Z, Z, Z, None)
+        Network([DenseLayer(W, b, ACT["identity"])], LOSSES["bce"])
     with pytest.raises(ValueError, match="cross_entropy"):
-        loss_backward(LOSSES["cross_entropy"], ACT["sigmoid"], Z, Z, Z, None)
+        Network([DenseLayer(W, b, ACT["sigmoid"])], LOSSES["cross_entropy"])
 
 
 # ---------------------------------------------------------------------------- PyTorch

@@ -1,9 +1,27 @@
 """The NumPy reference engine: the oracle the C++ core (``csrc/gd/``) is tested against.
 
-One module per concern, each the twin of a ``csrc/gd`` file: ``activations``, ``losses``,
-``dense`` (one layer), ``optimizers``, ``train`` (the epoch loop) and ``engine`` (the object
-a network builds). ``codes`` holds the integer codes both engines share.
-"""
-from . import codes, activations, losses, dense, optimizers, train, engine
+Each module is the literal twin of a C++ file, with the same function names, argument order
+and granularity, so that the two read side by side (``tests/test_reference_twins.py`` checks
+the names and argument order against the headers):
 
-__all__ = ["codes", "activations", "losses", "dense", "optimizers", "train", "engine"]
+- ``codes`` ↔ ``csrc/gd/codes.hpp``: the integer codes both engines share, the ``hyper``
+  layout, the optimizer state slots and the output activation each loss requires.
+- ``activations`` ↔ ``csrc/gd/activations.cpp``: ``activation_forward``,
+  ``activation_backward``, ``row_shifted_exp``.
+- ``dense`` ↔ ``csrc/gd/dense.cpp``: ``dense_forward``, ``dense_backward`` (one layer's affine
+  part).
+- ``losses`` ↔ ``csrc/gd/losses.cpp``: ``loss_value``, ``loss_gradient`` and the fused
+  softmax-cross-entropy pass ``cross_entropy_fused``.
+- ``optimizers`` ↔ ``csrc/gd/optimizers.cpp``: ``OptimizerConfig``, ``optimizer_update`` (one
+  parameter).
+- ``network`` ↔ ``csrc/gd/network.cpp``: ``DenseLayer``, ``Network`` (construction checks,
+  ``forward``, ``predict``, ``backward``).
+- ``train`` ↔ ``csrc/gd/train.cpp``: ``train_epoch``.
+- ``engine`` ↔ ``csrc/bindings/bind_engine.cpp``: the object a network builds.
+
+``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
+the reference for them.
+"""
+from . import codes, activations, losses, dense, optimizers, network, train, engine
+
+__all__ = ["codes", "activations", "losses", "dense", "optimizers", "network", "train", "engine"]

@@ -9,6 +9,11 @@ or <= 20.
 tables (as in scikit-learn's ``neural_network/_base.py``); :func:`activation_forward` and
 :func:`activation_backward` dispatch on the integer code of ``codes.ACTIVATIONS``.
 All arrays are ``(n_samples, n_units)``.
+
+Twin of ``csrc/gd/activations.{hpp,cpp}``: ``activation_forward``, ``activation_backward`` and
+``row_shifted_exp`` (shared by softmax and the fused cross-entropy of ``losses``) have the C++
+names and argument order; the C++ output buffer (``a``, ``dz``, ``e``) is the return value
+here and the sizes are the arrays' shapes.
 """
 from __future__ import annotations
 
@@ -70,9 +75,25 @@ def gelu(Z: np.ndarray) -> np.ndarray:
     return 0.5 * Z * (1 + np.tanh(GELU_C * (Z + GELU_K * (Z * Z * Z))))
 
 
+def row_shifted_exp(Z: np.ndarray) -> np.ndarray:
+    """``exp(z - max of its row)``: the shared first half of softmax and cross-entropy.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_units)
+
+    Returns
+    -------
+    E : ndarray of shape (n_samples, n_units), dtype of Z
+        Every entry in (0, 1], the row maximum's exactly 1: the arguments are <= 0, so no
+        overflow.
+    """
+    return np.exp(Z - np.max(Z, axis=1, keepdims=True))
+
+
 def softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise ``exp(z - max(z)) / sum(exp(z - max(z)))``; every row sums to 1."""
-    e = np.exp(Z - np.max(Z, axis=1, keepdims=True))  # arguments <= 0: no overflow
+    e = row_shifted_exp(Z)
     return e / np.sum(e, axis=1, keepdims=True)
 
 
@@ -155,12 +176,13 @@ def _name(code: int) -> str:
         raise ValueError(f"unknown activation code {code!r}") from None
 
 
-def activation_forward(code: int, Z: np.ndarray) -> np.ndarray:
-    """Apply the activation with integer ``code`` (``codes.ACTIVATIONS``).
+def activation_forward(act: int, Z: np.ndarray) -> np.ndarray:
+    """Apply the activation with integer code ``act`` (``codes.ACTIVATIONS``).
 
     Parameters
     ----------
-    code : int
+    act : int
+        Code of ``codes.ACTIVATIONS``.
     Z : ndarray of shape (n_samples, n_units)
         Pre-activations, float32 or float64.
 
@@ -169,15 +191,16 @@ def activation_forward(code: int, Z: np.ndarray) -> np.ndarray:
     A : ndarray of shape (n_samples, n_units), dtype of Z
         For ``identity`` this is ``Z`` itself.
     """
-    return FORWARD[_name(code)](Z)
+    return FORWARD[_name(act)](Z)
 
 
-def activation_backward(code: int, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
+def activation_backward(act: int, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
     """Gradient w.r.t. the pre-activation: ``dZ = dA * f'(Z)`` (a Jacobian product for softmax).
 
     Parameters
     ----------
-    code : int
+    act : int
+        Code of ``codes.ACTIVATIONS``.
     Z, A, dA : ndarray of shape (n_samples, n_units)
         Pre-activation, activation ``A = f(Z)`` and gradient of the loss w.r.t. ``A``.
 
@@ -186,4 +209,4 @@ def activation_backward(code: int, Z: np.ndarray, A: np.ndarray, dA: np.ndarray)
     dZ : ndarray of shape (n_samples, n_units), dtype of Z
         For ``identity`` this is ``dA`` itself.
     """
-    return BACKWARD[_name(code)](Z, A, dA)
+    return BACKWARD[_name(act)](Z, A, dA)

@@ -1,9 +1,10 @@
 """``Engine``: the NumPy engine of one network, with the interface of ``docs/design.md``.
 
 It keeps views of the caller's weight and bias arrays (never copies, never rebinds them) and
-updates everything in place, exactly like the C++ ``EngineF32``/``EngineF64``. The public layer
-validates user input; the cheap checks here only make sure that a bad shape or dtype raises
-``ValueError``/``TypeError`` instead of a confusing NumPy error or a silent broadcast.
+updates everything in place, exactly like the C++ ``EngineF32``/``EngineF64``: the twin of
+``csrc/bindings/bind_engine.cpp``. The public layer validates user input; the checks here
+(``checks.py``, the twin of the bindings' ``checks.hpp``) are the compiled engine's, with its
+messages and error codes: only what keeps the array accesses right.
 """
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from .codes import ACTIVATION_NAMES, LOSS_NAMES, LOSSES, OPTIMIZER_NAMES
-from .losses import FUSED_ACTIVATION, loss_backward, loss_forward
-from .optimizers import n_slots
+from . import checks
+from .checks import array_of, dim, fail
+from .codes import (ACTIVATION_NAMES, ACTIVATIONS, HYPER, LOSS_NAMES, LOSSES, OPTIMIZER_NAMES,
+                    OPTIMIZERS)
+from .losses import loss_gradient, loss_value
+from .network import Network
+from .optimizers import OptimizerConfig
 from . import train
 
 # Non-finite results of a diverging network are returned, not warned about (as in C++).
@@ -27,18 +32,6 @@ BUSY = ("this engine is already running a call (from another thread, or re-entra
 PREDICT_IN_CALL = ("predict cannot run in the middle of a call that trains or evaluates this "
                    "network (a signal handler or callback of fit, loss or gradients, on the "
                    "same thread); call it after that call returns")
-
-
-def _check(name: str, a, dtype, shape: tuple) -> None:
-    """TypeError unless ``a`` is an ndarray of ``dtype``; ValueError unless its shape matches
-    ``shape`` (``None`` entries match any length)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
-    if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
-        expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise ValueError(f"{name} must have shape {expected}, got {a.shape}")
 
 
 class Engine:
@@ -55,41 +48,55 @@ class Engine:
         Activation code of each layer (``codes.ACTIVATIONS``).
     loss : int
         Loss code (``codes.LOSSES``); bce needs a sigmoid output, cross_entropy a softmax one.
+    dtype : float32 or float64, optional
+        T, as the choice between ``EngineF32`` and ``EngineF64``; that of ``weights[0]`` by
+        default.
     """
 
     def __init__(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
-                 activations: Sequence[int], loss: int) -> None:
-        if not (len(weights) == len(biases) == len(activations) >= 1):
-            raise ValueError("weights, biases and activations must be non-empty lists of "
-                             f"equal length, got {len(weights)}, {len(biases)}, "
-                             f"{len(activations)}")
-        dtype = getattr(weights[0], "dtype", None)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"weights must be float32 or float64, got {dtype}")
-        for i, (W, b) in enumerate(zip(weights, biases)):
-            n_in = None if i == 0 else weights[i - 1].shape[1]
-            _check(f"weights[{i}]", W, dtype, (n_in, None))
-            _check(f"biases[{i}]", b, dtype, (W.shape[1],))
-            if not (W.flags.c_contiguous and b.flags.c_contiguous):
-                raise ValueError(f"weights[{i}] and biases[{i}] must be C-contiguous")
-        for i, act in enumerate(activations):
-            if act not in ACTIVATION_NAMES:
-                raise ValueError(f"activations[{i}]: unknown activation code {act!r}")
-        if loss not in LOSS_NAMES:
-            raise ValueError(f"unknown loss code {loss!r}")
-        needed = FUSED_ACTIVATION.get(LOSS_NAMES[loss])
-        if needed is not None and activations[-1] != needed:
-            raise ValueError(f"loss {LOSS_NAMES[loss]!r} needs a "
-                             f"{ACTIVATION_NAMES[needed]!r} output layer")
-
+                 activations: Sequence[int], loss: int, dtype: Optional[np.dtype] = None) -> None:
+        w_items = checks.items(weights, "weights")
+        b_items = checks.items(biases, "biases")
+        a_items = checks.items(activations, "activations")
+        if not w_items:
+            fail("shape", "weights must hold at least one array")
+        if not len(b_items) == len(a_items) == len(w_items):
+            fail("shape", "weights, biases and activations must have the same length, got "
+                          f"{len(w_items)}, {len(b_items)} and {len(a_items)}")
+        loss = checks.code_in(loss, "loss", "a loss code", len(LOSSES))
+        # T: as EngineF32 / EngineF64, or that of weights[0] when not given.
+        if dtype is None:
+            dtype = getattr(w_items[0], "dtype", np.dtype(np.float64))
+            dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        dtype = np.dtype(dtype)
+        codes = []
+        for i, (W, b, act) in enumerate(zip(w_items, b_items, a_items)):
+            wname = f"weights[{i}]"
+            array_of(W, wname, dtype, 2, "(n_inputs, n_outputs)", writeable=True)
+            n_in, n_out = W.shape
+            if n_in < 1 or n_out < 1:
+                fail("shape", f"{wname} must have at least one row and one column, got shape "
+                              f"{checks.shape_of(W)}")
+            if i > 0 and n_in != w_items[i - 1].shape[1]:
+                fail("shape", f"{wname} must have {w_items[i - 1].shape[1]} rows, the outputs "
+                              f"of weights[{i - 1}], got shape {checks.shape_of(W)}")
+            bname, bshape = f"biases[{i}]", f"({n_out},)"
+            array_of(b, bname, dtype, 1, bshape, writeable=True)
+            dim(b, 0, n_out, bname, bshape)
+            codes.append(checks.code_in(act, f"activations[{i}]", "an activation code",
+                                        len(ACTIVATIONS)))
+        weights, biases, activations = w_items, b_items, codes
         self.weights = list(weights)  # a new list of the *same* arrays: views, not copies
         self.biases = list(biases)
         self.activations = [int(a) for a in activations]
         self.loss_code = int(loss)
         self.dtype = np.dtype(dtype)
-        # gradient buffers of train_epoch, allocated once and reused by every step
-        self._dW = [np.zeros_like(W) for W in self.weights]
-        self._db = [np.zeros_like(b) for b in self.biases]
+        # the network over the same arrays; it owns train_epoch's gradient buffers
+        try:  # the network checks its structure, as gd::Network does
+            self.network = Network.from_arrays(self.weights, self.biases, self.activations,
+                                               self.loss_code)
+        except ValueError as error:
+            fail("structure", str(error))
         # The thread inside loss / gradients / train_epoch: a Python signal handler can run in
         # the middle of one (between any two bytecodes), on that thread. As the compiled
         # engine, refuse its calls on this engine rather than read half-updated weights.
@@ -120,28 +127,58 @@ class Engine:
 
     # ------------------------------------------------------------------------ checks
 
-    def _check_X(self, X) -> None:
-        _check("X", X, self.dtype, (None, self.n_inputs))
-
-    def _check_Y(self, Y, n_samples: int) -> None:
-        if (self.loss_code == LOSSES["cross_entropy"] and isinstance(Y, np.ndarray)
-                and Y.ndim == 1):
-            if not np.issubdtype(Y.dtype, np.integer):
-                raise TypeError(f"class indices Y must be integers, got {Y.dtype}")
-            _check("Y", Y, Y.dtype, (n_samples,))
-            if n_samples and (Y.min() < 0 or Y.max() >= self.n_outputs):
-                raise ValueError(f"class indices Y must be in [0, {self.n_outputs})")
-        else:
-            _check("Y", Y, self.dtype, (n_samples, self.n_outputs))
-
-    def _check_sample_weight(self, sample_weight, n_samples: int) -> None:
-        if sample_weight is not None:
-            _check("sample_weight", sample_weight, self.dtype, (n_samples,))
+    def _check_x(self, X, min_rows: int) -> np.ndarray:
+        shape = f"(n_samples, {self.n_inputs})"
+        x = array_of(X, "X", self.dtype, 2, shape)
+        dim(x, 1, self.n_inputs, "X", shape)
+        if x.shape[0] < min_rows:
+            fail("shape", f"X must have at least one row, got shape {checks.shape_of(x)}")
+        return x
 
     def _check_data(self, X, Y, sample_weight) -> None:
-        self._check_X(X)
-        self._check_Y(Y, X.shape[0])
-        self._check_sample_weight(sample_weight, X.shape[0])
+        """X, Y and sample_weight of loss / gradients / train_epoch."""
+        n = self._check_x(X, 1).shape[0]
+        k = self.n_outputs
+        dense_shape = f"({n}, {k})"
+        cross_entropy = self.loss_code == LOSSES["cross_entropy"]
+        if cross_entropy and isinstance(Y, np.ndarray) and Y.dtype == np.int64 \
+                and Y.dtype.isnative:
+            shape = f"({n},)"
+            array_of(Y, "Y", np.int64, 1, shape)
+            dim(Y, 0, n, "Y", shape)
+            bad = np.flatnonzero((Y < 0) | (Y >= k))
+            if bad.size:
+                fail("index", f"Y must hold class indices in [0, {k}), got {Y[bad[0]]} at row "
+                              f"{bad[0]}")
+        else:
+            if cross_entropy and isinstance(Y, np.ndarray) and Y.dtype != self.dtype:
+                fail("dtype", f"Y must be int64 class indices of shape ({n},) or a "
+                              f"{self.dtype.name} array of shape {dense_shape}, got dtype "
+                              f"{Y.dtype}")
+            array_of(Y, "Y", self.dtype, 2, dense_shape)
+            dim(Y, 0, n, "Y", dense_shape)
+            dim(Y, 1, k, "Y", dense_shape)
+        if sample_weight is not None:
+            shape = f"({n},)"
+            array_of(sample_weight, "sample_weight", self.dtype, 1, shape)
+            dim(sample_weight, 0, n, "sample_weight", shape)
+
+    def _check_like_parameters(self, arrays, name: str, weights: bool) -> None:
+        """dW (weights) or db: a list of writeable arrays in the shapes of the parameters."""
+        items = checks.items(arrays, name)
+        if len(items) != len(self.weights):
+            fail("shape", f"{name} must hold {len(self.weights)} arrays, got {len(items)}")
+        for i, a in enumerate(items):
+            self._check_parameter_shaped(a, f"{name}[{i}]", i, weights)
+
+    def _check_parameter_shaped(self, a, item: str, layer: int, weights: bool) -> None:
+        """A writeable C-contiguous T array of the shape of layer's weights or bias."""
+        W = self.weights[layer]
+        shape = checks.shape_of(W) if weights else f"({W.shape[1]},)"
+        array_of(a, item, self.dtype, 2 if weights else 1, shape, writeable=True)
+        if weights:
+            dim(a, 0, W.shape[0], item, shape)
+        dim(a, 1 if weights else 0, W.shape[1], item, shape)
 
     # ------------------------------------------------------------------------ interface
 
@@ -149,19 +186,18 @@ class Engine:
         """Output activations, shape (n_samples, n_outputs), for X of shape (n_samples, n_inputs)."""
         if self._running == threading.get_ident():
             raise RuntimeError(PREDICT_IN_CALL)
-        self._check_X(X)
+        self._check_x(X, 0)
         with np.errstate(**_QUIET):
-            _, As = train.network_forward(self.weights, self.biases, self.activations, X)
-        return As[-1]
+            return self.network.predict(X)
 
     def loss(self, X: np.ndarray, Y: np.ndarray,
              sample_weight: Optional[np.ndarray] = None) -> float:
         """The mean loss ``sum_j(w_j l_j) / sum_j(w_j)`` over the rows of X, computed in T."""
         self._check_data(X, Y, sample_weight)
         with self._one_call(), np.errstate(**_QUIET):
-            Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
-            return loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                                sample_weight)
+            self.network.forward(X, output_activation=True)
+            return loss_value(self.loss_code, self.network.output_logits(),
+                              self.network.output_activations(), Y, sample_weight)
 
     def gradients(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
                   dW: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> float:
@@ -179,18 +215,14 @@ class Engine:
             The loss.
         """
         self._check_data(X, Y, sample_weight)
-        if len(dW) != len(self.weights) or len(db) != len(self.biases):
-            raise ValueError(f"dW and db must hold {len(self.weights)} arrays each")
-        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            _check(f"dW[{i}]", dW[i], self.dtype, W.shape)
-            _check(f"db[{i}]", db[i], self.dtype, b.shape)
+        self._check_like_parameters(dW, "dW", True)
+        self._check_like_parameters(db, "db", False)
         with self._one_call(), np.errstate(**_QUIET):
-            Zs, As = train.network_forward(self.weights, self.biases, self.activations, X)
-            value = loss_forward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                                 sample_weight)
-            dZ = loss_backward(self.loss_code, self.activations[-1], Zs[-1], As[-1], Y,
-                               sample_weight)
-            train.network_backward(self.weights, self.activations, X, Zs, As, dZ, dW, db)
+            self.network.forward(X, output_activation=False)
+            value, dZ = loss_gradient(self.loss_code, self.activations[-1],
+                                      self.network.output_logits(),
+                                      self.network.output_activations(), Y, sample_weight)
+            self.network.backward(X, dZ, dW, db)
         return value
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
@@ -203,28 +235,33 @@ class Engine:
         int64 (1,)).
         """
         self._check_data(X, Y, sample_weight)
-        if not isinstance(order, np.ndarray) or not np.issubdtype(order.dtype, np.integer):
-            raise TypeError("order must be an integer numpy array")
-        _check("order", order, order.dtype, (None,))
-        if len(order) == 0 or order.min() < 0 or order.max() >= X.shape[0]:
-            raise ValueError(f"order must be non-empty with indices in [0, {X.shape[0]})")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+        n = X.shape[0]
+        array_of(order, "order", np.int64, 1, "(n_order,)")
+        bad = np.flatnonzero((order < 0) | (order >= n))
+        if bad.size:
+            fail("index", f"order must hold row indices of X in [0, {n}), got {order[bad[0]]} "
+                          f"at position {bad[0]}")
+        # (A batch size is a row count: at least one row per batch.)
+        batch_size = checks.integer(batch_size, "batch_size")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if optimizer not in OPTIMIZER_NAMES:
-            raise ValueError(f"unknown optimizer code {optimizer!r}")
-        _check("hyper", hyper, np.float64, (8,))
-        params = [p for W, b in zip(self.weights, self.biases) for p in (W, b)]
-        slots = n_slots(optimizer, hyper)
-        if len(state) != slots * len(params):
-            raise ValueError(f"state must hold {slots * len(params)} arrays "
-                             f"({slots} per parameter), got {len(state)}")
-        for k, s in enumerate(state):
-            _check(f"state[{k}]", s, self.dtype, params[k // slots].shape)
-        _check("step", step, np.int64, (1,))
+            fail("index", f"batch_size must be at least 1, got {batch_size}")
+        optimizer = checks.code_in(optimizer, "optimizer", "an optimizer code", len(OPTIMIZERS))
+        hyper_shape = f"({len(HYPER)},)"
+        array_of(hyper, "hyper", np.float64, 1, hyper_shape)
+        dim(hyper, 0, len(HYPER), "hyper", hyper_shape)
+        config = OptimizerConfig.from_hyper(optimizer, hyper)
+        slots = config.n_slots()
+        items = checks.items(state, "state")
+        expected = 2 * len(self.weights) * slots
+        if len(items) != expected:
+            fail("shape", f"state must hold {expected} arrays ({slots} per parameter for "
+                          f"{OPTIMIZER_NAMES[optimizer]} with momentum {config.momentum:f}), "
+                          f"got {len(items)}")
+        for e, a in enumerate(items):
+            p = e // slots  # parameter: W_i (p = 2i) or b_i (p = 2i + 1)
+            self._check_parameter_shaped(a, f"state[{e}]", p // 2, p % 2 == 0)
+        array_of(step, "step", np.int64, 1, "(1,)", writeable=True)
+        dim(step, 0, 1, "step", "(1,)")
         with self._one_call():
-            return train.train_epoch(self.weights, self.biases, self.activations,
-                                     self.loss_code, X, Y, sample_weight, order,
-                                     int(batch_size), int(optimizer), hyper, state, step,
-                                     self._dW, self._db)
+            return train.train_epoch(self.network, X, Y, sample_weight, order,
+                                     batch_size, config, items, step)

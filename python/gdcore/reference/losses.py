@@ -9,7 +9,15 @@ and their gradients are fused, ``dL/dz = (a - y) * scale``, which is exact and s
 losses give ``dL/dA``, which is chained through the output activation's backward pass.
 
 Shapes: ``Z``, ``A``: (n_samples, n_out). ``Y``: (n_samples, n_out) of Z's dtype, or for
-``cross_entropy`` also int64 class indices (n_samples,). ``sample_weight``: None or (n_samples,).
+``cross_entropy`` also int64 class indices (n_samples,). ``w`` (the sample weights): None or
+(n_samples,).
+
+Twin of ``csrc/gd/losses.{hpp,cpp}``: :func:`loss_value` and :func:`loss_gradient` have the
+C++ names and argument order (the sizes are the arrays' shapes, the C++ output buffer ``dz``
+is returned with the value), and :func:`cross_entropy_fused` is the C++ one-pass
+softmax-cross-entropy that ``loss_gradient`` uses. The loss/output-activation pairing
+(``codes.LOSS_OUTPUT_ACTIVATION``) is checked where the C++ checks it, when the
+``network.Network`` is built.
 """
 from __future__ import annotations
 
@@ -17,11 +25,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .activations import activation_backward
-from .codes import ACTIVATIONS, LOSS_NAMES
-
-# Each loss that is computed from the logits needs this output activation.
-FUSED_ACTIVATION = {"bce": ACTIVATIONS["sigmoid"], "cross_entropy": ACTIVATIONS["softmax"]}
+from .activations import activation_backward, row_shifted_exp
+from .codes import LOSS_NAMES
 
 
 # ---------------------------------------------------------------------------- per-sample losses
@@ -49,18 +54,23 @@ def bce(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.mean(np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z))), axis=1)
 
 
-def log_softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise ``z - max(z) - log(sum(exp(z - max(z))))``; finite for finite Z."""
-    shifted = Z - np.max(Z, axis=1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+def log_sum_exp(Z: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Row-wise ``max(z) + log(sum(exp(z - max(z))))``, shape (n_samples, 1), from
+    ``E = row_shifted_exp(Z)``; finite for finite Z."""
+    return np.max(Z, axis=1, keepdims=True) + np.log(np.sum(E, axis=1, keepdims=True))
+
+
+def cross_entropy_rows(Z: np.ndarray, Y: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``l_j = -sum_k y_jk (z_jk - shift_j)``, ``log_softmax(z) = z - shift`` with ``shift`` the
+    row's log-sum-exp; an index label ``y_j`` gives ``shift_j - z_j,y_j``."""
+    if Y.ndim == 1:
+        return shift[:, 0] - Z[np.arange(len(Y)), Y]
+    return -np.sum(Y * (Z - shift), axis=1)
 
 
 def cross_entropy(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``l_j = -sum_k y_jk log_softmax(z_j)_k``; an index label ``y_j`` stands for a one-hot row."""
-    logp = log_softmax(Z)
-    if Y.ndim == 1:
-        return -logp[np.arange(len(Y)), Y]
-    return -np.sum(Y * logp, axis=1)
+    return cross_entropy_rows(Z, Y, log_sum_exp(Z, row_shifted_exp(Z)))
 
 
 PER_SAMPLE: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
@@ -94,74 +104,131 @@ DERIVATIVE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 # ---------------------------------------------------------------------------- batch loss
 
-def _name(loss_code: int, out_activation_code: int) -> str:
+def _name(loss: int) -> str:
     try:
-        name = LOSS_NAMES[loss_code]
+        return LOSS_NAMES[loss]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown loss code {loss_code!r}") from None
-    needed = FUSED_ACTIVATION.get(name)
-    if needed is not None and out_activation_code != needed:
-        raise ValueError(f"loss {name!r} needs output activation code {needed}, "
-                         f"got {out_activation_code!r}")
-    return name
+        raise ValueError(f"unknown loss code {loss!r}") from None
 
 
-def _row_scale(sample_weight: Optional[np.ndarray], n_samples: int, n_out: int,
-               dtype: np.dtype):
-    """``w_j / (sum(w) * n_out)``: a (n_samples, 1) column, or a scalar without weights."""
-    if sample_weight is None:
-        return dtype.type(1) / dtype.type(n_samples * n_out)
-    return sample_weight[:, None] / (np.sum(sample_weight) * n_out)
+def weight_sum(w: Optional[np.ndarray], n_samples: int):
+    """``sum_j w_j``: the sample count without weights (a Python int), else in w's dtype."""
+    return n_samples if w is None else np.sum(w)
 
 
-def loss_forward(loss_code: int, out_activation_code: int, Z: np.ndarray, A: np.ndarray,
-                 Y: np.ndarray, sample_weight: Optional[np.ndarray]) -> float:
-    """The batch loss ``sum_j(w_j l_j) / sum_j(w_j)``, computed in Z's dtype.
+def loss_sum(loss: int, Z: np.ndarray, A: np.ndarray, Y: np.ndarray,
+             w: Optional[np.ndarray]):
+    """``sum_j w_j l_j`` (``sum_j l_j`` without weights), in Z's dtype."""
+    l = PER_SAMPLE[_name(loss)](Z, A, Y)
+    return np.sum(l) if w is None else np.sum(w * l)
+
+
+def _row_scale(w: Optional[np.ndarray], denom, dtype: np.dtype):
+    """``w_j / denom``: a (n_samples, 1) column, or a scalar of ``dtype`` without weights."""
+    if w is None:
+        return dtype.type(1) / dtype.type(denom)
+    return w[:, None] / denom
+
+
+def elementwise_grad(loss: int, A: np.ndarray, Y: np.ndarray, w: Optional[np.ndarray],
+                     sum_w) -> np.ndarray:
+    """``dL/dA = g(a - y) w_j / (sum_w n_out)`` of the element-wise losses (mse, mae, huber)."""
+    return DERIVATIVE[_name(loss)](A - Y) * _row_scale(w, sum_w * A.shape[1], A.dtype)
+
+
+def fused_grad(A: np.ndarray, Y: np.ndarray, w: Optional[np.ndarray], denom) -> np.ndarray:
+    """``dL/dZ = (a - y) w_j / denom``: bce's gradient (``denom = sum_w n_out``), in which the
+    sigmoid's derivative cancels."""
+    return (A - Y) * _row_scale(w, denom, A.dtype)
+
+
+def cross_entropy_fused(Z: np.ndarray, Y: np.ndarray, w: Optional[np.ndarray],
+                        sum_w) -> tuple:
+    """cross_entropy in one pass over the exponentials, from the logits alone.
+
+    ``exp(z - max)`` is computed once; each row's sum gives both the loss (from the log-sum-exp)
+    and ``softmax = e / sum``: the same values, formula for formula, as :func:`cross_entropy`
+    after ``softmax``, and the gradient :func:`fused_grad` would give.
 
     Parameters
     ----------
-    loss_code, out_activation_code : int
-        Codes of ``codes.LOSSES`` and of the output layer's activation.
+    Z : ndarray of shape (n_samples, n_classes)
+        The output layer's logits (no softmax applied).
+    Y : ndarray of shape (n_samples, n_classes), or int64 (n_samples,) class indices
+    w : None or ndarray of shape (n_samples,)
+    sum_w : number
+        :func:`weight_sum` of ``w``.
+
+    Returns
+    -------
+    total : scalar of Z's dtype
+        ``sum_j w_j l_j`` (the caller divides by ``sum_w``).
+    dZ : ndarray of shape (n_samples, n_classes)
+        ``(softmax(z_j) - y_j) w_j / sum_w`` (``y_j`` one-hot for a class index); the sum over
+        the classes, so no ``1 / n_classes``.
+    """
+    E = row_shifted_exp(Z)
+    sums = np.sum(E, axis=1, keepdims=True)
+    l = cross_entropy_rows(Z, Y, np.max(Z, axis=1, keepdims=True) + np.log(sums))
+    total = np.sum(l) if w is None else np.sum(w * l)
+    dZ = E / sums  # softmax
+    if Y.ndim == 1:
+        dZ[np.arange(len(Y)), Y] -= 1  # softmax - onehot(y)
+    else:
+        dZ -= Y
+    dZ *= _row_scale(w, sum_w, Z.dtype)
+    return total, dZ
+
+
+def loss_value(loss: int, Z: np.ndarray, A: np.ndarray, Y: np.ndarray,
+               w: Optional[np.ndarray]) -> float:
+    """The batch loss ``L = sum_j(w_j l_j) / sum_j(w_j)``, computed in Z's dtype.
+
+    Parameters
+    ----------
+    loss : int
+        Code of ``codes.LOSSES``.
     Z, A : ndarray of shape (n_samples, n_out)
-        The output layer's pre-activation and activation.
+        The output layer's logits and activations ``f(Z)``.
     Y : ndarray of shape (n_samples, n_out), or int64 (n_samples,) for cross_entropy
-    sample_weight : None or ndarray of shape (n_samples,)
+    w : None or ndarray of shape (n_samples,)
+        Sample weights (None: all ones).
 
     Returns
     -------
     float
     """
-    l = PER_SAMPLE[_name(loss_code, out_activation_code)](Z, A, Y)
-    if sample_weight is None:
-        return float(np.mean(l))
-    return float(np.sum(sample_weight * l) / np.sum(sample_weight))
+    return float(loss_sum(loss, Z, A, Y, w) / weight_sum(w, len(Z)))
 
 
-def loss_backward(loss_code: int, out_activation_code: int, Z: np.ndarray, A: np.ndarray,
-                  Y: np.ndarray, sample_weight: Optional[np.ndarray]) -> np.ndarray:
-    """Gradient of :func:`loss_forward` w.r.t. the output pre-activation Z.
+def loss_gradient(loss: int, out_activation: int, Z: np.ndarray, A: Optional[np.ndarray],
+                  Y: np.ndarray, w: Optional[np.ndarray]) -> tuple:
+    """The batch loss, as :func:`loss_value`, and its gradient w.r.t. the output layer's ``Z``.
 
     Parameters
     ----------
-    As :func:`loss_forward`.
+    loss, Z, Y, w : as :func:`loss_value`
+    out_activation : int
+        Code of the output layer's activation (``codes.ACTIVATIONS``).
+    A : ndarray of shape (n_samples, n_out), or None for cross_entropy
+        cross_entropy reads Z only (``Network.forward(x, output_activation=False)``).
 
     Returns
     -------
+    value : float
     dZ : ndarray of shape (n_samples, n_out), dtype of Z
-        bce: ``(a - y) w_j / (sum w * n_out)``; cross_entropy: ``(a - y_j) w_j / sum w``
+        bce: ``(a - y) w_j / (sum w * n_out)``; cross_entropy: ``(softmax(z) - y_j) w_j / sum w``
         (``y_j`` one-hot for an index label); otherwise ``dL/dA`` chained through the output
         activation (a Jacobian-vector product for softmax).
     """
-    name = _name(loss_code, out_activation_code)
-    n_samples, n_out = Z.shape
-    if name == "cross_entropy":
-        dZ = A.copy() if Y.ndim == 1 else A - Y
-        if Y.ndim == 1:
-            dZ[np.arange(n_samples), Y] -= 1  # a - onehot(y)
-        dZ *= _row_scale(sample_weight, n_samples, 1, Z.dtype)  # the sum over classes: no 1/n_out
-        return dZ
-    scale = _row_scale(sample_weight, n_samples, n_out, Z.dtype)
+    name = _name(loss)
+    sum_w = weight_sum(w, len(Z))
+    if name == "cross_entropy":  # reads Z only: A may be None (forward without softmax)
+        total, dZ = cross_entropy_fused(Z, Y, w, sum_w)
+        return float(total / sum_w), dZ
+    value = float(loss_sum(loss, Z, A, Y, w) / sum_w)
     if name == "bce":
-        return (A - Y) * scale  # fused: the sigmoid derivative cancels
-    dA = DERIVATIVE[name](A - Y) * scale
-    return activation_backward(out_activation_code, Z, A, dA)
+        return value, fused_grad(A, Y, w, sum_w * Z.shape[1])
+    dA = elementwise_grad(loss, A, Y, w, sum_w)
+    # dL/dZ = dL/dA * f'(Z)
+    return value, activation_backward(out_activation, Z, A, dA)
