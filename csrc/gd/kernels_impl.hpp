@@ -455,40 +455,8 @@ void column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
     }
 }
 
-// SGD on float32 (optimizers.cpp's rule): g += wd p; buf = momentum buf + g (when buf is not
-// null); g = g + momentum buf (nesterov) or buf; p -= lr g. One pass over the arrays.
-template <bool decay, bool nesterov>
-GD_INLINE void sgd_momentum_f32(float* p, const float* g, float* buf, index_t size, float lr,
-                                float momentum, float weight_decay) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const float gi = decay ? g[i] + weight_decay * p[i] : g[i];
-        const float b = momentum * buf[i] + gi;
-        buf[i] = b;
-        p[i] -= lr * (nesterov ? gi + momentum * b : b);
-    }
-}
-
-void sgd_f32(float* p, float* g, float* buf, index_t size, float lr, float momentum,
-             bool nesterov, float weight_decay) noexcept {
-    if (buf == nullptr) {
-        if (weight_decay != 0.0f)
-            for (index_t i = 0; i < size; ++i) p[i] -= lr * (g[i] + weight_decay * p[i]);
-        else
-            for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
-        return;
-    }
-    const bool decay = weight_decay != 0.0f;
-    if (nesterov) {
-        if (decay) sgd_momentum_f32<true, true>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_momentum_f32<false, true>(p, g, buf, size, lr, momentum, weight_decay);
-    } else {
-        if (decay) sgd_momentum_f32<true, false>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_momentum_f32<false, false>(p, g, buf, size, lr, momentum, weight_decay);
-    }
-}
-
 constexpr Table the_table{GD_ISA_NAME, &gemm<float>, &gemm<double>, &exp_map, &tanh_map,
-                          &sigmoid_map, &bce_map, &column_sums<float>, &column_sums<double>, &sgd_f32};
+                          &sigmoid_map, &bce_map, &column_sums<float>, &column_sums<double>};
 
 }  // namespace
 
