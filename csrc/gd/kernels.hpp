@@ -47,8 +47,7 @@ struct Table {
     MapFn exp_f32;      // exp, ~1 ulp; exp(x) = 0 below -87.3, inf above 88.7, NaN stays NaN
     MapFn tanh_f32;     // tanh, a few ulp
     MapFn sigmoid_f32;  // 1 / (1 + exp(-z)), from exp(-|z|) as gd::sigmoid
-    // l[i] = max(z, 0) - z y + log1p(exp(-|z|)): bce from the logits, a few ulp.
-    void (*bce_f32)(const float* z, const float* y, float* l, index_t size);
+    MapFn softplus_neg_abs_f32;  // log1p(exp(-|x|)), a few ulp: the bce loss's term (losses.cpp)
     // s[j] = sum_r x[r, j] of a rows x cols block, rows added in order (as NumPy's sum(axis=0)).
     void (*column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
     void (*column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);

@@ -393,8 +393,9 @@ void sigmoid_map(const float* x, float* y, index_t size) noexcept {
     for (index_t i = 0; i < size; ++i) y[i] = sigmoid_f32(x[i]);
 }
 
-// log1p(exp(-|z|)) for the bce loss: u = 1 + e in (1, 2], log(u) by the Cephes logf polynomial
-// on [sqrt(1/2), sqrt(2)), corrected by the rounding of u (log1p(e) = log(u) - (u - 1 - e) / u).
+// log1p(exp(-|z|)), the term of the bce loss (losses.cpp): u = 1 + e in (1, 2], log(u) by the
+// Cephes logf polynomial on [sqrt(1/2), sqrt(2)), corrected by the rounding of u
+// (log1p(e) = log(u) - (u - 1 - e) / u).
 GD_INLINE float softplus_neg_abs_f32(float z) noexcept {
     const float e = exp_f32(z < 0.0f ? z : -z);
     const float u = 1.0f + e;
@@ -419,12 +420,8 @@ GD_INLINE float softplus_neg_abs_f32(float z) noexcept {
     return log_u - ((u - 1.0f) - e) / u;
 }
 
-// l = max(z, 0) - z y + log1p(exp(-|z|)), elementwise.
-void bce_map(const float* z, const float* y, float* l, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const float zi = z[i];
-        l[i] = ((zi > 0.0f ? zi : 0.0f) - zi * y[i]) + softplus_neg_abs_f32(zi);
-    }
+void softplus_neg_abs_map(const float* x, float* y, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) y[i] = softplus_neg_abs_f32(x[i]);
 }
 
 // s[j] = sum_r x[r, j], rows added in order (NumPy's x.sum(axis=0) on a C array): whole
@@ -455,8 +452,9 @@ void column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
     }
 }
 
-constexpr Table the_table{GD_ISA_NAME, &gemm<float>, &gemm<double>, &exp_map, &tanh_map,
-                          &sigmoid_map, &bce_map, &column_sums<float>, &column_sums<double>};
+constexpr Table the_table{GD_ISA_NAME,         &gemm<float>,          &gemm<double>,
+                          &exp_map,            &tanh_map,             &sigmoid_map,
+                          &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>};
 
 }  // namespace
 
