@@ -1,6 +1,9 @@
-// Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp) and picked at
-// run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any other CPU: "generic" only): a register-blocked GEMM for small products, and float32 exp / tanh /
-// sigmoid (polynomial and rational approximations, a few ulp, in loops the compiler vectorises).
+// Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp, by concern in
+// kernels_table.hpp) and picked at run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any
+// other CPU: "generic" only): a register-blocked GEMM for small products and column sums, and
+// float32 exp / tanh / sigmoid / log1p(exp(-|x|)) (polynomial and rational approximations, a few
+// ulp, in loops the compiler vectorises). The formulas built on them (activations, losses) live
+// with their concerns; only the primitives are here.
 #pragma once
 
 #include "codes.hpp"
