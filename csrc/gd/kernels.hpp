@@ -1,6 +1,9 @@
-// Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp) and picked at
-// run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any other CPU: "generic" only): a register-blocked GEMM for small products, and float32 exp / tanh /
-// sigmoid (polynomial and rational approximations, a few ulp, in loops the compiler vectorises).
+// Own vectorised kernels, compiled once per instruction set (kernels_<isa>.cpp, by concern in
+// kernels_table.hpp) and picked at run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any
+// other CPU: "generic" only): a register-blocked GEMM for small products and column sums, and
+// float32 exp / tanh / sigmoid / log1p(exp(-|x|)) (polynomial and rational approximations, a few
+// ulp, in loops the compiler vectorises). The formulas built on them (activations, losses) live
+// with their concerns; only the primitives are here.
 #pragma once
 
 #include "codes.hpp"
@@ -47,14 +50,10 @@ struct Table {
     MapFn exp_f32;      // exp, ~1 ulp; exp(x) = 0 below -87.3, inf above 88.7, NaN stays NaN
     MapFn tanh_f32;     // tanh, a few ulp
     MapFn sigmoid_f32;  // 1 / (1 + exp(-z)), from exp(-|z|) as gd::sigmoid
-    // l[i] = max(z, 0) - z y + log1p(exp(-|z|)): bce from the logits, a few ulp.
-    void (*bce_f32)(const float* z, const float* y, float* l, index_t size);
+    MapFn softplus_neg_abs_f32;  // log1p(exp(-|x|)), a few ulp: the bce loss's term (losses.cpp)
     // s[j] = sum_r x[r, j] of a rows x cols block, rows added in order (as NumPy's sum(axis=0)).
     void (*column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
     void (*column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);
-    // One SGD step on float32 (optimizers.hpp): buf null without momentum.
-    void (*sgd_f32)(float* p, float* g, float* buf, index_t size, float lr, float momentum,
-                    bool nesterov, float weight_decay);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

@@ -2,4 +2,4 @@
 #define GD_ISA_NS isa_avx2
 #define GD_ISA_NAME "avx2"
 #define GD_VECTOR_BYTES 32
-#include "kernels_impl.hpp"
+#include "kernels_table.hpp"

@@ -2,4 +2,4 @@
 #define GD_ISA_NS isa_avx512
 #define GD_ISA_NAME "avx512"
 #define GD_VECTOR_BYTES 64
-#include "kernels_impl.hpp"
+#include "kernels_table.hpp"

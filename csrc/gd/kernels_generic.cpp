@@ -3,4 +3,4 @@
 #define GD_ISA_NS isa_generic
 #define GD_ISA_NAME "generic"
 #define GD_VECTOR_BYTES 16
-#include "kernels_impl.hpp"
+#include "kernels_table.hpp"

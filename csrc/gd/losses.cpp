@@ -40,11 +40,13 @@ struct Huber {  // delta 1
     }
     template <class T> static T g(T d) noexcept { return std::abs(d) <= T(1) ? d : sign(d); }
 };
-struct BceLogits {  // from the logit z and target y: max(z, 0) - z y + log1p(exp(-|z|))
-    template <class T> static T l(T z, T y) noexcept {
-        return std::max(z, T(0)) - z * y + std::log1p(std::exp(-std::abs(z)));
-    }
-};
+
+// The bce loss of the logit z and target y, max(z, 0) - z y + log1p(exp(-|z|)), given its last
+// term (std::log1p(std::exp(-|z|)), or the float32 kernel's in bce_sum(float)).
+template <class T>
+inline T bce_from_logit(T z, T y, T log1p_exp_neg_abs_z) noexcept {
+    return (std::max(z, T(0)) - z * y) + log1p_exp_neg_abs_z;
+}
 
 // sum_j w_j * mean_k l(a_jk - y_jk) over the rows, in double.
 template <class F, class T>
@@ -68,27 +70,31 @@ double bce_sum(const T* z, const T* y, const T* w, index_t n, index_t k) noexcep
         const T* zj = z + j * k;
         const T* yj = y + j * k;
         double row = 0.0;
-        for (index_t c = 0; c < k; ++c) row += double(BceLogits::l(zj[c], yj[c]));
+        for (index_t c = 0; c < k; ++c)
+            row += double(bce_from_logit(zj[c], yj[c], std::log1p(std::exp(-std::abs(zj[c])))));
         row /= double(k);
         total += w ? double(w[j]) * row : row;
     }
     return total;
 }
 
-// float32: the per-element terms by the vectorised kernel, a block of at most 64 values at a
-// time (whole rows when they fit, else column chunks of one row): 256 bytes of stack.
+// float32: log1p(exp(-|z|)) by the vectorised kernel, a block of at most 64 values at a time
+// (whole rows when they fit, else column chunks of one row): 256 bytes of stack.
 double bce_sum(const float* z, const float* y, const float* w, index_t n, index_t k) noexcept {
     constexpr index_t block = 64;
-    float l[block];
-    const auto& kernels = kernels::table();
+    float terms[block];  // log1p(exp(-|z|)) of the block
+    const kernels::MapFn softplus_neg_abs = kernels::table().softplus_neg_abs_f32;
     double total = 0.0;
     if (k > block) {
         for (index_t j = 0; j < n; ++j) {
             double row = 0.0;
             for (index_t c0 = 0; c0 < k; c0 += block) {
                 const index_t cols = std::min(block, k - c0);
-                kernels.bce_f32(z + j * k + c0, y + j * k + c0, l, cols);
-                for (index_t c = 0; c < cols; ++c) row += double(l[c]);
+                const float* zb = z + j * k + c0;
+                const float* yb = y + j * k + c0;
+                softplus_neg_abs(zb, terms, cols);
+                for (index_t c = 0; c < cols; ++c)
+                    row += double(bce_from_logit(zb[c], yb[c], terms[c]));
             }
             row /= double(k);
             total += w ? double(w[j]) * row : row;
@@ -98,10 +104,13 @@ double bce_sum(const float* z, const float* y, const float* w, index_t n, index_
     const index_t rows_per_block = block / k;
     for (index_t j0 = 0; j0 < n; j0 += rows_per_block) {
         const index_t rows = std::min(rows_per_block, n - j0);
-        kernels.bce_f32(z + j0 * k, y + j0 * k, l, rows * k);
+        const float* zb = z + j0 * k;
+        const float* yb = y + j0 * k;
+        softplus_neg_abs(zb, terms, rows * k);
         for (index_t j = 0; j < rows; ++j) {
             double row = 0.0;
-            for (index_t c = 0; c < k; ++c) row += double(l[j * k + c]);
+            for (index_t c = j * k; c < (j + 1) * k; ++c)
+                row += double(bce_from_logit(zb[c], yb[c], terms[c]));
             row /= double(k);
             total += w ? double(w[j0 + j]) * row : row;
         }

@@ -3,8 +3,6 @@
 
 #include <cmath>
 
-#include "kernels.hpp"
-
 namespace gd {
 namespace {
 
@@ -15,32 +13,38 @@ void add_weight_decay(T* g, const T* p, double weight_decay, index_t size) noexc
     for (index_t i = 0; i < size; ++i) g[i] += wd * p[i];
 }
 
-// float32 by the vectorised kernel, in one pass.
-void sgd(const OptimizerConfig& c, float* p, float* g, float* const* slots, index_t size) noexcept {
-    kernels::table().sgd_f32(p, g, c.momentum == 0.0 ? nullptr : slots[0], size, float(c.lr),
-                             float(c.momentum), c.nesterov, float(c.weight_decay));
+// One SGD pass over p (torch.optim.SGD, dampening 0): g' = g + wd p; with momentum
+// buf = momentum buf + g' and g' = g' + momentum buf (nesterov) or buf; p -= lr g'. g is left
+// alone. The cases are template arguments so that each loop is branch-free and vectorises;
+// p, g and buf are distinct arrays (restrict: no run-time overlap checks).
+template <class T, bool decay, bool momentum, bool nesterov>
+void sgd_pass(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t size, T lr,
+              T mu, T wd) noexcept {
+    for (index_t i = 0; i < size; ++i) {
+        const T gi = decay ? g[i] + wd * p[i] : g[i];
+        if constexpr (momentum) {
+            const T b = mu * buf[i] + gi;
+            buf[i] = b;
+            p[i] -= lr * (nesterov ? gi + mu * b : b);
+        } else {
+            p[i] -= lr * gi;
+        }
+    }
 }
 
 template <class T>
-void sgd(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size) noexcept {
-    add_weight_decay(g, p, c.weight_decay, size);
-    const T lr = T(c.lr);
+void sgd(const OptimizerConfig& c, T* p, const T* g, T* const* slots, index_t size) noexcept {
+    const T lr = T(c.lr), mu = T(c.momentum), wd = T(c.weight_decay);
+    const bool decay = c.weight_decay != 0.0;
     if (c.momentum == 0.0) {
-        for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
-        return;
-    }
-    const T momentum = T(c.momentum);
-    T* buf = slots[0];
-    if (c.nesterov) {
-        for (index_t i = 0; i < size; ++i) {
-            buf[i] = momentum * buf[i] + g[i];
-            p[i] -= lr * (g[i] + momentum * buf[i]);
-        }
+        if (decay) sgd_pass<T, true, false, false>(p, g, nullptr, size, lr, mu, wd);
+        else sgd_pass<T, false, false, false>(p, g, nullptr, size, lr, mu, wd);
+    } else if (c.nesterov) {
+        if (decay) sgd_pass<T, true, true, true>(p, g, slots[0], size, lr, mu, wd);
+        else sgd_pass<T, false, true, true>(p, g, slots[0], size, lr, mu, wd);
     } else {
-        for (index_t i = 0; i < size; ++i) {
-            buf[i] = momentum * buf[i] + g[i];
-            p[i] -= lr * buf[i];
-        }
+        if (decay) sgd_pass<T, true, true, false>(p, g, slots[0], size, lr, mu, wd);
+        else sgd_pass<T, false, true, false>(p, g, slots[0], size, lr, mu, wd);
     }
 }
 

@@ -28,9 +28,9 @@ struct OptimizerConfig {
     int n_slots() const noexcept { return state_slots(optimizer, momentum > 0.0); }
 };
 
-// One step on a parameter p (size elements) with gradient g, which is used as scratch (the
-// weight-decay term is added into it). slots: n_slots() arrays of size elements. t is the
-// 1-based number of this step (Adam's bias correction).
+// One step on a parameter p (size elements) with gradient g, which Adam and RMSprop use as
+// scratch (their weight-decay term is added into it; SGD leaves g alone). slots: n_slots()
+// arrays of size elements. t is the 1-based number of this step (Adam's bias correction).
 template <class T>
 void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
                       T* const* slots, index_t size) noexcept;

@@ -1,38 +1,13 @@
-// The kernels of kernels.hpp, written once and compiled per instruction set: a kernels_<isa>.cpp
-// defines GD_ISA_NS (its namespace) and GD_VECTOR_BYTES and includes this file. Everything here
-// has internal linkage except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be
-// picked by the linker for another ISA. No standard-library calls for the same reason.
-#include "kernels.hpp"
+// The linear-algebra kernels: the register-blocked GEMM with its epilogue (bias, relu, relu's
+// backward mask), its one-column case (dot products along the rows of A) and column sums (the
+// bias gradient), for float and double. Part of kernels_table.hpp.
+#pragma once
 
-#if !defined(GD_ISA_NS) || !defined(GD_VECTOR_BYTES) || !defined(GD_ISA_NAME)
-#error "define GD_ISA_NS, GD_ISA_NAME and GD_VECTOR_BYTES before including kernels_impl.hpp"
-#endif
-
-#define GD_INLINE inline __attribute__((always_inline))
+#include "kernels_vectors.hpp"
 
 namespace gd::kernels::GD_ISA_NS {
 namespace {
 
-// ------------------------------------------------------------------------------ vectors
-template <class T>
-struct Vec {
-    typedef T type __attribute__((vector_size(GD_VECTOR_BYTES)));
-    static constexpr int lanes = GD_VECTOR_BYTES / int(sizeof(T));
-};
-
-template <class V, class T>
-GD_INLINE V vload(const T* p) noexcept {
-    V v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-template <class V, class T>
-GD_INLINE void vstore(T* p, V v) noexcept {
-    __builtin_memcpy(p, &v, sizeof v);
-}
-
-// ------------------------------------------------------------------------------ GEMM
 // The epilogue of the block of C starting at row i, column j.
 template <class T>
 GD_INLINE Epilogue<T> shifted(const Epilogue<T>& ep, index_t i, index_t j) noexcept {
@@ -322,111 +297,6 @@ void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, 
     }
 }
 
-// ------------------------------------------------------------------------------ float32 math
-GD_INLINE float bits_to_float(int i) noexcept {
-    float f;
-    __builtin_memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-// exp(x): x = n ln2 + r, |r| <= ln2 / 2, exp(r) by the Cephes expf polynomial, times 2^n.
-GD_INLINE float exp_f32(float x) noexcept {
-    const float hi = 88.3762626647949f, lo = -87.3365447504019f;  // 2^n stays a normal float
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    xc = xc == xc ? xc : 0.0f;  // NaN: computed as exp(0), replaced below (int(NaN) is UB)
-    const float t = xc * 1.44269504088896341f;
-    const float fn = (t + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23 trick
-    float r = xc - fn * 0.693359375f;
-    r = r - fn * -2.12194440e-4f;
-    const float r2 = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float er = p * r2 + r + 1.0f;
-    const int n = int(fn);  // in [-126, 128]: the biased exponent n + 127 is non-negative
-    float y = er * bits_to_float(int(unsigned(n + 127) << 23));
-    y = x > hi ? __builtin_inff() : y;
-    y = x < lo ? 0.0f : y;
-    return x == x ? y : x;  // NaN in, NaN out
-}
-
-// tanh(x): the odd/even rational approximation of Eigen's fast tanh on [-7.99, 7.99] (beyond,
-// tanh rounds to +-1); x itself for |x| < 4e-4.
-GD_INLINE float tanh_f32(float x) noexcept {
-    const float c = 7.90531110763549805f;
-    float xc = x > c ? c : x;
-    xc = xc < -c ? -c : xc;
-    const float x2 = xc * xc;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * xc;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    const float ax = x < 0.0f ? -x : x;
-    return ax < 0.0004f ? x : p / q;
-}
-
-GD_INLINE float sigmoid_f32(float z) noexcept {
-    const float e = exp_f32(z < 0.0f ? z : -z);  // exp(-|z|) in (0, 1]
-    const float s = 1.0f / (1.0f + e);
-    return z >= 0.0f ? s : e * s;
-}
-
-void exp_map(const float* x, float* y, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) y[i] = exp_f32(x[i]);
-}
-void tanh_map(const float* x, float* y, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) y[i] = tanh_f32(x[i]);
-}
-void sigmoid_map(const float* x, float* y, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) y[i] = sigmoid_f32(x[i]);
-}
-
-// log1p(exp(-|z|)) for the bce loss: u = 1 + e in (1, 2], log(u) by the Cephes logf polynomial
-// on [sqrt(1/2), sqrt(2)), corrected by the rounding of u (log1p(e) = log(u) - (u - 1 - e) / u).
-GD_INLINE float softplus_neg_abs_f32(float z) noexcept {
-    const float e = exp_f32(z < 0.0f ? z : -z);
-    const float u = 1.0f + e;
-    const bool high = u > 1.41421356237f;
-    const float x = (high ? 0.5f * u : u) - 1.0f;
-    const float fe = high ? 1.0f : 0.0f;
-    const float x2 = x * x;
-    float y = 7.0376836292e-2f;
-    y = y * x - 1.1514610310e-1f;
-    y = y * x + 1.1676998740e-1f;
-    y = y * x - 1.2420140846e-1f;
-    y = y * x + 1.4249322787e-1f;
-    y = y * x - 1.6668057665e-1f;
-    y = y * x + 2.0000714765e-1f;
-    y = y * x - 2.4999993993e-1f;
-    y = y * x + 3.3333331174e-1f;
-    y = y * x * x2;
-    y += -2.12194440e-4f * fe;
-    y += -0.5f * x2;
-    float log_u = x + y;
-    log_u += 0.693359375f * fe;
-    return log_u - ((u - 1.0f) - e) / u;
-}
-
-// l = max(z, 0) - z y + log1p(exp(-|z|)), elementwise.
-void bce_map(const float* z, const float* y, float* l, index_t size) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const float zi = z[i];
-        l[i] = ((zi > 0.0f ? zi : 0.0f) - zi * y[i]) + softplus_neg_abs_f32(zi);
-    }
-}
-
 // s[j] = sum_r x[r, j], rows added in order (NumPy's x.sum(axis=0) on a C array): whole
 // vectors of columns summed in registers down the rows, then the last columns one by one.
 template <class T>
@@ -455,43 +325,5 @@ void column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
     }
 }
 
-// SGD on float32 (optimizers.cpp's rule): g += wd p; buf = momentum buf + g (when buf is not
-// null); g = g + momentum buf (nesterov) or buf; p -= lr g. One pass over the arrays.
-template <bool decay, bool nesterov>
-GD_INLINE void sgd_momentum_f32(float* p, const float* g, float* buf, index_t size, float lr,
-                                float momentum, float weight_decay) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const float gi = decay ? g[i] + weight_decay * p[i] : g[i];
-        const float b = momentum * buf[i] + gi;
-        buf[i] = b;
-        p[i] -= lr * (nesterov ? gi + momentum * b : b);
-    }
-}
-
-void sgd_f32(float* p, float* g, float* buf, index_t size, float lr, float momentum,
-             bool nesterov, float weight_decay) noexcept {
-    if (buf == nullptr) {
-        if (weight_decay != 0.0f)
-            for (index_t i = 0; i < size; ++i) p[i] -= lr * (g[i] + weight_decay * p[i]);
-        else
-            for (index_t i = 0; i < size; ++i) p[i] -= lr * g[i];
-        return;
-    }
-    const bool decay = weight_decay != 0.0f;
-    if (nesterov) {
-        if (decay) sgd_momentum_f32<true, true>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_momentum_f32<false, true>(p, g, buf, size, lr, momentum, weight_decay);
-    } else {
-        if (decay) sgd_momentum_f32<true, false>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_momentum_f32<false, false>(p, g, buf, size, lr, momentum, weight_decay);
-    }
-}
-
-constexpr Table the_table{GD_ISA_NAME, &gemm<float>, &gemm<double>, &exp_map, &tanh_map,
-                          &sigmoid_map, &bce_map, &column_sums<float>, &column_sums<double>, &sgd_f32};
-
 }  // namespace
-
-const Table& table() noexcept { return the_table; }
-
 }  // namespace gd::kernels::GD_ISA_NS

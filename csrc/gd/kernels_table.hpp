@@ -1,0 +1,33 @@
+// One instruction set's kernel table (kernels.hpp), written once and compiled per instruction
+// set: a kernels_<isa>.cpp defines GD_ISA_NS (its namespace), GD_ISA_NAME and GD_VECTOR_BYTES
+// and includes this file, which gathers the kernels by concern:
+//   kernels_vectors.hpp  the vector type and its loads and stores
+//   kernels_gemm.hpp     GEMM, its one-column case and column sums (float and double)
+//   kernels_math.hpp     float32 exp, tanh, sigmoid and log1p(exp(-|x|))
+// The rule for all of them: everything has internal linkage (an unnamed namespace in GD_ISA_NS)
+// except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be picked by the linker
+// for another ISA. No standard-library calls for the same reason.
+#include "kernels.hpp"
+
+#if !defined(GD_ISA_NS) || !defined(GD_VECTOR_BYTES) || !defined(GD_ISA_NAME)
+#error "define GD_ISA_NS, GD_ISA_NAME and GD_VECTOR_BYTES before including kernels_table.hpp"
+#endif
+
+#define GD_INLINE inline __attribute__((always_inline))
+
+#include "kernels_vectors.hpp"
+#include "kernels_gemm.hpp"
+#include "kernels_math.hpp"
+
+namespace gd::kernels::GD_ISA_NS {
+namespace {
+
+constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<double>,
+                          &exp_map,              &tanh_map,           &sigmoid_map,
+                          &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>};
+
+}  // namespace
+
+const Table& table() noexcept { return the_table; }
+
+}  // namespace gd::kernels::GD_ISA_NS
