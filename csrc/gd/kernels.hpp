@@ -54,6 +54,10 @@ struct Table {
     // s[j] = sum_r x[r, j] of a rows x cols block, rows added in order (as NumPy's sum(axis=0)).
     void (*column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
     void (*column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);
+    // One SGD step on float32: the optimizer's own pass (sgd_pass.hpp), compiled per
+    // instruction set here; buf null without momentum.
+    void (*sgd_f32)(float* p, const float* g, float* buf, index_t size, float lr,
+                    float momentum, bool nesterov, float weight_decay);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

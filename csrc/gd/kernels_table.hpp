@@ -4,6 +4,7 @@
 //   kernels_vectors.hpp  the vector type and its loads and stores
 //   kernels_gemm.hpp     GEMM, its one-column case and column sums (float and double)
 //   kernels_math.hpp     float32 exp, tanh, sigmoid and log1p(exp(-|x|))
+// and compiles the optimizer's own SGD pass (sgd_pass.hpp) for float32 once more.
 // The rule for all of them: everything has internal linkage (an unnamed namespace in GD_ISA_NS)
 // except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be picked by the linker
 // for another ISA. No standard-library calls for the same reason.
@@ -22,9 +23,17 @@
 namespace gd::kernels::GD_ISA_NS {
 namespace {
 
+#include "sgd_pass.hpp"
+
+void sgd_f32(float* p, const float* g, float* buf, index_t size, float lr, float momentum,
+             bool nesterov, float weight_decay) noexcept {
+    sgd_update(p, g, buf, size, lr, momentum, nesterov, weight_decay);
+}
+
 constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<double>,
                           &exp_map,              &tanh_map,           &sigmoid_map,
-                          &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>};
+                          &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
+                          &sgd_f32};
 
 }  // namespace
 

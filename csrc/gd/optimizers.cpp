@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "kernels.hpp"
+
 namespace gd {
 namespace {
 
@@ -13,39 +15,20 @@ void add_weight_decay(T* g, const T* p, double weight_decay, index_t size) noexc
     for (index_t i = 0; i < size; ++i) g[i] += wd * p[i];
 }
 
-// One SGD pass over p (torch.optim.SGD, dampening 0): g' = g + wd p; with momentum
-// buf = momentum buf + g' and g' = g' + momentum buf (nesterov) or buf; p -= lr g'. g is left
-// alone. The cases are template arguments so that each loop is branch-free and vectorises;
-// p, g and buf are distinct arrays (restrict: no run-time overlap checks).
-template <class T, bool decay, bool momentum, bool nesterov>
-void sgd_pass(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t size, T lr,
-              T mu, T wd) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const T gi = decay ? g[i] + wd * p[i] : g[i];
-        if constexpr (momentum) {
-            const T b = mu * buf[i] + gi;
-            buf[i] = b;
-            p[i] -= lr * (nesterov ? gi + mu * b : b);
-        } else {
-            p[i] -= lr * gi;
-        }
-    }
+#include "sgd_pass.hpp"
+
+// SGD: float32 by the kernels table's copy of the same pass, compiled for the CPU's widest
+// vectors; float64 here.
+void sgd(const OptimizerConfig& c, float* p, const float* g, float* const* slots,
+         index_t size) noexcept {
+    kernels::table().sgd_f32(p, g, c.momentum == 0.0 ? nullptr : slots[0], size, float(c.lr),
+                             float(c.momentum), c.nesterov, float(c.weight_decay));
 }
 
-template <class T>
-void sgd(const OptimizerConfig& c, T* p, const T* g, T* const* slots, index_t size) noexcept {
-    const T lr = T(c.lr), mu = T(c.momentum), wd = T(c.weight_decay);
-    const bool decay = c.weight_decay != 0.0;
-    if (c.momentum == 0.0) {
-        if (decay) sgd_pass<T, true, false, false>(p, g, nullptr, size, lr, mu, wd);
-        else sgd_pass<T, false, false, false>(p, g, nullptr, size, lr, mu, wd);
-    } else if (c.nesterov) {
-        if (decay) sgd_pass<T, true, true, true>(p, g, slots[0], size, lr, mu, wd);
-        else sgd_pass<T, false, true, true>(p, g, slots[0], size, lr, mu, wd);
-    } else {
-        if (decay) sgd_pass<T, true, true, false>(p, g, slots[0], size, lr, mu, wd);
-        else sgd_pass<T, false, true, false>(p, g, slots[0], size, lr, mu, wd);
-    }
+void sgd(const OptimizerConfig& c, double* p, const double* g, double* const* slots,
+         index_t size) noexcept {
+    sgd_update(p, g, c.momentum == 0.0 ? nullptr : slots[0], size, c.lr, c.momentum,
+               c.nesterov, c.weight_decay);
 }
 
 // Adam; AdamW first decays p by (1 - lr wd) and then runs Adam without weight decay.
