@@ -128,7 +128,7 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
     batch_size = min(batch_size, n)
     lrs = np.geomspace(lr_min, lr_max, steps)
     order = _batch_order(rng, n, steps, batch_size)
-    kind = opt.kind
+    code = opt.code
     params = network.parameters()
     v.trainable(params)
     tried, raw, smoothed = [], [], []
@@ -139,7 +139,7 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
         try:
             for i, lr in enumerate(lrs):
                 batch = order[i * batch_size:(i + 1) * batch_size]
-                loss = float(network._engine.train_epoch(X, Y, None, batch, batch_size, kind,
+                loss = float(network._engine.train_epoch(X, Y, None, batch, batch_size, code,
                                                          opt.hyper(float(lr)), state, step))
                 if not math.isfinite(loss):
                     break

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _validation as v
 from . import schedules as _schedules
-from .reference.codes import OPTIMIZERS
+from .reference.codes import HYPER, OPTIMIZERS
 from .schedules import Constant, Schedule
 
 LearningRate = Union[float, Schedule, str]
@@ -142,8 +142,9 @@ class Optimizer:
 
     # --- the hyper-parameters the engines read --------------------------------------------
     @property
-    def kind(self) -> int:
-        """The engine's integer code for this update rule."""
+    def code(self) -> int:
+        """The engines' integer code of this update rule (their ``optimizer`` argument,
+        ``codes.def``); ``name`` is its string name."""
         return OPTIMIZERS[self.name]
 
     @property
@@ -205,12 +206,14 @@ class Optimizer:
     def _n_slots(self) -> int:
         raise NotImplementedError
 
-    def _hyper_values(self) -> tuple:
-        """(momentum, nesterov, beta1, beta2, eps, alpha) for the engine; unused ones 0."""
+    def _hyper_values(self) -> Dict[str, float]:
+        """This rule's entries of the engines' hyper-parameter vector besides ``lr`` and
+        ``weight_decay``, by their names in ``codes.HYPER`` (those it does not use are 0)."""
         raise NotImplementedError
 
     def hyper(self, lr: float) -> np.ndarray:
-        """The engine's float64 ``(8,)`` hyper-parameter vector for learning rate ``lr``.
+        """The engine's float64 hyper-parameter vector for learning rate ``lr``, laid out by
+        ``codes.HYPER`` (``gdcore/codes.def``).
 
         Raises
         ------
@@ -218,9 +221,8 @@ class Optimizer:
             The hyper-parameters break a rule between them (see :meth:`_check_combination`).
         """
         self._check_combination()
-        momentum, nesterov, beta1, beta2, eps, alpha = self._hyper_values()
-        return np.array([lr, momentum, float(nesterov), self.weight_decay, beta1, beta2, eps,
-                         alpha], dtype=np.float64)
+        values = {"lr": lr, "weight_decay": self.weight_decay, **self._hyper_values()}
+        return np.array([float(values.get(name, 0.0)) for name in HYPER], dtype=np.float64)
 
     def _hyper_args(self) -> Dict[str, Any]:
         """The constructor arguments besides ``lr``, as their current values."""
@@ -607,8 +609,8 @@ class SGD(Optimizer):
     def _n_slots(self) -> int:
         return 1 if self.momentum > 0 else 0
 
-    def _hyper_values(self) -> tuple:
-        return (self.momentum, self.nesterov, 0.0, 0.0, 0.0, 0.0)
+    def _hyper_values(self) -> Dict[str, float]:
+        return {"momentum": self.momentum, "nesterov": float(self.nesterov)}
 
 
 class Adam(Optimizer):
@@ -639,8 +641,8 @@ class Adam(Optimizer):
     def _n_slots(self) -> int:
         return 2
 
-    def _hyper_values(self) -> tuple:
-        return (0.0, False, self.betas[0], self.betas[1], self.eps, 0.0)
+    def _hyper_values(self) -> Dict[str, float]:
+        return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
 
 
 class AdamW(Adam):
@@ -684,8 +686,8 @@ class RMSprop(Optimizer):
     def _n_slots(self) -> int:
         return 2 if self.momentum > 0 else 1
 
-    def _hyper_values(self) -> tuple:
-        return (self.momentum, False, 0.0, 0.0, self.eps, self.alpha)
+    def _hyper_values(self) -> Dict[str, float]:
+        return {"momentum": self.momentum, "eps": self.eps, "alpha": self.alpha}
 
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}

@@ -589,7 +589,7 @@ class _Run:
         if plan.rng is not None:
             self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
         return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
-                                             plan.batch_size, opt.kind, opt.hyper(lr),
+                                             plan.batch_size, opt.code, opt.hyper(lr),
                                              opt.state, opt.step))
 
     def rate(self, epoch: int) -> float:
