@@ -1,11 +1,11 @@
 // EngineF32 / EngineF64: the engine contract of docs/design.md over gd::Network. Glue only:
-// validate with the GIL held, compute under gil_scoped_release, algorithms in csrc/gd/.
+// the memory-safety checks of checks.hpp with the GIL held (user-facing checks are the Python
+// layer's), compute under gil_scoped_release, algorithms in csrc/gd/.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <atomic>
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -13,7 +13,6 @@
 #include <new>
 #include <shared_mutex>
 #include <stdexcept>
-#include <type_traits>
 #include <string>
 #include <vector>
 
