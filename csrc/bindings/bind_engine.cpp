@@ -13,6 +13,7 @@
 #include <new>
 #include <shared_mutex>
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -183,19 +184,30 @@ bool all_finite(const T* x, index_t size) noexcept {
     return acc == T(0);
 }
 
-// numpy.ndarray itself (subclasses such as masked arrays go through the Python layer), set
-// when the module is imported (bind_engine) and kept for the process.
+// numpy.ndarray itself (subclasses such as masked arrays go through the Python layer) and the
+// type numbers of float32 and float64, set when the module is imported (bind_engine).
 PyTypeObject* ndarray_type = nullptr;
+int type_num_float32 = -1, type_num_float64 = -1;
+// The byte-order character of a non-native dtype ('=' is native).
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+constexpr char foreign_byte_order = '<';
+#else
+constexpr char foreign_byte_order = '>';
+#endif
 
 // X as predict computes it without any conversion: exactly a numpy.ndarray of dtype T (native
 // byte order), C-contiguous and aligned, of shape (n_inputs,) (one sample) or (n, n_inputs)
 // with n >= 1, every value finite. Else null: the caller validates and converts X first.
+// (The type number is compared rather than asking NumPy whether the dtypes are equivalent:
+// this runs on every predict call.)
 template <class T>
 const T* ready_input(const py::handle& X, index_t n_inputs, index_t* n_rows) {
-    if (Py_TYPE(X.ptr()) != ndarray_type ||
-        !py::isinstance<py::array_t<T, py::array::c_style>>(X))
-        return nullptr;
+    if (Py_TYPE(X.ptr()) != ndarray_type) return nullptr;
     const auto a = py::reinterpret_borrow<py::array>(X);
+    const py::dtype dtype = a.dtype();
+    const int want = std::is_same_v<T, float> ? type_num_float32 : type_num_float64;
+    if (dtype.num() != want || dtype.byteorder() == foreign_byte_order) return nullptr;
+    if (!(a.flags() & py::array::c_style)) return nullptr;
     index_t n;
     if (a.ndim() == 1 && a.shape(0) == n_inputs) n = 1;
     else if (a.ndim() == 2 && a.shape(1) == n_inputs && a.shape(0) >= 1) n = a.shape(0);
@@ -711,6 +723,8 @@ state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc"
 void bind_engine(py::module_& m) {
     ndarray_type = reinterpret_cast<PyTypeObject*>(
         py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
+    type_num_float32 = py::dtype::of<float>().num();
+    type_num_float64 = py::dtype::of<double>().num();
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
 }
