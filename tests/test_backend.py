@@ -105,7 +105,7 @@ def test_build_info_names_compiler():
 
 
 def test_set_num_threads_caps_at_the_available_cores():
-    """Issue 9, item 7: a huge n is accepted and capped (not a pybind11 cast error)."""
+    """A huge n is accepted and capped (not a pybind11 cast error)."""
     from gdcore import _backend
     before = gd.get_num_threads()
     try:

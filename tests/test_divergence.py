@@ -191,7 +191,7 @@ def test_backoff_gives_up_after_max_backoffs(backend):
         np.testing.assert_array_equal(p, q)
 
 
-# --- the rule: clearly above the starting loss is divergence (issue 8) -----------------------
+# --- the rule: clearly above the starting loss is divergence --------------------------------------
 
 def _spirals():
     X, y = gd.datasets.spirals(n_samples=300, n_classes=3, seed=0)

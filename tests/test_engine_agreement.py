@@ -1,4 +1,4 @@
-"""The same answer from both engines (issue 9, item 6).
+"""The same answer from both engines.
 
 Sample weights and optimizer hyper-parameters are checked and normalised in the shared Python
 layer, before either engine sees them: huge or tiny sample weights give the loss, gradients and
@@ -71,7 +71,7 @@ def _assert_close_arrays(actual, expected, rtol):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * scale)
 
 
-# --- sample weights ---------------------------------------------------------------------------
+# --- sample weights -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extreme", ["huge", "tiny"])
 def test_extreme_weights_give_the_scaled_down_result(backend, dtype, extreme):
@@ -139,7 +139,7 @@ def test_zero_sum_weights_still_raise(backend, dtype, w):
             call()
 
 
-# --- optimizer hyper-parameters assigned after construction ------------------------------------
+# --- optimizer hyper-parameters assigned after construction ---------------------------------------
 
 BAD_ASSIGNMENTS = [
     # (optimizer factory, attribute, bad value, error type)
@@ -270,7 +270,7 @@ def test_lr_assignment_follows_the_constructor(backend):
     assert opt.lr == 0.02 and opt.lr_found == 0.02
 
 
-# --- rules between hyper-parameters: checked on use, so any order of assignment works ----------
+# --- rules between hyper-parameters: checked on use, so any order of assignment works -------------
 
 def test_nesterov_needs_momentum_when_used_not_on_each_assignment(backend):
     X, y, _ = _data()

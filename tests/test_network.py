@@ -247,7 +247,7 @@ def test_repr_names_architecture():
     assert "Layer(2, 3, activation='relu')" in repr(net) and "loss='mse'" in repr(net)
 
 
-# --- initialisation schemes (issue 8, item 8) ----------------------------------------------
+# --- initialisation schemes -----------------------------------------------------------------------
 
 def _check_init(layer, init):
     """The layer's weights and bias follow the formulas of ``initial_weights`` for ``init``."""
@@ -338,7 +338,7 @@ def test_default_init_learns_iris_like_scikit_learn(backend):
     assert np.mean(scores) >= 0.95, scores
 
 
-# --- standalone layers: copies and threads (issue 9, items 6 and 7) ---------------------------
+# --- standalone layers: copies and threads --------------------------------------------------------
 
 def test_a_layer_that_ran_forward_pickles_and_deep_copies(backend):
     import copy

@@ -1,4 +1,4 @@
-"""Probes that used to kill the interpreter (issue 9): each runs in a child process, so a crash
+"""Probes that used to kill the interpreter: each runs in a child process, so a crash
 fails the test instead of the test run. The child prints one line per step it finished; a
 crash is reported with the last step that completed."""
 import os

@@ -1,4 +1,4 @@
-"""Rollback owns everything, and any exception leaves a consistent model (issue 8).
+"""Rollback owns everything, and any exception leaves a consistent model.
 
 One Checkpoint saves and restores together the parameters, the optimizer's state, step and
 epoch counts, its back-off scale and its schedule's state. An exception that ends fit (a signal
