@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from gdcore import _backend
-from gdcore.reference.codes import ACTIVATIONS, LOSSES, OPTIMIZERS
+from gdcore.reference.codes import ACTIVATIONS, HYPER, LOSSES, OPTIMIZERS
 from gdcore.reference.engine import Engine as RefEngine
 from gdcore.reference.optimizers import OptimizerConfig, optimizer_update
 
@@ -178,21 +178,31 @@ def zeros_like_params(weights, biases):
 
 # ------------------------------------------------------------------------------- optimizers
 
-def make_hyper(lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, beta1=0.9, beta2=0.999,
-               eps=1e-8, alpha=0.99):
-    return np.array([lr, momentum, float(nesterov), weight_decay, beta1, beta2, eps, alpha])
+HYPER_DEFAULTS = dict(lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, beta1=0.9,
+                      beta2=0.999, eps=1e-8, alpha=0.99, eta_minus=0.5, eta_plus=1.2,
+                      step_size_min=1e-6, step_size_max=50.0)
 
 
-# name -> (code, hyper = [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha])
+def make_hyper(**values):
+    """The engines' float64 hyper-parameter vector, by name (codes.HYPER), defaults above."""
+    values = {**HYPER_DEFAULTS, **values}
+    return np.array([float(values[name]) for name in HYPER], dtype=np.float64)
+
+
+# name -> (code, hyper)
 OPTIMIZER_CASES = {
-    "sgd": (OPTIMIZERS["sgd"], [0.1, 0.0, 0, 0.0, 0.9, 0.999, 1e-8, 0.99]),
-    "sgd_momentum": (OPTIMIZERS["sgd"], [0.05, 0.9, 0, 0.0, 0.9, 0.999, 1e-8, 0.99]),
-    "sgd_nesterov": (OPTIMIZERS["sgd"], [0.05, 0.9, 1, 0.0, 0.9, 0.999, 1e-8, 0.99]),
-    "sgd_wd": (OPTIMIZERS["sgd"], [0.05, 0.5, 0, 1e-2, 0.9, 0.999, 1e-8, 0.99]),
-    "adam": (OPTIMIZERS["adam"], [0.01, 0.0, 0, 1e-3, 0.9, 0.999, 1e-8, 0.99]),
-    "adamw": (OPTIMIZERS["adamw"], [0.01, 0.0, 0, 1e-2, 0.8, 0.99, 1e-8, 0.99]),
-    "rmsprop": (OPTIMIZERS["rmsprop"], [0.01, 0.0, 0, 0.0, 0.9, 0.999, 1e-8, 0.99]),
-    "rmsprop_momentum": (OPTIMIZERS["rmsprop"], [0.005, 0.9, 0, 1e-3, 0.9, 0.999, 1e-8, 0.9]),
+    "sgd": (OPTIMIZERS["sgd"], list(make_hyper(lr=0.1))),
+    "sgd_momentum": (OPTIMIZERS["sgd"], list(make_hyper(lr=0.05, momentum=0.9))),
+    "sgd_nesterov": (OPTIMIZERS["sgd"], list(make_hyper(lr=0.05, momentum=0.9, nesterov=1))),
+    "sgd_wd": (OPTIMIZERS["sgd"], list(make_hyper(lr=0.05, momentum=0.5, weight_decay=1e-2))),
+    "adam": (OPTIMIZERS["adam"], list(make_hyper(lr=0.01, weight_decay=1e-3))),
+    "adamw": (OPTIMIZERS["adamw"], list(make_hyper(lr=0.01, weight_decay=1e-2, beta1=0.8,
+                                                   beta2=0.99))),
+    "rmsprop": (OPTIMIZERS["rmsprop"], list(make_hyper(lr=0.01))),
+    "rmsprop_momentum": (OPTIMIZERS["rmsprop"], list(make_hyper(lr=0.005, momentum=0.9,
+                                                                weight_decay=1e-3, alpha=0.9))),
+    "rprop": (OPTIMIZERS["rprop"], list(make_hyper(lr=0.01, eta_minus=0.4, eta_plus=1.3,
+                                                   step_size_min=1e-4, step_size_max=0.05))),
 }
 
 

@@ -154,8 +154,8 @@ def test_train_epoch_errors_leave_everything_untouched(engine_factory):
     with raises(TypeError, "type", "batch_size must be an int"):
         call(batch_size=True)
     with raises(ValueError, "index", "optimizer must be an optimizer code"):
-        call(optimizer=4)
-    with raises(ValueError, "shape", r"hyper must have shape \(8,\)"):
+        call(optimizer=len(OPTIMIZERS))
+    with raises(ValueError, "shape", r"hyper must have shape \(12,\)"):
         call(hyper=hyper[:7].copy())
     with raises(TypeError, "dtype", "hyper must be a float64"):
         call(hyper=hyper.astype(np.float32))

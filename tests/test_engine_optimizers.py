@@ -199,6 +199,7 @@ def test_rmsprop_momentum_by_hand(run):
     ("sgd", make_hyper(), 0), ("sgd", make_hyper(momentum=0.5), 1),
     ("adam", make_hyper(), 2), ("adamw", make_hyper(), 2),
     ("rmsprop", make_hyper(), 1), ("rmsprop", make_hyper(momentum=0.5), 2),
+    ("rprop", make_hyper(), 2), ("rprop", make_hyper(momentum=0.5), 2),
 ])
 def test_n_slots(name, hyper, slots):
     assert OptimizerConfig.from_hyper(OPTIMIZERS[name], hyper).n_slots() == slots
@@ -215,11 +216,12 @@ def test_updates_in_place_keeps_dtype_and_leaves_grads_alone(name, dtype):
     slots = OptimizerConfig.from_hyper(kind, hyper).n_slots()
     state = [np.zeros_like(p) for p in params for _ in range(slots)]
     ids = [id(a) for a in params + state]
-    step = np.array([7], dtype=np.int64)
+    start = 0 if name == "rprop" else 7  # (Rprop's step sizes are set to lr at step 1)
+    step = np.array([start], dtype=np.int64)
 
     reference_step(kind, params, grads, state, hyper, step)
 
-    assert step[0] == 8 and step.dtype == np.int64
+    assert step[0] == start + 1 and step.dtype == np.int64
     assert [id(a) for a in params + state] == ids
     assert all(a.dtype == dtype for a in params + state)
     assert not np.allclose(params[0], 1.0)  # it did move
@@ -270,6 +272,8 @@ TORCH_CASES = [
     ("adamw", dict(lr=0.05, betas=(0.7, 0.95), weight_decay=0.5)),
     ("rmsprop", dict(lr=0.01)),
     ("rmsprop", dict(lr=0.02, alpha=0.9, eps=1e-6, momentum=0.7, weight_decay=0.1)),
+    ("rprop", dict(lr=0.01)),
+    ("rprop", dict(lr=0.3, etas=(0.3, 1.5), step_sizes=(0.05, 0.4))),  # both clamps reached
 ]
 
 
@@ -279,7 +283,11 @@ def hyper_from_torch(kwargs):
                       nesterov=kwargs.get("nesterov", False),
                       weight_decay=kwargs.get("weight_decay", 0.0), beta1=betas[0],
                       beta2=betas[1], eps=kwargs.get("eps", 1e-8),
-                      alpha=kwargs.get("alpha", 0.99))
+                      alpha=kwargs.get("alpha", 0.99),
+                      eta_minus=kwargs.get("etas", (0.5, 1.2))[0],
+                      eta_plus=kwargs.get("etas", (0.5, 1.2))[1],
+                      step_size_min=kwargs.get("step_sizes", (1e-6, 50))[0],
+                      step_size_max=kwargs.get("step_sizes", (1e-6, 50))[1])
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])
@@ -287,7 +295,7 @@ def hyper_from_torch(kwargs):
 def test_five_steps_equal_torch(name, kwargs, dtype, rtol):
     torch = pytest.importorskip("torch")
     cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-           "rmsprop": torch.optim.RMSprop}[name]
+           "rmsprop": torch.optim.RMSprop, "rprop": torch.optim.Rprop}[name]
     rng = np.random.default_rng(0)
     params = [rng.normal(size=(3, 4)).astype(dtype), rng.normal(size=4).astype(dtype)]
     grad_steps = [[rng.normal(size=p.shape).astype(dtype) for p in params] for _ in range(5)]
@@ -313,7 +321,8 @@ def test_five_steps_equal_torch(name, kwargs, dtype, rtol):
     # the state too, slot by slot, under torch's names
     names = {"sgd": ["momentum_buffer"] if kwargs.get("momentum") else [],
              "adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"],
-             "rmsprop": ["square_avg"] + (["momentum_buffer"] if kwargs.get("momentum") else [])}
+             "rmsprop": ["square_avg"] + (["momentum_buffer"] if kwargs.get("momentum") else []),
+             "rprop": ["prev", "step_size"]}
     slots = names[name]
     for i, tp in enumerate(tparams):
         for s, key in enumerate(slots):

@@ -23,6 +23,7 @@ import pytest
 
 import gdcore as gd
 from gdcore import _backend
+from helpers import make_hyper
 
 # Under tools/sanitize.sh (ASan preloaded) everything runs several times slower: the latency
 # bound and the watchdog stretch by this factor; what is checked stays the same.
@@ -322,7 +323,7 @@ def test_a_signal_stops_the_compiled_engine_inside_one_long_step(dtype):
     state = [np.zeros_like(p) for p in net.parameters()]  # SGD with momentum: one slot each
     state_before = [s.copy() for s in state]
     step = np.zeros(1, np.int64)
-    hyper = np.array([1e-3, 0.9, 0, 0, 0, 0, 0, 0], np.float64)
+    hyper = make_hyper(lr=1e-3, momentum=0.9)
     order = np.arange(n, dtype=np.int64)
     latency = _latency_of_an_alarm(
         lambda: engine.train_epoch(X, y.astype(np.int64), None, order, n, 0, hyper, state,

@@ -1,6 +1,7 @@
 // Update rules. Scalars are formed in double (as Python floats are) and cast to T once.
 #include "optimizers.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.hpp"
@@ -81,6 +82,32 @@ void rmsprop(const OptimizerConfig& c, T* p, T* g, T* const* slots, index_t size
     }
 }
 
+// Rprop, as torch.optim.Rprop: per element, the sign of g * prev scales the step size by
+// eta_plus (the same sign), eta_minus (opposite: the gradient then counts as 0) or 1, clamped to
+// [step_size_min, step_size_max]; p -= sign(g) * step size. Slots [prev, step_size]; the step
+// sizes start at lr (torch's full_like(p, lr)), set at the first step. NaN propagates as in
+// torch (a NaN product gives a NaN step size).
+template <class T>
+void rprop(const OptimizerConfig& c, std::int64_t t, T* p, const T* g, T* const* slots,
+           index_t size) noexcept {
+    T* prev = slots[0];
+    T* step_size = slots[1];
+    if (t == 1)
+        for (index_t i = 0; i < size; ++i) step_size[i] = T(c.lr);
+    const T eta_minus = T(c.eta_minus), eta_plus = T(c.eta_plus);
+    const T lowest = T(c.step_size_min), highest = T(c.step_size_max);
+    for (index_t i = 0; i < size; ++i) {
+        const T s = g[i] * prev[i];
+        const T factor = s > T(0) ? eta_plus : (s < T(0) ? eta_minus : (s == T(0) ? T(1) : s));
+        const T step = std::min(std::max(step_size[i] * factor, lowest), highest);
+        const T gi = s < T(0) ? T(0) : g[i];
+        const T direction = gi > T(0) ? T(1) : (gi < T(0) ? T(-1) : gi);  // torch.sign
+        p[i] -= direction * step;
+        prev[i] = gi;
+        step_size[i] = step;
+    }
+}
+
 }  // namespace
 
 OptimizerConfig OptimizerConfig::from_hyper(Optimizer optimizer, const double* hyper) noexcept {
@@ -94,6 +121,10 @@ OptimizerConfig OptimizerConfig::from_hyper(Optimizer optimizer, const double* h
     c.beta2 = hyper[hyper_index::beta2];
     c.eps = hyper[hyper_index::eps];
     c.alpha = hyper[hyper_index::alpha];
+    c.eta_minus = hyper[hyper_index::eta_minus];
+    c.eta_plus = hyper[hyper_index::eta_plus];
+    c.step_size_min = hyper[hyper_index::step_size_min];
+    c.step_size_max = hyper[hyper_index::step_size_max];
     return c;
 }
 
@@ -105,6 +136,7 @@ void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
         case Optimizer::adam: adam(config, false, t, p, g, slots, size); break;
         case Optimizer::adamw: adam(config, true, t, p, g, slots, size); break;
         case Optimizer::rmsprop: rmsprop(config, p, g, slots, size); break;
+        case Optimizer::rprop: rprop(config, t, p, g, slots, size); break;
     }
 }
 

@@ -19,12 +19,16 @@ struct OptimizerConfig {
     double beta2 = 0.999;
     double eps = 1e-8;
     double alpha = 0.99;
+    double eta_minus = 0.5;
+    double eta_plus = 1.2;
+    double step_size_min = 1e-6;
+    double step_size_max = 50.0;
 
     static OptimizerConfig from_hyper(Optimizer optimizer, const double* hyper) noexcept;
 
     // State arrays per parameter (codes.def, GD_OPTIMIZER): SGD [momentum_buffer] if
     // momentum > 0; Adam/AdamW [exp_avg, exp_avg_sq]; RMSprop [square_avg] (+ [momentum_buffer]
-    // if momentum > 0).
+    // if momentum > 0); Rprop [prev, step_size].
     int n_slots() const noexcept { return state_slots(optimizer, momentum > 0.0); }
 };
 

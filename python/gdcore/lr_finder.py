@@ -112,6 +112,9 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
     from .optimizers import get_optimizer
     network = _network(network)
     opt = get_optimizer(optimizer)
+    if opt.name == "rprop":  # its lr is only the first step size: a sweep would show nothing
+        raise ValueError("find_lr sweeps the learning rate of every step, but Rprop adapts its "
+                         "own step sizes (lr only sets the first one); give Rprop a number")
     lr_min = v.real(lr_min, "lr_min", low=0.0, low_open=True)
     lr_max = v.real(lr_max, "lr_max", low=0.0, low_open=True)
     if lr_max <= lr_min:

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _validation as v
 from . import schedules as _schedules
-from .reference.codes import HYPER, OPTIMIZERS
+from .reference.codes import HYPER, OPTIMIZERS, SLOTS
 from .schedules import Constant, Schedule
 
 LearningRate = Union[float, Schedule, str]
@@ -67,11 +67,16 @@ def _schedule_of(lr: Any) -> Schedule:
     return Constant(lr)
 
 
-def _betas(value: Any, name: str) -> tuple:
-    """Adam's ``betas``: a pair (tuple or list) of numbers in [0, 1), stored as a tuple."""
+def _pair(value: Any, name: str, element: v.Constraint) -> tuple:
+    """A pair (tuple or list) of numbers, each checked by ``element``, stored as a tuple."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair of floats, got {value!r}")
-    return (v.FRACTION(value[0], f"{name}[0]"), v.FRACTION(value[1], f"{name}[1]"))
+    return (element(value[0], f"{name}[0]"), element(value[1], f"{name}[1]"))
+
+
+def _betas(value: Any, name: str) -> tuple:
+    """Adam's ``betas``: a pair (tuple or list) of numbers in [0, 1), stored as a tuple."""
+    return _pair(value, name, v.FRACTION)
 
 
 #: The check of each hyper-parameter besides ``lr``, by its public name. The constructors and
@@ -86,6 +91,9 @@ HYPER_RULES: Dict[str, v.Constraint] = {
     "eps": v.NON_NEGATIVE,
     "alpha": v.Real(low=0.0, high=1.0),
     "weight_decay": v.NON_NEGATIVE,
+    "etas": v.Constraint.of(lambda value, name: _pair(value, name, v.POSITIVE), "etas"),
+    "step_sizes": v.Constraint.of(lambda value, name: _pair(value, name, v.NON_NEGATIVE),
+                                  "step_sizes"),
 }
 
 
@@ -204,7 +212,9 @@ class Optimizer:
         self.schedule, self.lr_found, self._lr_auto = schedule, schedule.initial_lr, False
 
     def _n_slots(self) -> int:
-        raise NotImplementedError
+        """State arrays per parameter (``codes.SLOTS``: more with momentum)."""
+        always, with_momentum = SLOTS[self.name]
+        return always + (with_momentum if getattr(self, "momentum", 0.0) > 0 else 0)
 
     def _hyper_values(self) -> Dict[str, float]:
         """This rule's entries of the engines' hyper-parameter vector besides ``lr`` and
@@ -606,9 +616,6 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0 (set momentum > 0 or "
                              "nesterov = False)")
 
-    def _n_slots(self) -> int:
-        return 1 if self.momentum > 0 else 0
-
     def _hyper_values(self) -> Dict[str, float]:
         return {"momentum": self.momentum, "nesterov": float(self.nesterov)}
 
@@ -637,9 +644,6 @@ class Adam(Optimizer):
         self.betas = betas  # each checked by HYPER_RULES on assignment
         self.eps = eps
         super().__init__(lr, weight_decay)
-
-    def _n_slots(self) -> int:
-        return 2
 
     def _hyper_values(self) -> Dict[str, float]:
         return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
@@ -683,14 +687,51 @@ class RMSprop(Optimizer):
         self.momentum = momentum
         super().__init__(lr, weight_decay)
 
-    def _n_slots(self) -> int:
-        return 2 if self.momentum > 0 else 1
-
     def _hyper_values(self) -> Dict[str, float]:
         return {"momentum": self.momentum, "eps": self.eps, "alpha": self.alpha}
 
 
-_BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
+class Rprop(Optimizer):
+    """Rprop (resilient backpropagation), as ``torch.optim.Rprop``: each weight has its own
+    step size, grown by ``etas[1]`` while its gradient keeps its sign and shrunk by ``etas[0]``
+    when it flips (that step is then skipped), within ``step_sizes``; the update is
+    ``p -= sign(g) * step size``. Best with full batches (``batch_size=None``), as FANN uses it.
+
+    Parameters
+    ----------
+    lr : float, Schedule or "auto"
+        The initial step size of every weight, > 0. As in torch, later changes of the rate (a
+        schedule, a back-off after divergence) do not change the step sizes already adapted.
+    etas : (float, float)
+        ``(eta_minus, eta_plus)`` with ``0 < eta_minus < 1 < eta_plus``.
+    step_sizes : (float, float)
+        ``(minimum, maximum)`` step size, ``0 <= minimum <= maximum``.
+    """
+
+    name = "rprop"
+    default_lr = 0.01
+    _HYPER = ("etas", "step_sizes")
+
+    def __init__(self, lr: LearningRate = 0.01, etas: tuple = (0.5, 1.2),
+                 step_sizes: tuple = (1e-6, 50.0)) -> None:
+        self.etas = etas  # each checked by HYPER_RULES on assignment
+        self.step_sizes = step_sizes
+        self._check_combination()
+        super().__init__(lr, 0.0)
+
+    def _check_combination(self) -> None:
+        if not self.etas[0] < 1.0 < self.etas[1]:
+            raise ValueError(f"etas must satisfy 0 < etas[0] < 1 < etas[1], got {self.etas}")
+        if not self.step_sizes[0] <= self.step_sizes[1]:
+            raise ValueError(f"step_sizes must be (minimum, maximum) with minimum <= maximum, "
+                             f"got {self.step_sizes}")
+
+    def _hyper_values(self) -> Dict[str, float]:
+        return {"eta_minus": self.etas[0], "eta_plus": self.etas[1],
+                "step_size_min": self.step_sizes[0], "step_size_max": self.step_sizes[1]}
+
+
+_BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop)}
 
 
 def _zeros(params: Sequence[np.ndarray], n_slots: int) -> List[np.ndarray]:

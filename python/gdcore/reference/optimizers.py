@@ -3,7 +3,7 @@
 Twin of ``csrc/gd/optimizers.{hpp,cpp}``: :class:`OptimizerConfig` (``from_hyper``,
 ``n_slots``) and :func:`optimizer_update`, one step on ONE parameter, with the C++ names and
 argument order (the size is the arrays' shape); the rules :func:`sgd`, :func:`adam` (AdamW as
-``decoupled``) and :func:`rmsprop` as in C++. The loop over the parameters is
+``decoupled``), :func:`rmsprop` and :func:`rprop` as in C++. The loop over the parameters is
 ``train.train_epoch``'s, as in ``train.cpp``.
 
 Parameters and state are updated in place: they are views of arrays owned by Python, so a rule
@@ -40,6 +40,10 @@ class OptimizerConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     alpha: float = 0.99
+    eta_minus: float = 0.5
+    eta_plus: float = 1.2
+    step_size_min: float = 1e-6
+    step_size_max: float = 50.0
 
     @classmethod
     def from_hyper(cls, optimizer: int, hyper: Sequence[float]) -> "OptimizerConfig":
@@ -121,6 +125,27 @@ def rmsprop(config: OptimizerConfig, p: np.ndarray, g: np.ndarray,
         p -= T(config.lr) * g / avg
 
 
+def rprop(config: OptimizerConfig, t: int, p: np.ndarray, g: np.ndarray,
+          slots: Sequence[np.ndarray]) -> None:
+    """As ``torch.optim.Rprop``: ``s = sign(g prev)`` scales each step size by ``eta_plus``
+    (s > 0), ``eta_minus`` (s < 0, and the gradient then counts as 0) or 1, clamped to
+    ``[step_size_min, step_size_max]``; ``p -= sign(g) step``. Slots: ``[prev, step_size]``;
+    the step sizes start at ``lr``, set at the first step (``t == 1``)."""
+    T = p.dtype.type
+    prev, step_size = slots
+    if t == 1:
+        step_size[...] = T(config.lr)
+    with np.errstate(invalid="ignore"):
+        s = np.sign(g * prev)
+        factor = np.where(s > 0, T(config.eta_plus),
+                          np.where(s < 0, T(config.eta_minus), np.where(s == 0, T(1), s)))
+        step_size *= factor.astype(p.dtype, copy=False)
+        np.clip(step_size, T(config.step_size_min), T(config.step_size_max), out=step_size)
+        gi = np.where(s < 0, T(0), g).astype(p.dtype, copy=False)
+        p -= np.sign(gi) * step_size
+    prev[...] = gi
+
+
 def optimizer_update(config: OptimizerConfig, t: int, p: np.ndarray, g: np.ndarray,
                      slots: Sequence[np.ndarray]) -> None:
     """One step of ``config``'s rule on one parameter, in place.
@@ -145,5 +170,7 @@ def optimizer_update(config: OptimizerConfig, t: int, p: np.ndarray, g: np.ndarr
         adam(config, False, t, p, g, slots)
     elif name == "adamw":
         adam(config, True, t, p, g, slots)
-    else:  # rmsprop
+    elif name == "rmsprop":
         rmsprop(config, p, g, slots)
+    else:  # rprop
+        rprop(config, t, p, g, slots)
