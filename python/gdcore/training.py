@@ -893,7 +893,8 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         cross_entropy, integer class indices ``(n_samples,)`` or probabilities.
     optimizer : Optimizer, str or None
         An optimizer object (its state carries over between fit calls), a name
-        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``), or None for ``SGD(lr=0.01)``.
+        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"rprop"``), or None for
+        ``SGD(lr=0.01)``.
         An optimizer made with ``lr="auto"`` runs the learning-rate range test
         (:func:`gdcore.find_lr`, with this optimizer's kind and hyper-parameters, on the
         training data, seeded by ``seed``) at the start of its first fit and trains at its
