@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from .reference.codes import LOSS_OUTPUT_ACTIVATION, LOSSES
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -448,7 +450,6 @@ def layer_stack(layers: Any, loss: Any) -> None:
     """A network's structure: ``layers`` as ``(n_inputs, n_outputs, activation)`` per layer,
     first to last, and the loss. Sizes chain; softmax only on the output layer, with at least
     two outputs; the loss is known and its output activation is there (``codes.def``)."""
-    from .reference.codes import LOSS_OUTPUT_ACTIVATION, LOSSES  # (a leaf: no cycle)
     for i in range(1, len(layers)):
         if layers[i][0] != layers[i - 1][1]:
             raise ValueError(

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _validation as v
 from . import schedules as _schedules
-from .reference.codes import HYPER, OPTIMIZERS, SLOTS
+from .reference.codes import HYPER, OPTIMIZERS, state_slots
 from .schedules import Constant, Schedule
 
 LearningRate = Union[float, Schedule, str]
@@ -213,8 +213,7 @@ class Optimizer:
 
     def _n_slots(self) -> int:
         """State arrays per parameter (``codes.SLOTS``: more with momentum)."""
-        always, with_momentum = SLOTS[self.name]
-        return always + (with_momentum if getattr(self, "momentum", 0.0) > 0 else 0)
+        return state_slots(self.name, getattr(self, "momentum", 0.0) > 0)
 
     def _hyper_values(self) -> Dict[str, float]:
         """This rule's entries of the engines' hyper-parameter vector besides ``lr`` and

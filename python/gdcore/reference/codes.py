@@ -5,6 +5,7 @@
 ``HYPER``: the names of the float64 hyper-parameter vector of ``train_epoch``, in index order.
 ``SLOTS``: optimizer name -> (state arrays per parameter, extra arrays when momentum > 0).
 ``LOSS_OUTPUT_ACTIVATION``: loss name -> the output activation it requires (absent: any).
+:func:`state_slots` counts an optimizer's state arrays from ``SLOTS``.
 """
 from __future__ import annotations
 
@@ -40,3 +41,10 @@ LOSS_OUTPUT_ACTIVATION: dict[str, str] = {
 ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 LOSS_NAMES = {code: name for name, code in LOSSES.items()}
 OPTIMIZER_NAMES = {code: name for name, code in OPTIMIZERS.items()}
+
+
+def state_slots(optimizer: str, momentum: bool) -> int:
+    """State arrays per parameter of ``optimizer`` (a name), its momentum buffers only with
+    momentum: the twin of ``state_slots`` in ``codes.hpp``."""
+    always, with_momentum = SLOTS[optimizer]
+    return always + (with_momentum if momentum else 0)

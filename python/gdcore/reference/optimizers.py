@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .codes import HYPER, OPTIMIZER_NAMES, OPTIMIZERS, SLOTS
+from .codes import HYPER, OPTIMIZER_NAMES, OPTIMIZERS, state_slots
 
 
 @dataclass
@@ -59,8 +59,7 @@ class OptimizerConfig:
     def n_slots(self) -> int:
         """State arrays per parameter: SGD [momentum_buffer] if momentum > 0; Adam/AdamW
         [exp_avg, exp_avg_sq]; RMSprop [square_avg] (+ [momentum_buffer] if momentum > 0)."""
-        always, with_momentum = SLOTS[OPTIMIZER_NAMES[self.optimizer]]
-        return always + (with_momentum if self.momentum > 0 else 0)
+        return state_slots(OPTIMIZER_NAMES[self.optimizer], self.momentum > 0)
 
 
 def sgd(config: OptimizerConfig, p: np.ndarray, g: np.ndarray,
