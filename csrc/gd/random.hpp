@@ -38,17 +38,33 @@ inline std::uint64_t stream_key(std::uint64_t seed, std::int64_t step,
     return mix64(key + std::uint64_t(layer) + golden_gamma);
 }
 
+// Output j of the stream `key`: mix64(key + (j + 1) golden_gamma).
+inline std::uint64_t stream_word(std::uint64_t key, std::uint64_t j) noexcept {
+    return mix64(key + (j + 1) * golden_gamma);
+}
+
 // Draws i0, i0 + 1, ..., i0 + size - 1 of the stream `key`, each a uniform 32-bit integer
 // (as uint32 values in out[0..size)): draw i is the low (i even) or high (i odd) half of
-// mix64(key + (i / 2 + 1) golden_gamma). Integer operations with no dependence between
-// iterations (vectorisable).
+// stream_word(key, i / 2). One word per pair of draws, in a loop of integer operations with
+// no dependence between iterations; an odd first or last draw takes half a word alone.
 inline void random_bits(std::uint64_t key, index_t i0, index_t size,
                         std::uint32_t* out) noexcept {
-    for (index_t c = 0; c < size; ++c) {
-        const std::uint64_t i = std::uint64_t(i0 + c);
-        const std::uint64_t word = mix64(key + ((i >> 1) + 1) * golden_gamma);
-        out[c] = std::uint32_t(word >> (32 * (i & 1)));
+    if (size <= 0) return;
+    index_t c = 0;
+    if (i0 & 1) {  // an odd start: the high half of the word before the pairs
+        out[c++] = std::uint32_t(stream_word(key, std::uint64_t(i0) >> 1) >> 32);
     }
+    const std::uint64_t j0 = std::uint64_t(i0 + c) >> 1;
+    const index_t pairs = (size - c) / 2;
+    std::uint32_t* pair_out = out + c;
+    for (index_t p = 0; p < pairs; ++p) {
+        const std::uint64_t word = stream_word(key, j0 + std::uint64_t(p));
+        pair_out[2 * p] = std::uint32_t(word);
+        pair_out[2 * p + 1] = std::uint32_t(word >> 32);
+    }
+    c += 2 * pairs;
+    if (c < size)  // an odd end: the low half of one more word
+        out[c] = std::uint32_t(stream_word(key, std::uint64_t(i0 + c) >> 1));
 }
 
 }  // namespace gd

@@ -46,9 +46,15 @@ def stream_key(seed: int, step: int, layer: int) -> np.uint64:
         return np.uint64(mix64(key + _u64(layer) + GOLDEN_GAMMA))
 
 
+def stream_word(key, j):
+    """Output ``j`` (a uint64 scalar or array) of the stream ``key``:
+    ``mix64(key + (j + 1) * GOLDEN_GAMMA)``."""
+    with np.errstate(**_WRAP):
+        return mix64(np.uint64(key) + (np.asarray(j, dtype=np.uint64) + _ONE) * GOLDEN_GAMMA)
+
+
 def random_bits(key, i0: int, size: int) -> np.ndarray:
     """Draws ``i0 .. i0 + size - 1`` of the stream ``key``: uint32 array of shape (size,)."""
     i = np.arange(i0, i0 + size, dtype=np.uint64)
-    with np.errstate(**_WRAP):
-        word = mix64(np.uint64(key) + ((i >> _ONE) + _ONE) * GOLDEN_GAMMA)
+    word = stream_word(key, i >> _ONE)
     return ((word >> (_S32 * (i & _ONE))) & _LOW32).astype(np.uint32)
