@@ -15,6 +15,10 @@ def get_num_threads() -> int:
 def all_finite(a: np.ndarray) -> bool:
     """Whether every value of a C-contiguous float32/float64 array is finite."""
 
+def dropout_mask(seed: int, step: int, layer: int, rate: float, rows: int, cols: int,
+                 dtype: Any = "float64") -> np.ndarray:
+    """The dropout mask (rows, cols) of (seed, step, layer): 1 / (1 - rate) where kept, else 0."""
+
 def _kernel_isas() -> list[str]: ...
 def _set_kernel_isa(isa: str) -> None: ...
 
@@ -41,14 +45,21 @@ class _Engine:
         """Output activations (n_samples, n_outputs) for X of shape (n_samples, n_inputs)."""
     def predict(self, X: Any) -> np.ndarray:
         """forward for any input: ready arrays directly, the rest through the converter."""
-    def loss(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray]) -> float:
-        """The mean loss sum_j(w_j l_j) / sum_j(w_j)."""
+    def loss(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+             l2: float = 0.0, label_smoothing: float = 0.0,
+             dropout: Optional[np.ndarray] = None, dropout_seed: int = 0,
+             dropout_step: int = 0) -> float:
+        """The mean loss sum_j(w_j l_j) / sum_j(w_j) plus the l2 penalty (the objective)."""
     def gradients(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
-                  dW: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> float:
-        """Fill dW[i], db[i] in place with the gradient of loss(X, Y, sample_weight)."""
+                  dW: Sequence[np.ndarray], db: Sequence[np.ndarray], l2: float = 0.0,
+                  label_smoothing: float = 0.0, dropout: Optional[np.ndarray] = None,
+                  dropout_seed: int = 0, dropout_step: int = 0) -> float:
+        """Fill dW[i], db[i] in place with the gradient of loss(X, Y, sample_weight, ...)."""
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
                     order: np.ndarray, batch_size: int, optimizer: int, hyper: np.ndarray,
-                    state: Sequence[np.ndarray], step: np.ndarray) -> float:
+                    state: Sequence[np.ndarray], step: np.ndarray, l2: float = 0.0,
+                    label_smoothing: float = 0.0, dropout: Optional[np.ndarray] = None,
+                    dropout_seed: int = 0) -> float:
         """One epoch over the batches of `order`; parameters, state and step change in place."""
 
 class EngineF32(_Engine): ...
