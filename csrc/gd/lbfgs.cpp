@@ -334,8 +334,11 @@ LbfgsResult lbfgs_step(Network<T>& net, const T* x, index_t n, Targets<T> y,
                 finish(LbfgsStatus::tolerance_grad);
                 break;
             }
-            if (f_old - f <= config.tolerance_change *
-                                 std::max({std::abs(f_old), std::abs(f), 1.0})) {
+            // (SciPy's signed test after a line search, which only descends; |change| for
+            // fixed steps, which may climb, as torch.)
+            const double change = config.line_search ? f_old - f : std::abs(f_old - f);
+            if (change <= config.tolerance_change *
+                              std::max({std::abs(f_old), std::abs(f), 1.0})) {
                 finish(LbfgsStatus::tolerance_change);
                 break;
             }

@@ -280,7 +280,10 @@ def lbfgs_step(net: Network, x: np.ndarray, y: np.ndarray, sample_weight: Option
             if v.max_abs(SLOT_G) <= config.tolerance_grad:
                 finish("tolerance_grad")
                 break
-            if f_old - f <= config.tolerance_change * max(abs(f_old), abs(f), 1.0):
+            # (SciPy's signed test after a line search, which only descends; |change| for
+            # fixed steps, which may climb, as torch.)
+            change = f_old - f if config.line_search else abs(f_old - f)
+            if change <= config.tolerance_change * max(abs(f_old), abs(f), 1.0):
                 finish("tolerance_change")
                 break
             if run[_RUN["evaluations"]] > config.max_fun:
