@@ -50,6 +50,11 @@ class _Engine:
                     order: np.ndarray, batch_size: int, optimizer: int, hyper: np.ndarray,
                     state: Sequence[np.ndarray], step: np.ndarray) -> float:
         """One epoch over the batches of `order`; parameters, state and step change in place."""
+    def lbfgs_step(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+                   config: np.ndarray, state: Sequence[np.ndarray], run: np.ndarray,
+                   step: np.ndarray) -> float:
+        """One L-BFGS step on the full batch; parameters, state, run and step change in place.
+        Returns the objective where the step started."""
 
 class EngineF32(_Engine): ...
 class EngineF64(_Engine): ...
