@@ -455,3 +455,52 @@ def test_divergence_rolls_back_the_run_state(backend):
     np.testing.assert_array_equal(opt.run_state, run)
     assert len(opt.state) == len(state)
     assert all(np.array_equal(a, b) for a, b in zip(opt.state, state))
+
+
+# ------------------------------------------------------------------------------- interrupts
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
+def test_a_signal_ends_the_step_after_a_whole_iteration(engine_factory):
+    """A signal handler's exception stops the compiled step within ~50 ms; the parameters,
+    the state and the counts are those after the whole iterations kept: replaying that many
+    iterations from the start gives exactly them."""
+    import signal
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 20))
+    Y = np.tanh(X[:, :2] @ rng.standard_normal((2, 1)))
+    sizes, acts = [20, 128, 128, 1], ["tanh", "tanh", "identity"]
+
+    def setup():
+        weights, biases = make_params(sizes, "float64", seed=1)
+        engine = engine_factory(weights, biases, acts, "mse")
+        params = [p for pair in zip(weights, biases) for p in pair]
+        state = [np.zeros_like(p) for p in params
+                 for _ in range(codes.state_slots("lbfgs", False, 5))]
+        return engine, params, state, np.zeros(len(codes.LBFGS_RUN)), np.zeros(1, np.int64)
+
+    engine, params, state, run, step = setup()
+
+    def handler(signum, frame):
+        raise _Stop()
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(_Stop):
+            engine.lbfgs_step(X, Y, None, _config(max_iter=10**6, max_eval=10**9), state, run,
+                              step)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    kept = int(run[RUN["step_iterations"]])
+    assert kept >= 1 and run[RUN["iterations"]] == kept and step[0] == 1
+    engine2, params2, state2, run2, step2 = setup()
+    engine2.lbfgs_step(X, Y, None, _config(max_iter=kept, max_eval=10**9), state2, run2, step2)
+    for p, q in zip(params, params2):
+        np.testing.assert_array_equal(p, q)
+    for name in ("iterations", "evaluations", "n_pairs", "newest", "loss"):
+        assert run[RUN[name]] == run2[RUN[name]], name
