@@ -279,7 +279,7 @@ FIT_ARGS = [
      ValueError, "validation_data y has 5 samples but X has 4"),
     ("on_divergence", dict(on_divergence="ignore"), ValueError, "on_divergence must be one of"),
     ("on_divergence-none", dict(on_divergence=None), ValueError, "on_divergence must be one of"),
-    ("optimizer-name", dict(optimizer="lbfgs"), ValueError, "optimizer must be one of"),
+    ("optimizer-name", dict(optimizer="newton"), ValueError, "optimizer must be one of"),
     ("optimizer-type", dict(optimizer=42), TypeError, "optimizer must be a name"),
     ("optimizer-class", dict(optimizer=gd.Adam), TypeError, "optimizer must be a name"),
     ("callbacks-item", dict(callbacks=[42]), TypeError, r"callbacks\[0\] must be callable"),

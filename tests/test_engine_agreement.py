@@ -178,7 +178,8 @@ def _case_id(case):
 
 def _fit_works(opt, dtype="float64"):
     X, y, _ = _data()
-    history = _net(dtype).fit(X, y, optimizer=opt, epochs=2, batch_size=8, seed=0)
+    batch_size = None if opt.full_batch_solver else 8  # (LBFGS takes full batches only)
+    history = _net(dtype).fit(X, y, optimizer=opt, epochs=2, batch_size=batch_size, seed=0)
     assert all(math.isfinite(loss) for loss in history.loss)
 
 

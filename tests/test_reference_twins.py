@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not CSRC.is_dir(), reason="needs the C++ sources
 # The csrc/gd files with a twin module gdcore.reference.<name>. blas.cpp and kernels*.cpp have
 # none: NumPy's matmul and ufuncs are the reference for them.
 TWINS = ["activations", "dense", "losses", "optimizers", "random", "dropout", "network",
-         "objective", "train"]
+         "objective", "train", "line_search", "lbfgs"]
 
 # C++ parameters that no twin has: the sizes (NumPy arrays carry them) and the interrupt hook
 # (Python's own KeyboardInterrupt stops the reference).
@@ -68,6 +68,7 @@ PRIVATE_TWINS = {
     "optimizers": ["sgd", "adam", "rmsprop"],
     "network": ["fused"],
     "train": ["parameters_finite"],
+    "lbfgs": ["two_loop"],
 }
 
 
@@ -256,6 +257,11 @@ def test_codes_come_from_the_one_table():
     reads = re.findall(r"c\.(\w+) = hyper\[hyper_index::(\w+)\]",
                        (CSRC / "optimizers.cpp").read_text())
     assert [field for field, _ in reads] == [index for _, index in reads] == list(codes.HYPER)
+    # LbfgsConfig::from_config likewise reads lbfgs_step's configuration vector (GD_LBFGS).
+    reads = re.findall(r"c\.(\w+) = (?:\w+\()*config\[lbfgs_index::(\w+)\]",
+                       (CSRC / "lbfgs.cpp").read_text())
+    assert [field for field, _ in reads] == [index for _, index in reads] == list(
+        codes.LBFGS_CONFIG)
 
 
 def test_the_check_catches_a_rename_on_either_side():
@@ -304,5 +310,18 @@ def test_struct_twins_have_the_fields():
             assert default == "Optimizer::sgd" and python[name] == codes.OPTIMIZERS["sgd"]
         elif name == "nesterov":
             assert default == "false" and python[name] is False
+        else:
+            assert python[name] == float(default), name
+
+
+def test_lbfgs_config_twin_has_the_fields_and_defaults():
+    import dataclasses
+    from gdcore.reference.lbfgs import LbfgsConfig
+    cpp = struct_fields("lbfgs.hpp", "LbfgsConfig")
+    python = {f.name: f.default for f in dataclasses.fields(LbfgsConfig)}
+    assert list(python) == list(cpp) == list(codes.LBFGS_CONFIG)
+    for name, default in cpp.items():
+        if name == "line_search":
+            assert default == "true" and python[name] is True
         else:
             assert python[name] == float(default), name

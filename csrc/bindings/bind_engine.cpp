@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <atomic>
+#include <cmath>
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "../gd/blas.hpp"
+#include "../gd/lbfgs.hpp"
 #include "../gd/losses.hpp"
 #include "../gd/network.hpp"
 #include "../gd/objective.hpp"
@@ -448,6 +450,10 @@ public:
 
         const int optimizer_code = checks::code_in(optimizer, "optimizer", "an optimizer code",
                                                    gd::n_optimizer_codes);
+        if (optimizer_code == int(gd::Optimizer::lbfgs))
+            checks::fail(ErrorCode::index, "optimizer " + std::to_string(optimizer_code) +
+                                               " (lbfgs) is a full-batch solver: call "
+                                               "lbfgs_step, not train_epoch");
         const std::string hyper_shape = "(" + std::to_string(gd::n_hyper) + ",)";
         const py::array h = checks::array_of<double>(hyper, "hyper", 1, hyper_shape);
         checks::dim(h, 0, gd::n_hyper, "hyper", hyper_shape);
@@ -455,7 +461,10 @@ public:
             gd::Optimizer(optimizer_code), static_cast<const double*>(h.data()));
 
         std::vector<T*> state_ptr;
-        check_state(state, config, d.keep, state_ptr);
+        check_state(state, config.n_slots(),
+                    std::string(gd::optimizer_name(int(config.optimizer))) + " with momentum " +
+                        std::to_string(config.momentum),
+                    d.keep, state_ptr);
 
         py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
         checks::dim(st, 0, 1, "step", "(1,)");
@@ -491,7 +500,77 @@ public:
         return result.loss;
     }
 
+    // One L-BFGS step on the full batch (csrc/gd/lbfgs.hpp): the parameters, the state, the
+    // run vector and step[0] change in place. Returns the objective where the step started.
+    double lbfgs_step(const py::object& X, const py::object& Y, const py::object& sample_weight,
+                      const py::object& config, const py::object& state, const py::object& run,
+                      const py::object& step, double l2, double label_smoothing) {
+        BusyGuard busy(busy_);
+        CallData<T> d = check_data(X, Y, sample_weight);
+        const gd::Regularisers reg = regularisers(l2, label_smoothing, py::none(), 0, d.keep);
+
+        const std::string config_shape = "(" + std::to_string(gd::n_lbfgs_config) + ",)";
+        const py::array c = checks::array_of<double>(config, "config", 1, config_shape);
+        checks::dim(c, 0, gd::n_lbfgs_config, "config", config_shape);
+        const double* cp = static_cast<const double*>(c.data());
+        // history_size sizes the state: a whole number in [1, max_history_size].
+        const double history = cp[gd::lbfgs_index::history_size];
+        if (!(history >= 1.0 && history <= double(max_history_size) &&
+              history == std::floor(history)))
+            checks::fail(ErrorCode::index,
+                         "config[" + std::to_string(gd::lbfgs_index::history_size) +
+                             "] (history_size) must be a whole number in [1, " +
+                             std::to_string(max_history_size) + "], got " + py::str(py::float_(history)).cast<std::string>());
+        const auto lconfig = gd::LbfgsConfig::from_config(cp);
+        d.keep.push_back(c);
+
+        std::vector<T*> state_ptr;
+        check_state(state, lconfig.n_slots(),
+                    "lbfgs with history_size " + std::to_string(lconfig.history_size), d.keep,
+                    state_ptr);
+
+        const std::string run_shape = "(" + std::to_string(gd::n_lbfgs_run) + ",)";
+        py::array r = checks::array_of<double>(run, "run", 1, run_shape, true);
+        checks::dim(r, 0, gd::n_lbfgs_run, "run", run_shape);
+        auto* rp = static_cast<double*>(r.mutable_data());
+        // The history's ring position indexes the state.
+        const double n_pairs = rp[gd::lbfgs_run::n_pairs], newest = rp[gd::lbfgs_run::newest];
+        if (!(n_pairs >= 0.0 && n_pairs <= history && n_pairs == std::floor(n_pairs) &&
+              newest >= 0.0 && newest < history && newest == std::floor(newest)))
+            checks::fail(ErrorCode::index,
+                         "run must hold whole numbers n_pairs in [0, history_size] and newest in "
+                         "[0, history_size), got " + py::str(py::float_(n_pairs)).cast<std::string>() + " and " +
+                             py::str(py::float_(newest)).cast<std::string>());
+        d.keep.push_back(r);
+
+        py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
+        checks::dim(st, 0, 1, "step", "(1,)");
+        auto* stp = static_cast<std::int64_t*>(st.mutable_data());
+        d.keep.push_back(st);
+
+        gd::LbfgsResult result;
+        BlasCall blas;
+        bool no_memory = false;
+        {
+            py::gil_scoped_release nogil;
+            ParamsHold hold(params_mutex_, this, Hold::exclusive);  // predict waits
+            hold.take();
+            if (reserved(d.n))
+                result = gd::lbfgs_step(*net_, d.x, d.n, d.y, d.sample_weight, reg, lconfig,
+                                        state_ptr.data(), rp, stp, python_signals());
+            else
+                no_memory = true;
+        }
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(d.n), d.n);
+        if (result.interrupted) throw py::error_already_set();  // the signal handler's exception
+        return result.loss;
+    }
+
 private:
+    // The largest history_size lbfgs_step takes (its state is 2 * history_size + 4 arrays per
+    // parameter).
+    static constexpr int max_history_size = 100000;
+
     // predict keeps the GIL for a pass of at most this many multiply-adds: computing it is then
     // cheaper than releasing and re-taking the GIL (two hand-offs, and a waiting thread woken
     // each time), which a one-row call would otherwise pay for nothing.
@@ -636,18 +715,16 @@ private:
         keep.push_back(std::move(a));
     }
 
-    // Optimizer state: n_slots arrays per parameter W0, b0, W1, b1, ... in their shapes.
-    void check_state(const py::object& obj, const gd::OptimizerConfig& config,
+    // Optimizer state: n_slots arrays per parameter W0, b0, W1, b1, ... in their shapes;
+    // `rule` names the optimizer and what sets its slot count, for the message.
+    void check_state(const py::object& obj, int n_slots, const std::string& rule,
                      std::vector<py::array>& keep, std::vector<T*>& ptrs) const {
         const auto list = checks::items(obj, "state");
-        const int n_slots = config.n_slots();
         const index_t expected = 2 * n_layers() * n_slots;
         if (index_t(list.size()) != expected)
             checks::fail(ErrorCode::shape,
                          "state must hold " + str(expected) + " arrays (" +
-                             std::to_string(n_slots) + " per parameter for " +
-                             gd::optimizer_name(int(config.optimizer)) + " with momentum " +
-                             std::to_string(config.momentum) + "), got " +
+                             std::to_string(n_slots) + " per parameter for " + rule + "), got " +
                              std::to_string(list.size()));
         for (std::size_t e = 0; e < list.size(); ++e) {
             const index_t p = index_t(e) / n_slots;  // parameter: W_i (p = 2i) or b_i (p = 2i + 1)
@@ -748,6 +825,20 @@ hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, al
 state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).
 l2, label_smoothing, dropout, dropout_seed: as loss's; each batch's loss includes the l2
 penalty over its weight sum, and its dropout masks are those of step t = step[0] + 1.)pbdoc")
+        .def("lbfgs_step", &E::lbfgs_step, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+             py::arg("config"), py::arg("state"), py::arg("run"), py::arg("step"),
+             R"pbdoc(One L-BFGS step on the full batch (all rows of X): up to max_iter iterations of
+the two-loop recursion with the strong Wolfe line search, as SciPy's L-BFGS-B without bounds.
+Updates the parameters, state, run and step[0] in place; returns the objective where the step
+started (NaN if the parameters are not finite after it). Releases the GIL; checks for signals
+between evaluations and raises e.g. KeyboardInterrupt after a whole iteration.
+
+config: float64 (n,) laid out by GD_LBFGS in gdcore/codes.def [lr, history_size, max_iter,
+max_eval, tolerance_grad, tolerance_change, line_search, max_fun, max_ls].
+state: 2 * history_size + 4 arrays per parameter W0, b0, W1, b1, ...
+run: float64 laid out by GD_LBFGS_RUN (the objective and whether it is current, counts, the
+history's ring position, status). step: int64 (1,). l2, label_smoothing: as loss's (the
+objective includes them; L-BFGS never drops out).)pbdoc")
         .def("__repr__", [name](const E& e) {
             std::string sizes = std::to_string(e.n_inputs());
             for (index_t i = 0; i < e.n_layers(); ++i) {

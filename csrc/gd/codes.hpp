@@ -52,6 +52,14 @@ constexpr int n_hyper = 0
 #define GD_HYPER GD_COUNT
 #include "../../python/gdcore/codes.def"
     ;
+constexpr int n_lbfgs_config = 0
+#define GD_LBFGS GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
+constexpr int n_lbfgs_run = 0
+#define GD_LBFGS_RUN GD_COUNT
+#include "../../python/gdcore/codes.def"
+    ;
 #undef GD_COUNT
 
 // The output activation each loss requires (its code), or any (-1).
@@ -69,15 +77,44 @@ constexpr int required_output_activation(Loss loss) noexcept {
     return loss_output::any;
 }
 
-// State arrays per parameter of `optimizer` (its momentum buffers only when momentum > 0).
-constexpr int state_slots(Optimizer optimizer, bool momentum) noexcept {
+// State arrays per parameter and per history pair of `optimizer` (L-BFGS: s and y), else 0.
+constexpr int history_slots(Optimizer optimizer) noexcept {
+    switch (optimizer) {
+#define GD_HISTORY_SLOTS(name, slots) case Optimizer::name: return slots;
+#include "../../python/gdcore/codes.def"
+        default: return 0;
+    }
+}
+
+// State arrays per parameter of `optimizer` (its momentum buffers only when momentum > 0; its
+// history pairs, history_size of them, for L-BFGS).
+constexpr int state_slots(Optimizer optimizer, bool momentum, int history_size = 0) noexcept {
     switch (optimizer) {
 #define GD_OPTIMIZER(name, code, slots, momentum_slots) \
-    case Optimizer::name: return slots + (momentum ? momentum_slots : 0);
+    case Optimizer::name: \
+        return slots + (momentum ? momentum_slots : 0) + history_slots(optimizer) * history_size;
 #include "../../python/gdcore/codes.def"
     }
     return 0;
 }
+
+// Positions in lbfgs_step's float64 configuration vector: config[lbfgs_index::max_iter], ...
+namespace lbfgs_index {
+#define GD_LBFGS(name, index) constexpr int name = index;
+#include "../../python/gdcore/codes.def"
+}  // namespace lbfgs_index
+
+// Positions in lbfgs_step's float64 run-state vector: run[lbfgs_run::iterations], ...
+namespace lbfgs_run {
+#define GD_LBFGS_RUN(name, index) constexpr int name = index;
+#include "../../python/gdcore/codes.def"
+}  // namespace lbfgs_run
+
+// Why the last lbfgs_step ended (run[lbfgs_run::status]).
+enum class LbfgsStatus : int {
+#define GD_LBFGS_STATUS(name, code) name = code,
+#include "../../python/gdcore/codes.def"
+};
 
 // Display names, for error messages (the string names of the Python API).
 inline const char* activation_name(int code) noexcept {

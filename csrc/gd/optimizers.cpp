@@ -137,6 +137,7 @@ void optimizer_update(const OptimizerConfig& config, std::int64_t t, T* p, T* g,
         case Optimizer::adamw: adam(config, true, t, p, g, slots, size); break;
         case Optimizer::rmsprop: rmsprop(config, p, g, slots, size); break;
         case Optimizer::rprop: rprop(config, t, p, g, slots, size); break;
+        case Optimizer::lbfgs: break;  // a full-batch solver (lbfgs.hpp): no per-batch update
     }
 }
 

@@ -13,7 +13,7 @@ from ._backend import backend, get_num_threads, set_backend, set_num_threads, us
 from .lr_finder import FindLRResult, check_gradients, find_lr
 from .minimize import MinimizeResult, minimize
 from .network import Layer, Network, Perceptron
-from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop, Rprop
+from .optimizers import LBFGS, SGD, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .training import DivergenceError, History
 
 try:  # pyproject.toml's version, from the installed metadata (editable installs included)
@@ -24,7 +24,7 @@ except Exception:  # pragma: no cover - run from a source tree that was never in
 
 __all__ = [
     "Layer", "Network", "Perceptron",
-    "SGD", "Adam", "AdamW", "RMSprop", "Rprop", "Optimizer",
+    "SGD", "Adam", "AdamW", "RMSprop", "Rprop", "LBFGS", "Optimizer",
     "History", "DivergenceError",
     "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
     "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",

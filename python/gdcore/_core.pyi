@@ -61,6 +61,11 @@ class _Engine:
                     label_smoothing: float = 0.0, dropout: Optional[np.ndarray] = None,
                     dropout_seed: int = 0) -> float:
         """One epoch over the batches of `order`; parameters, state and step change in place."""
+    def lbfgs_step(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+                   config: np.ndarray, state: Sequence[np.ndarray], run: np.ndarray,
+                   step: np.ndarray, l2: float = 0.0, label_smoothing: float = 0.0) -> float:
+        """One L-BFGS step on the full batch; parameters, state, run and step change in place.
+        Returns the objective (with l2 and label smoothing) where the step started."""
 
 class EngineF32(_Engine): ...
 class EngineF64(_Engine): ...

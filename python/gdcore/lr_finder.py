@@ -115,6 +115,10 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
     if opt.name == "rprop":  # its lr is only the first step size: a sweep would show nothing
         raise ValueError("find_lr sweeps the learning rate of every step, but Rprop adapts its "
                          "own step sizes (lr only sets the first one); give Rprop a number")
+    if opt.full_batch_solver:  # its steps come from a line search: nothing to sweep
+        raise ValueError("find_lr sweeps the learning rate of mini-batch steps, but LBFGS "
+                         "chooses its steps by a line search (lr only scales the first trial "
+                         "step); give LBFGS a number (1.0, the default, is L-BFGS-B's)")
     lr_min = v.real(lr_min, "lr_min", low=0.0, low_open=True)
     lr_max = v.real(lr_max, "lr_max", low=0.0, low_open=True)
     if lr_max <= lr_min:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import numbers
 import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -36,7 +37,8 @@ import numpy as np
 
 from . import _validation as v
 from . import schedules as _schedules
-from .reference.codes import HYPER, OPTIMIZERS, state_slots
+from .reference.codes import (HYPER, LBFGS_CONFIG, LBFGS_RUN, LBFGS_STATUS, OPTIMIZERS,
+                              state_slots)
 from .schedules import Constant, Schedule
 
 LearningRate = Union[float, Schedule, str]
@@ -74,6 +76,13 @@ def _pair(value: Any, name: str, element: v.Constraint) -> tuple:
     return (element(value[0], f"{name}[0]"), element(value[1], f"{name}[1]"))
 
 
+def _line_search(value: Any, name: str) -> Optional[str]:
+    """LBFGS's ``line_search``: ``"strong_wolfe"`` or None (fixed steps), as torch.optim.LBFGS."""
+    if value is None or (isinstance(value, str) and value == "strong_wolfe"):
+        return value
+    raise ValueError(f"{name} must be 'strong_wolfe' or None, got {value!r}")
+
+
 def _betas(value: Any, name: str) -> tuple:
     """Adam's ``betas``: a pair (tuple or list) of numbers in [0, 1), stored as a tuple."""
     return _pair(value, name, v.FRACTION)
@@ -94,6 +103,14 @@ HYPER_RULES: Dict[str, v.Constraint] = {
     "etas": v.Constraint.of(lambda value, name: _pair(value, name, v.POSITIVE), "etas"),
     "step_sizes": v.Constraint.of(lambda value, name: _pair(value, name, v.NON_NEGATIVE),
                                   "step_sizes"),
+    # LBFGS (the engines take at most 100000 pairs)
+    "history_size": v.Integer(low=1, high=100000),
+    "max_iter": v.Integer(low=1),
+    "max_eval": v.OrNone(v.Integer(low=1)),
+    "tolerance_grad": v.NON_NEGATIVE,
+    "tolerance_change": v.NON_NEGATIVE,
+    "line_search": v.Constraint.of(lambda value, name: _line_search(value, name), "line_search"),
+    "max_fun": v.OrNone(v.Integer(low=1)),
 }
 
 
@@ -123,6 +140,13 @@ class Optimizer:
     """
 
     name: str = ""
+    #: True for a solver that works on the whole training set at once (fit refuses
+    #: mini-batches); its engine call is :meth:`_engine_step` instead of ``train_epoch``.
+    full_batch_solver: bool = False
+    #: The keys of :meth:`state_dict` (a subclass may add its own).
+    _STATE_DICT_KEYS: tuple = STATE_DICT_KEYS
+    #: Attributes besides ``_BINDING``'s that a failed first fit puts back.
+    _EXTRA_BINDING: tuple = ()
     #: The constructor's default learning rate (also the placeholder while ``lr="auto"``).
     default_lr: float = 0.01
     #: The hyper-parameters besides ``lr``: constructor arguments and attribute names alike.
@@ -466,10 +490,11 @@ class Optimizer:
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        missing = [k for k in STATE_DICT_KEYS if k not in state_dict]
-        unknown = sorted(str(k) for k in state_dict if k not in STATE_DICT_KEYS)
+        keys = self._STATE_DICT_KEYS
+        missing = [k for k in keys if k not in state_dict]
+        unknown = sorted(str(k) for k in state_dict if k not in keys)
         if missing or unknown:
-            raise ValueError(f"state_dict must have the keys {list(STATE_DICT_KEYS)}; "
+            raise ValueError(f"state_dict must have the keys {list(keys)}; "
                              f"missing {missing}, unknown {unknown}")
         name = state_dict["name"]
         if name != self.name:
@@ -524,7 +549,25 @@ class Optimizer:
                                             "state_dict['epochs_done']", 0)
         new["lr_scale"] = v.real(state_dict["lr_scale"], "state_dict['lr_scale']", low=0.0,
                                  low_open=True)
+        self._checked_extra(state_dict, new)
         return new
+
+    def _checked_extra(self, state_dict: Dict[str, Any], new: Dict[str, Any]) -> None:
+        """A subclass's own ``state_dict`` entries, checked into ``new`` (none here)."""
+
+    def _extra_state(self) -> List[np.ndarray]:
+        """State arrays besides ``state`` and ``step`` that the engine updates in place and a
+        rollback restores (LBFGS: its run vector)."""
+        return []
+
+    def _stop_reason(self) -> Optional[str]:
+        """Why training should stop after the last epoch, as the optimizer sees it (a
+        converged solver), or None."""
+        return None
+
+    def _begin_call(self) -> None:
+        """Called by fit and train_epoch once the optimizer is bound, before the first epoch
+        (LBFGS: its kept objective is recomputed, since the data may have changed)."""
 
     def _checked_schedule(self, entry: Any) -> Schedule:
         """A new schedule from ``{"class", "params", "state"}``.
@@ -730,7 +773,227 @@ class Rprop(Optimizer):
                 "step_size_min": self.step_sizes[0], "step_size_max": self.step_sizes[1]}
 
 
-_BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop)}
+class LBFGS(Optimizer):
+    """L-BFGS on the full batch, with torch.optim.LBFGS's arguments and SciPy's L-BFGS-B rules.
+
+    Each optimizer step (one epoch of ``fit``) runs up to ``max_iter`` iterations on the whole
+    training set: the direction from the two-loop recursion over the last ``history_size``
+    pairs (s, y) with H0 = (s'y / y'y) I, a step along it found by the Moré–Thuente line search
+    (strong Wolfe conditions, ftol 1e-3, gtol 0.9, xtol 0.1, at most 20 evaluations), the
+    first trial step ``lr / ||g||`` on the very first iteration and ``lr`` afterwards. Pairs
+    with ``s'y <= eps * (-g's)`` are skipped; a failed line search forgets the pairs and
+    retries along ``-g`` once. As L-BFGS-B (``scipy.optimize.minimize(method="L-BFGS-B")``
+    without bounds) it stops when ``max |g| <= tolerance_grad`` (SciPy's ``gtol``) or when
+    ``(f_old - f) <= tolerance_change * max(|f_old|, |f|, 1)`` (SciPy's ``ftol``), and
+    ``fit`` then stops with that ``stop_reason``. The history, the gradient and the loss where
+    it stands are kept between epochs and between ``fit`` calls (a new call recomputes the
+    loss and gradient once: the data may differ).
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Scales every first trial step, > 0 (1, the default, is L-BFGS-B's); without a line
+        search, the fixed step. Not ``"auto"``: the step comes from the line search.
+    history_size : int
+        Pairs kept, >= 1 (SciPy's ``maxcor``; scikit-learn uses its default 10).
+    max_iter : int
+        Iterations per optimizer step (per epoch), >= 1.
+    max_eval : int or None
+        Evaluations per step, checked after each iteration; None: ``max_iter * 5 // 4``.
+    tolerance_grad, tolerance_change : float
+        The convergence tests above, >= 0.
+    line_search : "strong_wolfe" or None
+        None takes fixed steps of ``lr`` along the direction (torch's default).
+    max_fun : int or None
+        A budget of evaluations over all steps: once more have been made (checked after each
+        iteration, as SciPy's ``maxfun``), the step ends and ``fit`` stops (``"max_fun"``).
+
+    Attributes
+    ----------
+    n_iter, func_evals : int
+        Iterations and evaluations done in all (scikit-learn's ``n_iter_``; the evaluations
+        include the one at the start of each fit call).
+    status : str
+        Why the last step ended: ``"running"`` (its ``max_iter``/``max_eval`` share was done),
+        ``"tolerance_grad"``, ``"tolerance_change"``, ``"max_fun"`` or ``"line_search"`` (no
+        step along ``-g`` lowered the loss).
+    converged : bool
+        ``status`` is one of the two tolerances.
+    run_state : ndarray
+        The engines' run vector (``codes.LBFGS_RUN``), updated in place.
+    """
+
+    name = "lbfgs"
+    default_lr = 1.0
+    full_batch_solver = True
+    _HYPER = ("history_size", "max_iter", "max_eval", "tolerance_grad", "tolerance_change",
+              "line_search", "max_fun")
+    _STATE_DICT_KEYS = STATE_DICT_KEYS + ("run_state",)
+    _EXTRA_BINDING = ("run_state",)
+    #: Evaluations per line search (SciPy's ``maxls``).
+    max_ls = 20
+
+    def __init__(self, lr: Union[float, Schedule] = 1.0, history_size: int = 10,
+                 max_iter: int = 20, max_eval: Optional[int] = None,
+                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9,
+                 line_search: Optional[str] = "strong_wolfe", max_fun: Optional[int] = None,
+                 ) -> None:
+        self.history_size = history_size  # each checked by HYPER_RULES on assignment
+        self.max_iter = max_iter
+        self.max_eval = max_eval
+        self.tolerance_grad = tolerance_grad
+        self.tolerance_change = tolerance_change
+        self.line_search = line_search
+        self.max_fun = max_fun
+        super().__init__(lr, 0.0)
+
+    def _set_lr(self, value: LearningRate) -> None:
+        if isinstance(value, str) and value == "auto":
+            raise ValueError("LBFGS does not take lr='auto': its steps come from the line "
+                             "search (lr only scales the first trial step); give a number "
+                             "(1.0, the default, is L-BFGS-B's)")
+        super()._set_lr(value)
+
+    def reset(self) -> None:
+        super().reset()
+        self.run_state = np.zeros(len(LBFGS_RUN), dtype=np.float64)
+
+    def _n_slots(self) -> int:
+        return state_slots(self.name, False, self.history_size)
+
+    def _hyper_values(self) -> Dict[str, float]:
+        return {}
+
+    # --- the engine call -----------------------------------------------------------------
+    def config(self, lr: float) -> np.ndarray:
+        """The engines' float64 configuration vector for learning rate ``lr``
+        (``codes.LBFGS_CONFIG``)."""
+        values = {"lr": lr, "history_size": self.history_size, "max_iter": self.max_iter,
+                  "max_eval": (self.max_iter * 5 // 4 if self.max_eval is None
+                               else self.max_eval),
+                  "tolerance_grad": self.tolerance_grad,
+                  "tolerance_change": self.tolerance_change,
+                  "line_search": 1.0 if self.line_search == "strong_wolfe" else 0.0,
+                  "max_fun": math.inf if self.max_fun is None else self.max_fun,
+                  "max_ls": self.max_ls}
+        return np.array([float(values[name]) for name in LBFGS_CONFIG], dtype=np.float64)
+
+    def _engine_step(self, engine: Any, X: np.ndarray, Y: np.ndarray,
+                     w: Optional[np.ndarray], lr: float, **objective: float) -> float:
+        """One step on the full batch; ``objective``: the engine's ``l2`` and
+        ``label_smoothing`` keywords, when in use."""
+        return engine.lbfgs_step(X, Y, w, self.config(lr), self.state, self.run_state,
+                                 self.step, **objective)
+
+    def _extra_state(self) -> List[np.ndarray]:
+        return [self.run_state]
+
+    def _begin_call(self) -> None:
+        self.run_state[_RUN_INDEX["ready"]] = 0.0
+
+    def _stop_reason(self) -> Optional[str]:
+        status = self.status
+        return None if status == "running" else status
+
+    # --- what it reports -------------------------------------------------------------------
+    @property
+    def n_iter(self) -> int:
+        """L-BFGS iterations done in all."""
+        return int(self.run_state[_RUN_INDEX["iterations"]])
+
+    @property
+    def func_evals(self) -> int:
+        """Objective and gradient evaluations done in all."""
+        return int(self.run_state[_RUN_INDEX["evaluations"]])
+
+    @property
+    def status(self) -> str:
+        """Why the last step ended (see the class docstring)."""
+        return _STATUS_NAMES.get(int(self.run_state[_RUN_INDEX["status"]]), "running")
+
+    @property
+    def converged(self) -> bool:
+        return self.status in ("tolerance_grad", "tolerance_change")
+
+    # --- state: the history is tied to history_size ----------------------------------------
+    def _with_slots(self, state: List[np.ndarray], params: Sequence[np.ndarray],
+                    ) -> List[np.ndarray]:
+        """``state`` if it has this history_size's layout (or is empty); otherwise fresh zero
+        arrays (a changed history_size restarts the history)."""
+        if not state or len(state) == len(params) * self._n_slots():
+            return state
+        return _zeros(params, self._n_slots())
+
+    def _run_for(self, state: List[np.ndarray], params: Sequence[np.ndarray]) -> np.ndarray:
+        """The run vector that goes with ``state`` once laid out for ``params``: without the
+        history and the kept objective when the arrays are (re)made."""
+        run = self.run_state
+        if not state or len(state) != len(params) * self._n_slots():
+            run = run.copy()
+            for key in ("n_pairs", "newest", "ready"):
+                run[_RUN_INDEX[key]] = 0.0
+        return run
+
+    def bind(self, network: Any, params: Sequence[np.ndarray]) -> None:
+        fresh = self._bound() is not network and not self._adopt
+        run = self._run_for(self.state, params)
+        super().bind(network, params)
+        self.run_state = np.zeros(len(LBFGS_RUN), dtype=np.float64) if fresh else run
+
+    def state_dict(self) -> Dict[str, Any]:
+        owner = self._bound()
+        result = super().state_dict()
+        with self._locked(owner):
+            run = self.run_state if owner is None else self._run_for(self.state,
+                                                                     owner.parameters())
+            result["run_state"] = {name: float(run[i]) for i, name in enumerate(LBFGS_RUN)}
+        # The direction, the line search's start and its last trial gradient are scratch of
+        # a step (possibly not finite after a failed search): saved as zeros.
+        n_slots = self._n_slots()
+        result["state"] = [np.zeros_like(a) if i % n_slots in (1, 2, 3) else a
+                           for i, a in enumerate(result["state"])]
+        return result
+
+    def _state_dict_for(self, network: Any) -> Dict[str, Any]:
+        result = super()._state_dict_for(network)
+        if self._bound() is None and not self._adopt:  # what bind would do: a fresh run
+            result["run_state"] = {name: 0.0 for name in LBFGS_RUN}
+        return result
+
+    def _checked_extra(self, state_dict: Dict[str, Any], new: Dict[str, Any]) -> None:
+        entry = state_dict["run_state"]
+        if not isinstance(entry, dict) or set(entry) != set(LBFGS_RUN):
+            raise ValueError(f"state_dict['run_state'] must be a dict with the keys "
+                             f"{list(LBFGS_RUN)}, got {entry!r}")
+        run = np.zeros(len(LBFGS_RUN), dtype=np.float64)
+        for i, key in enumerate(LBFGS_RUN):
+            name = f"state_dict['run_state'][{key!r}]"
+            if key == "loss":
+                run[i] = v.real(entry[key], name, finite=False)
+                continue
+            value = v.real(entry[key], name, low=0.0)
+            if value != math.floor(value):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            run[i] = value
+        history = new["history_size"]
+        if run[_RUN_INDEX["ready"]] not in (0.0, 1.0):
+            raise ValueError("state_dict['run_state']['ready'] must be 0 or 1")
+        if int(run[_RUN_INDEX["status"]]) not in _STATUS_NAMES:
+            raise ValueError(f"state_dict['run_state']['status'] must be one of "
+                             f"{sorted(_STATUS_NAMES)}")
+        if not (run[_RUN_INDEX["n_pairs"]] <= history and run[_RUN_INDEX["newest"]] < history):
+            raise ValueError(f"state_dict['run_state']: n_pairs must be <= history_size "
+                             f"({history}) and newest < history_size")
+        if not new["state"]:  # no arrays: nothing kept with them
+            for key in ("n_pairs", "newest", "ready"):
+                run[_RUN_INDEX[key]] = 0.0
+        new["run_state"] = run
+
+
+_RUN_INDEX = {name: i for i, name in enumerate(LBFGS_RUN)}
+_STATUS_NAMES = {code: name for name, code in LBFGS_STATUS.items()}
+
+_BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop, LBFGS)}
 
 
 def _zeros(params: Sequence[np.ndarray], n_slots: int) -> List[np.ndarray]:

@@ -55,6 +55,10 @@ FAST_FALL = 0.1
 
 STOP_REASONS = {
     "epochs": "ran all the epochs asked for",
+    "tolerance_grad": "the optimizer's largest gradient entry fell to tolerance_grad",
+    "tolerance_change": "the loss fell by less than tolerance_change (relative) in an iteration",
+    "max_fun": "the optimizer used its budget of function evaluations (max_fun)",
+    "line_search": "the optimizer's line search could not lower the loss any more",
     "converged": "the monitored loss stopped improving by tol",
     "max_time": "reached max_time",
     "callback": "a callback asked to stop",
@@ -355,9 +359,17 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
                     f"sample_weight: the {part} part of validation_split={validation_split} "
                     f"has zero total weight; it needs a positive one")
     n = X.shape[0]
+    opt = get_optimizer(optimizer)
+    if opt.full_batch_solver and batch_size is not None and batch_size < n:
+        raise ValueError(
+            f"{type(opt).__name__} works on the full batch: batch_size must be None (or at "
+            f"least the {n} training samples), got {batch_size}")
+    if opt.full_batch_solver and rates is not None:
+        raise ValueError(
+            f"{type(opt).__name__} needs one deterministic objective: it cannot train layers "
+            f"with dropout; set their dropout to 0 or use a mini-batch optimizer")
     batch_size = n if batch_size is None else min(batch_size, n)
     seed = v.seed(network.seed if seed is None else seed, "seed")  # checked even when unused
-    opt = get_optimizer(optimizer)
     params = network.parameters()
     v.trainable(params)
     rng = np.random.default_rng(seed) if shuffle else None
@@ -399,7 +411,7 @@ class Checkpoint:
     def __init__(self, params: Sequence[np.ndarray], optimizer: Any) -> None:
         self._optimizer = optimizer
         self._n_params = len(params)
-        self._live = [*params, *optimizer.state, optimizer.step]
+        self._live = [*params, *optimizer.state, optimizer.step, *optimizer._extra_state()]
         self._saved = [a.copy() for a in self._live]
         self._scalars = self._read_scalars()
 
@@ -563,6 +575,7 @@ class _Run:
         and resolve ``lr="auto"`` with the range test."""
         plan, opt, network = self.plan, self.opt, self.network
         opt.bind(network, plan.params)
+        opt._begin_call()
         if opt.lr_is_auto:
             from .lr_finder import find_lr
             found = find_lr(network, plan.X, plan.Y, optimizer=opt,
@@ -626,6 +639,9 @@ class _Run:
     def engine_epoch(self, lr: float) -> float:
         """The engine's call for one epoch at rate ``lr`` (no checkpoint): its mean loss."""
         plan, opt = self.plan, self.opt
+        if opt.full_batch_solver:  # the whole set, in its order
+            return float(opt._engine_step(self.engine, plan.X, plan.Y, plan.w, lr,
+                                          **self._objective()))
         if plan.rng is not None:
             self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
         return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
@@ -751,6 +767,10 @@ class _Run:
     def stop_rule(self, epoch: int, loss: float, lr: float, monitored: float,
                   started: float) -> Optional[str]:
         plan, history = self.plan, self.history
+        solver = self.opt._stop_reason()  # a full-batch solver that converged or gave up
+        if solver is not None:
+            history.converged = solver in ("tolerance_grad", "tolerance_change")
+            return solver
         if plan.tol is not None:
             self.no_improvement = (self.no_improvement + 1
                                    if monitored > self.tol_best - plan.tol else 0)
@@ -855,7 +875,8 @@ class _Run:
         """What a call that fails before keeping an epoch puts back: the optimizer's binding,
         lr="auto" and counters if it is unbound (None if it is bound already)."""
         opt = self.opt
-        return {key: getattr(opt, key) for key in _BINDING} if opt._owner is None else None
+        keys = _BINDING + opt._EXTRA_BINDING
+        return {key: getattr(opt, key) for key in keys} if opt._owner is None else None
 
     def _put_back(self, binding: Optional[dict]) -> None:
         if binding is not None:
@@ -936,8 +957,12 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         cross_entropy, integer class indices ``(n_samples,)`` or probabilities.
     optimizer : Optimizer, str or None
         An optimizer object (its state carries over between fit calls), a name
-        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"rprop"``), or None for
-        ``SGD(lr=0.01)``.
+        (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"rprop"``, ``"lbfgs"``), or None
+        for ``SGD(lr=0.01)``. :class:`gdcore.LBFGS` is a full-batch solver: each epoch is one
+        of its steps (up to ``max_iter`` iterations) on the whole training set; it refuses a
+        ``batch_size`` below the number of training samples, and fit stops when it converges
+        or gives up (``stop_reason`` ``"tolerance_grad"``, ``"tolerance_change"``,
+        ``"max_fun"`` or ``"line_search"``).
         An optimizer made with ``lr="auto"`` runs the learning-rate range test
         (:func:`gdcore.find_lr`, with this optimizer's kind and hyper-parameters, on the
         training data, seeded by ``seed``) at the start of its first fit and trains at its

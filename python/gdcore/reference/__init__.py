@@ -22,13 +22,18 @@ the names and argument order against the headers):
 - ``network`` ↔ ``csrc/gd/network.cpp``: ``DenseLayer``, ``Network`` (construction checks,
   ``forward``, ``predict``, ``backward``).
 - ``train`` ↔ ``csrc/gd/train.cpp``: ``train_epoch``.
+- ``objective`` ↔ ``csrc/gd/objective.cpp``: ``objective_gradient`` (the full-batch objective
+  and its gradient, what full-batch solvers minimise).
+- ``line_search`` ↔ ``csrc/gd/line_search.cpp``: ``LineSearch`` (MINPACK-2's dcsrch, the
+  strong Wolfe line search of L-BFGS-B), ``dcstep``.
+- ``lbfgs`` ↔ ``csrc/gd/lbfgs.cpp``: ``LbfgsConfig``, ``lbfgs_step`` (one L-BFGS step).
 - ``engine`` ↔ ``csrc/bindings/bind_engine.cpp``: the object a network builds.
 
 ``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
 the reference for them.
 """
 from . import (codes, activations, losses, dense, optimizers, random, dropout, network, objective,
-               train, engine)
+               train, line_search, lbfgs, engine)
 
 __all__ = ["codes", "activations", "losses", "dense", "optimizers", "random", "dropout",
-           "network", "objective", "train", "engine"]
+           "network", "objective", "train", "line_search", "lbfgs", "engine"]

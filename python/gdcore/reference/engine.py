@@ -9,6 +9,7 @@ messages and error codes: only what keeps the array accesses right.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from typing import Iterator, Optional, Sequence
 
@@ -16,8 +17,9 @@ import numpy as np
 
 from . import checks
 from .checks import array_of, dim, fail
-from .codes import (ACTIVATION_NAMES, ACTIVATIONS, HYPER, LOSS_NAMES, LOSSES, OPTIMIZER_NAMES,
-                    OPTIMIZERS)
+from .codes import (ACTIVATION_NAMES, ACTIVATIONS, HYPER, LBFGS_CONFIG, LBFGS_RUN, LOSS_NAMES,
+                    LOSSES, OPTIMIZER_NAMES, OPTIMIZERS)
+from .lbfgs import LbfgsConfig, lbfgs_step
 from .network import Network
 from .objective import Regularisers, objective_gradient, objective_value
 from .optimizers import OptimizerConfig
@@ -25,6 +27,9 @@ from . import train
 
 # Non-finite results of a diverging network are returned, not warned about (as in C++).
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore")
+
+# The largest history_size lbfgs_step takes (bind_engine.cpp's max_history_size).
+MAX_HISTORY_SIZE = 100000
 
 # The compiled engine's messages for a call made while another is running (bind_engine.cpp).
 BUSY = ("this engine is already running a call (from another thread, or re-entrantly); an "
@@ -266,23 +271,67 @@ class Engine:
         if batch_size < 1:
             fail("index", f"batch_size must be at least 1, got {batch_size}")
         optimizer = checks.code_in(optimizer, "optimizer", "an optimizer code", len(OPTIMIZERS))
+        if optimizer == OPTIMIZERS["lbfgs"]:
+            fail("index", f"optimizer {optimizer} (lbfgs) is a full-batch solver: call "
+                          "lbfgs_step, not train_epoch")
         hyper_shape = f"({len(HYPER)},)"
         array_of(hyper, "hyper", np.float64, 1, hyper_shape)
         dim(hyper, 0, len(HYPER), "hyper", hyper_shape)
         config = OptimizerConfig.from_hyper(optimizer, hyper)
-        slots = config.n_slots()
-        items = checks.items(state, "state")
-        expected = 2 * len(self.weights) * slots
-        if len(items) != expected:
-            fail("shape", f"state must hold {expected} arrays ({slots} per parameter for "
-                          f"{OPTIMIZER_NAMES[optimizer]} with momentum {config.momentum:f}), "
-                          f"got {len(items)}")
-        for e, a in enumerate(items):
-            p = e // slots  # parameter: W_i (p = 2i) or b_i (p = 2i + 1)
-            self._check_parameter_shaped(a, f"state[{e}]", p // 2, p % 2 == 0)
+        items = self._check_state(state, config.n_slots(), f"{OPTIMIZER_NAMES[optimizer]} "
+                                                           f"with momentum {config.momentum:f}")
         array_of(step, "step", np.int64, 1, "(1,)", writeable=True)
         dim(step, 0, 1, "step", "(1,)")
         reg = self._regularisers(l2, label_smoothing, dropout, dropout_seed)
         with self._one_call():
             return train.train_epoch(self.network, X, Y, sample_weight, order,
                                      batch_size, config, reg, items, step)
+
+    def _check_state(self, state, slots: int, rule: str) -> list:
+        """Optimizer state: ``slots`` arrays per parameter W0, b0, W1, b1, ... in their shapes;
+        ``rule`` names the optimizer and what sets its slot count, for the message."""
+        items = checks.items(state, "state")
+        expected = 2 * len(self.weights) * slots
+        if len(items) != expected:
+            fail("shape", f"state must hold {expected} arrays ({slots} per parameter for "
+                          f"{rule}), got {len(items)}")
+        for e, a in enumerate(items):
+            p = e // slots  # parameter: W_i (p = 2i) or b_i (p = 2i + 1)
+            self._check_parameter_shaped(a, f"state[{e}]", p // 2, p % 2 == 0)
+        return items
+
+    def lbfgs_step(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
+                   config: np.ndarray, state: Sequence[np.ndarray], run: np.ndarray,
+                   step: np.ndarray, l2: float = 0.0, label_smoothing: float = 0.0) -> float:
+        """One L-BFGS step on the full batch, in place; returns the objective where it started.
+
+        See :func:`gdcore.reference.lbfgs.lbfgs_step` and ``docs/design.md`` (``config``
+        float64 laid out by ``codes.LBFGS_CONFIG``, ``state`` ``2 * history_size + 4`` arrays
+        per parameter, ``run`` float64 laid out by ``codes.LBFGS_RUN``, ``step`` int64 (1,)).
+        """
+        self._check_data(X, Y, sample_weight)
+        config_shape = f"({len(LBFGS_CONFIG)},)"
+        array_of(config, "config", np.float64, 1, config_shape)
+        dim(config, 0, len(LBFGS_CONFIG), "config", config_shape)
+        history = float(config[LBFGS_CONFIG.index("history_size")])
+        if not (1.0 <= history <= MAX_HISTORY_SIZE and history == math.floor(history)):
+            fail("index", f"config[{LBFGS_CONFIG.index('history_size')}] (history_size) must be "
+                          f"a whole number in [1, {MAX_HISTORY_SIZE}], got {history!r}")
+        lconfig = LbfgsConfig.from_config(config)
+        items = self._check_state(state, lconfig.n_slots(),
+                                  f"lbfgs with history_size {lconfig.history_size}")
+        run_shape = f"({len(LBFGS_RUN)},)"
+        array_of(run, "run", np.float64, 1, run_shape, writeable=True)
+        dim(run, 0, len(LBFGS_RUN), "run", run_shape)
+        n_pairs = float(run[LBFGS_RUN.index("n_pairs")])
+        newest = float(run[LBFGS_RUN.index("newest")])
+        if not (0.0 <= n_pairs <= history and n_pairs == math.floor(n_pairs)
+                and 0.0 <= newest < history and newest == math.floor(newest)):
+            fail("index", f"run must hold whole numbers n_pairs in [0, history_size] and newest "
+                          f"in [0, history_size), got {n_pairs!r} and {newest!r}")
+        array_of(step, "step", np.int64, 1, "(1,)", writeable=True)
+        dim(step, 0, 1, "step", "(1,)")
+        with self._one_call(), np.errstate(**_QUIET):
+            return lbfgs_step(self.network, X, Y, sample_weight,
+                              self._regularisers(l2, label_smoothing, None, 0), lconfig, items,
+                              run, step)

@@ -163,6 +163,8 @@ def optimizer_update(config: OptimizerConfig, t: int, p: np.ndarray, g: np.ndarr
         updated in place.
     """
     name = OPTIMIZER_NAMES[config.optimizer]
+    if name == "lbfgs":  # a full-batch solver (lbfgs.py): no per-batch update
+        return
     if name == "sgd":
         sgd(config, p, g, slots)
     elif name == "adam":
