@@ -827,6 +827,7 @@ l2, label_smoothing, dropout, dropout_seed: as loss's; each batch's loss include
 penalty over its weight sum, and its dropout masks are those of step t = step[0] + 1.)pbdoc")
         .def("lbfgs_step", &E::lbfgs_step, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("config"), py::arg("state"), py::arg("run"), py::arg("step"),
+             py::arg("l2") = 0.0, py::arg("label_smoothing") = 0.0,
              R"pbdoc(One L-BFGS step on the full batch (all rows of X): up to max_iter iterations of
 the two-loop recursion with the strong Wolfe line search, as SciPy's L-BFGS-B without bounds.
 Updates the parameters, state, run and step[0] in place; returns the objective where the step
