@@ -471,9 +471,9 @@ def test_a_signal_ends_the_step_after_a_whole_iteration(engine_factory):
     iterations from the start gives exactly them."""
     import signal
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((3000, 20))
+    X = rng.standard_normal((1500, 20))
     Y = np.tanh(X[:, :2] @ rng.standard_normal((2, 1)))
-    sizes, acts = [20, 128, 128, 1], ["tanh", "tanh", "identity"]
+    sizes, acts = [20, 64, 64, 1], ["tanh", "tanh", "identity"]
 
     def setup():
         weights, biases = make_params(sizes, "float64", seed=1)
