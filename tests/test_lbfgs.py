@@ -471,9 +471,9 @@ def test_a_signal_ends_the_step_after_a_whole_iteration(engine_factory):
     iterations from the start gives exactly them."""
     import signal
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((3000, 20))
+    X = rng.standard_normal((1500, 20))
     Y = np.tanh(X[:, :2] @ rng.standard_normal((2, 1)))
-    sizes, acts = [20, 128, 128, 1], ["tanh", "tanh", "identity"]
+    sizes, acts = [20, 64, 64, 1], ["tanh", "tanh", "identity"]
 
     def setup():
         weights, biases = make_params(sizes, "float64", seed=1)
@@ -483,13 +483,19 @@ def test_a_signal_ends_the_step_after_a_whole_iteration(engine_factory):
                  for _ in range(codes.state_slots("lbfgs", False, 5))]
         return engine, params, state, np.zeros(len(codes.LBFGS_RUN)), np.zeros(1, np.int64)
 
+    import time
     engine, params, state, run, step = setup()
+    started = time.perf_counter()  # how long a few iterations take on this (busy) machine
+    engine.lbfgs_step(X, Y, None, _config(max_iter=3, max_eval=10**9), state, run, step)
+    delay = max(0.2, 3 * (time.perf_counter() - started))
+    engine, params, state, run, step = setup()
+    start = [p.copy() for p in params]
 
     def handler(signum, frame):
         raise _Stop()
     previous = signal.signal(signal.SIGALRM, handler)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        signal.setitimer(signal.ITIMER_REAL, delay)
         with pytest.raises(_Stop):
             engine.lbfgs_step(X, Y, None, _config(max_iter=10**6, max_eval=10**9), state, run,
                               step)
@@ -497,7 +503,10 @@ def test_a_signal_ends_the_step_after_a_whole_iteration(engine_factory):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     kept = int(run[RUN["step_iterations"]])
-    assert kept >= 1 and run[RUN["iterations"]] == kept and step[0] == 1
+    assert run[RUN["iterations"]] == kept and step[0] == (1 if kept else 0)
+    if kept == 0:  # (stopped inside the first iteration: nothing kept)
+        assert all(np.array_equal(p, q) for p, q in zip(params, start))
+        return
     engine2, params2, state2, run2, step2 = setup()
     engine2.lbfgs_step(X, Y, None, _config(max_iter=kept, max_eval=10**9), state2, run2, step2)
     for p, q in zip(params, params2):

@@ -95,6 +95,9 @@ for i, (loss, out) in enumerate(cases):
         net.fit(X, y, optimizer=optimizers[i % 4](), epochs=3, batch_size=4, sample_weight=w,
                 validation_split=0.2, restore_best_weights=True, seed=0)
         net.fit(X, y, optimizer=optimizers[(i + 1) % 4](), epochs=2, batch_size=None)
+        net.fit(X, y, optimizer=gd.LBFGS(lr=0.1 if i % 2 else 1.0, history_size=2, max_iter=4,
+                                         line_search=None if i % 2 else "strong_wolfe"),
+                epochs=3, sample_weight=w)
         gd.find_lr(net, X, y, steps=8, batch_size=5)
         gd.check_gradients(net, X[:3], y[:3], max_checks=20)
         net.fit(X, y, optimizer=gd.SGD(lr=1e6), epochs=3, on_divergence="stop")
@@ -118,6 +121,13 @@ bad_calls = [
     lambda: engine.train_epoch(X, np.zeros(len(X), dtype=np.int64), None,
                                np.arange(len(X), dtype=np.int64), 2, 1, np.zeros(8), [],
                                np.zeros(1, dtype=np.int64)),
+    lambda: engine.lbfgs_step(X, np.zeros(len(X), dtype=np.int64), None,
+                              np.r_[1.0, 2.0, np.zeros(7)], [], np.zeros(11),
+                              np.zeros(1, dtype=np.int64)),
+    lambda: engine.lbfgs_step(X, np.zeros(len(X), dtype=np.int64), None,
+                              np.r_[1.0, 1.0, np.zeros(7)],
+                              [np.zeros_like(p) for p in net.parameters() for _ in range(6)],
+                              np.r_[np.zeros(4), 5.0, np.zeros(6)], np.zeros(1, dtype=np.int64)),
 ]
 for call in bad_calls:
     try:

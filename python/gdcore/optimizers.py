@@ -795,7 +795,8 @@ class LBFGS(Optimizer):
         Scales every first trial step, > 0 (1, the default, is L-BFGS-B's); without a line
         search, the fixed step. Not ``"auto"``: the step comes from the line search.
     history_size : int
-        Pairs kept, >= 1 (SciPy's ``maxcor``; scikit-learn uses its default 10).
+        Pairs kept, >= 1 (SciPy's ``maxcor``; scikit-learn uses its default 10). Assigned on
+        a used optimizer, it restarts the history (the counts are kept).
     max_iter : int
         Iterations per optimizer step (per epoch), >= 1.
     max_eval : int or None

@@ -118,12 +118,16 @@ class History:
         What the stopping rules, the schedule and ``restore_best_weights`` watched:
         ``"val_loss"``, ``"loss"`` or ``"train_loss"``.
     converged : bool
-        Stopped because the loss improved by less than ``tol`` for ``n_iter_no_change`` epochs.
+        Stopped because the loss improved by less than ``tol`` for ``n_iter_no_change`` epochs,
+        or because the optimizer converged (:class:`gdcore.LBFGS`: ``"tolerance_grad"`` or
+        ``"tolerance_change"``).
     diverged : bool
         An epoch diverged (and was undone) at least once.
     stop_reason : str
         ``"epochs"``, ``"converged"``, ``"max_time"``, ``"callback"``, ``"diverged"`` or
-        ``"stalled"`` (empty while training runs or if an exception ended it).
+        ``"stalled"``; with :class:`gdcore.LBFGS` also ``"tolerance_grad"``,
+        ``"tolerance_change"``, ``"max_fun"`` or ``"line_search"`` (see ``STOP_REASONS``);
+        empty while training runs or if an exception ended it.
     backoffs : int
         How many times the rate was cut after an undone epoch.
     events : list of dict
