@@ -478,6 +478,17 @@ def test_fit_with_dropout_is_reproducible_from_its_seed(backend):
     assert runs[0] != runs[2]
 
 
+def test_fit_without_any_seed_draws_the_dropout_seed(backend):
+    X, y = gd.datasets.spirals(n_samples=60, n_classes=3, seed=0)
+    runs = []
+    for _ in range(2):
+        net = make_classifier(0.3)  # seed=0 fixes the weights; net.seed is reset below
+        net.seed = None
+        runs.append(net.fit(X, y, optimizer=gd.Adam(lr=0.01), epochs=2, batch_size=16,
+                            shuffle=False).loss)
+    assert runs[0] != runs[1]
+
+
 @pytest.mark.skipif(not core_available(), reason="needs the compiled core")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fit_with_every_regulariser_agrees_across_backends(dtype):
