@@ -132,6 +132,30 @@ def test_lbfgs_step_argument_errors_match_and_change_nothing(engine_factory):
     assert not run.any() and step[0] == 0 and not any(a.any() for a in state)
 
 
+@pytest.mark.skipif(not __import__("helpers").core_available(), reason="needs the core")
+def test_lbfgs_step_errors_read_the_same_on_both_engines():
+    from helpers import EngineFactory
+    messages = {}
+    for kind in ("numpy", "cpp"):
+        sizes, acts, loss, X, Y, w = _problem("mse", "float64")
+        weights, biases = make_params(sizes, "float64", seed=1)
+        engine = EngineFactory(kind)(weights, biases, acts, loss)
+        params = [p for pair in zip(weights, biases) for p in pair]
+        state = [np.zeros_like(p) for p in params
+                 for _ in range(codes.state_slots("lbfgs", False, 5))]
+        run, step = np.zeros(len(codes.LBFGS_RUN)), np.zeros(1, np.int64)
+        bad_run = run.copy()
+        bad_run[RUN["newest"]] = 5.0
+        got = []
+        for args in [(_config(history_size=0.5), state, run), (_config(history_size=4), state, run),
+                     (_config(), state, bad_run), (_config()[:3], state, run)]:
+            with pytest.raises((ValueError, TypeError)) as info:
+                engine.lbfgs_step(X, Y, w, *args, step)
+            got.append((type(info.value), info.value.code, str(info.value)))
+        messages[kind] = got
+    assert messages["numpy"] == messages["cpp"]
+
+
 def test_train_epoch_refuses_the_lbfgs_code(engine_factory):
     from helpers import make_hyper
     sizes, acts, loss, X, Y, w = _problem("mse", "float64")

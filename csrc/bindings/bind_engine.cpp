@@ -178,6 +178,8 @@ gd::Interrupt python_signals() {
 }
 
 std::string str(index_t v) { return std::to_string(v); }
+// A float as Python prints it (the NumPy engine's messages use repr).
+std::string float_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
 
 // All of x[0..size) finite (no NaN, no inf): x * 0 is 0 exactly for finite x.
 template <class T>
@@ -520,7 +522,7 @@ public:
             checks::fail(ErrorCode::index,
                          "config[" + std::to_string(gd::lbfgs_index::history_size) +
                              "] (history_size) must be a whole number in [1, " +
-                             std::to_string(max_history_size) + "], got " + py::str(py::float_(history)).cast<std::string>());
+                             std::to_string(max_history_size) + "], got " + float_str(history));
         const auto lconfig = gd::LbfgsConfig::from_config(cp);
         d.keep.push_back(c);
 
@@ -539,8 +541,8 @@ public:
               newest >= 0.0 && newest < history && newest == std::floor(newest)))
             checks::fail(ErrorCode::index,
                          "run must hold whole numbers n_pairs in [0, history_size] and newest in "
-                         "[0, history_size), got " + py::str(py::float_(n_pairs)).cast<std::string>() + " and " +
-                             py::str(py::float_(newest)).cast<std::string>());
+                         "[0, history_size), got " + float_str(n_pairs) + " and " +
+                             float_str(newest));
         d.keep.push_back(r);
 
         py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
