@@ -1,0 +1,26 @@
+"""scikit-learn's estimator checks, every one, on gdcore.sklearn's MLPClassifier and MLPRegressor.
+
+Nothing is marked as an expected failure. The constructor parameters are chosen for speed, as
+scikit-learn's own test suite does for its MLPs (small hidden layer), and ``dtype=None``: the
+network then computes in the dtype of ``X`` (float64 in the checks), as scikit-learn's MLPs do.
+The checks compare fits at ``rtol=1e-7`` (sample_weight equivalence, subsets), a float64
+tolerance below float32's resolution; the float32 default is tested in test_sklearn.py.
+The suite runs on the backend selected by ``GDCORE_BACKEND`` (CI runs both).
+"""
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from gdcore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+ESTIMATORS = [
+    MLPClassifier(hidden_layer_sizes=(10,), dtype=None, alpha=0.0),
+    MLPRegressor(hidden_layer_sizes=(10,), dtype=None, alpha=0.0),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
