@@ -55,6 +55,9 @@ _OUT_ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "softmax": "s
 _ADAPTIVE_MIN_LR = 1e-6
 #: learning_rate_init="auto": the range test's mini-batch is at most this many samples.
 _AUTO_LR_MAX_BATCH = 256
+#: SciPy's default ftol of L-BFGS-B (factr 1e7 times float64's epsilon), which scikit-learn
+#: keeps.
+_SCIPY_FTOL = 1e7 * np.finfo(np.float64).eps
 
 
 def _seed_from(rng: np.random.RandomState) -> int:
@@ -406,29 +409,26 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray]
                    ) -> None:
-        """solver="lbfgs": gd.LBFGS on the full batch, one L-BFGS iteration per epoch (contract
-        with the lbfgs branch), at most max_iter iterations and about max_fun evaluations."""
+        """solver="lbfgs": gd.LBFGS on the full batch, one iteration per epoch, SciPy's
+        L-BFGS-B rules as scikit-learn calls it (gtol=tol, its default ftol, maxfun=max_fun,
+        maxiter=max_iter); ConvergenceWarning unless a tolerance ended it."""
         from .optimizers import LBFGS
+        fit_kwargs = self._fit_kwargs()
         optimizer = LBFGS(max_iter=1, tolerance_grad=float(self.tol) / self._loss_scale,
-                          line_search="strong_wolfe")
-        budget = int(self.max_fun)
-
-        def within_budget(epoch: int, logs: dict) -> bool:
-            return optimizer.n_evals >= budget  # stop once max_fun evaluations are spent
-
+                          tolerance_change=_SCIPY_FTOL, max_fun=int(self.max_fun))
         history = self.network_.fit(X, Y, optimizer=optimizer, epochs=int(self.max_iter),
                                     batch_size=None, shuffle=False, sample_weight=sample_weight,
-                                    on_divergence=self.on_divergence, callbacks=[within_budget],
-                                    **self._fit_kwargs())
+                                    on_divergence=self.on_divergence, **fit_kwargs)
         self._record(history)
         self.history_.stop_reason = history.stop_reason
-        self.history_.converged = history.converged
-        self.n_iter_ = history.epochs
-        self.loss_ = float(self.network_.loss(X, Y, sample_weight, **self._fit_kwargs())
-                           ) * self._loss_scale
-        if history.stop_reason != "converged":
-            warnings.warn("lbfgs failed to converge after %d iteration(s) (stop reason: %s). "
-                          "Increase the number of iterations (max_iter) or scale the data."
+        self.history_.converged = optimizer.converged
+        self.n_iter_ = optimizer.n_iter
+        self.loss_ = float(self.network_.loss(X, Y, sample_weight, **fit_kwargs)) \
+            * self._loss_scale
+        if not optimizer.converged:
+            warnings.warn("lbfgs failed to converge after %d iteration(s) (%s). Increase the "
+                          "number of iterations (max_iter) or scale the data as shown in "
+                          "https://scikit-learn.org/stable/modules/preprocessing.html"
                           % (self.n_iter_, history.stop_reason), ConvergenceWarning)
 
     @_fit_context(prefer_skip_nested_validation=True)
