@@ -90,6 +90,35 @@ def test_same_training_as_sklearn(target, solver):
     np.testing.assert_array_equal(ours.predict(X).shape, theirs.predict(X).shape)
 
 
+@pytest.mark.parametrize("target", ["multiclass", "multilabel", "regression"])
+def test_lbfgs_as_sklearn(target):
+    if target == "regression":
+        X, y = regression()
+        ours, theirs = _pair(MLPRegressor, sknn.MLPRegressor, solver="lbfgs", max_iter=10)
+    else:
+        X, y = classification()
+        if target == "multilabel":
+            y = np.column_stack([y == 0, X[:, 0] > 0]).astype(int)
+        ours, theirs = _pair(MLPClassifier, sknn.MLPClassifier, solver="lbfgs", max_iter=10)
+    # (multilabel with sample weights leaves scikit-learn's path at the third iteration: the
+    # objective is scaled by 1 / n_outputs there, see gdcore.sklearn._loss_scale)
+    w = None if target == "multilabel" else np.random.default_rng(1).uniform(0.5, 2, len(X))
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        ours.fit(X, y, sample_weight=w)
+    quietly(theirs, X, y, sample_weight=w)
+    assert ours.n_iter_ == theirs.n_iter_ == 10
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not hasattr(ours, "loss_curve_") and not hasattr(theirs, "loss_curve_")
+    converged = clone(ours).set_params(max_iter=2000).fit(X, y)  # no warning: a tolerance
+    assert converged.history_.converged and converged.n_iter_ < 2000
+    tight = clone(ours).set_params(max_iter=2000, max_fun=30)
+    with pytest.warns(ConvergenceWarning):
+        tight.fit(X, y)
+    assert tight.history_.stop_reason == "max_fun"
+
+
 @pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
 def test_sgd_learning_rate_schedules_as_sklearn(learning_rate):
     X, y = classification()
