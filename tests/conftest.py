@@ -71,9 +71,9 @@ class FlakyEngine:
     def __init__(self, engine, bad_calls):
         self.engine, self.bad_calls, self.calls = engine, set(bad_calls), 0
 
-    def train_epoch(self, *args):
+    def train_epoch(self, *args, **kwargs):
         self.calls += 1
-        loss = self.engine.train_epoch(*args)
+        loss = self.engine.train_epoch(*args, **kwargs)
         return math.inf if self.calls in self.bad_calls else loss
 
     def __getattr__(self, name):

@@ -66,7 +66,7 @@ def test_construction_errors(engine_factory):
     with raises(ValueError, "structure", "softmax is only allowed on the output layer"):
         construct(W, b, acts=(8, 8), loss=LOSSES["cross_entropy"])
     with raises(ValueError, "index", "loss must be a loss code"):
-        construct(W, b, loss=5)
+        construct(W, b, loss=len(LOSSES))  # one past the last code
     with raises(ValueError, "structure", "'bce' needs a 'sigmoid' output"):
         construct(W, b, acts=(3, 0), loss=LOSSES["bce"])
     with raises(ValueError, "structure", "'cross_entropy' needs a 'softmax' output"):

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(not CSRC.is_dir(), reason="needs the C++ sources
 
 # The csrc/gd files with a twin module gdcore.reference.<name>. blas.cpp and kernels*.cpp have
 # none: NumPy's matmul and ufuncs are the reference for them.
-TWINS = ["activations", "dense", "losses", "optimizers", "network", "train"]
+TWINS = ["activations", "dense", "losses", "optimizers", "random", "dropout", "network",
+         "objective", "train"]
 
 # C++ parameters that no twin has: the sizes (NumPy arrays carry them) and the interrupt hook
 # (Python's own KeyboardInterrupt stops the reference).
@@ -37,6 +38,8 @@ RETURNED = {
     "dense_forward": {"z"}, "loss_gradient": {"dz"}, "cross_entropy_fused": {"dz"},
     "fused_grad": {"dz"}, "loss_sum": {"scratch"},
     "Network.forward": {"out"}, "Network.predict": {"out", "scratch"},
+    "smooth_targets": {"out"}, "random_bits": {"out"}, "dropout_mask": {"mask"},
+    "dropout_apply": {"out"}, "objective_value": {"value"}, "objective_gradient": {"value"},
 }
 # Per function: a C++ parameter spelled otherwise in Python, in the same place.
 RENAMED = {
@@ -47,12 +50,16 @@ RENAMED = {
     "sgd": {"c": ["config"]}, "adam": {"c": ["config"]}, "rmsprop": {"c": ["config"]},
 }
 # Per function: Python parameters the C++ reads from elsewhere.
-ADDED = {"Network.backward": {"dz"}}  # the C++ reads dL/dZ from output_gradient()
+ADDED = {"Network.backward": {"dz"},  # the C++ reads dL/dZ from output_gradient()
+         # sizes and the element type, which the C++ knows from its arguments' types
+         "smooth_targets": {"k", "dtype"}, "random_bits": {"size"},
+         "dropout_mask": {"shape", "dtype"}}
 # C++ classes with methods and their members without a twin: the workspace the C++ grows once
 # and reuses; NumPy allocates each pass's arrays.
 NO_TWIN_MEMBERS = {
     "Network": {"reserve", "reserve_batch", "capacity", "workspace_bytes", "predict_scratch",
-                "output_gradient", "batch_x", "batch_y", "batch_labels", "batch_weights"},
+                "output_gradient", "batch_x", "batch_y", "batch_labels", "batch_weights",
+                "reserve_dropout", "target_buffer"},
 }
 NO_TWIN_CLASSES = {"Scratch"}  # the workspace buffer
 # Functions private to a .cpp that have a twin too (the granularity of the fused passes).

@@ -20,6 +20,7 @@
 #include "../gd/blas.hpp"
 #include "../gd/losses.hpp"
 #include "../gd/network.hpp"
+#include "../gd/objective.hpp"
 #include "../gd/optimizers.hpp"
 #include "../gd/train.hpp"
 #include "checks.hpp"
@@ -368,10 +369,13 @@ public:
         return out;
     }
 
-    double loss(const py::object& X, const py::object& Y, const py::object& sample_weight) {
+    double loss(const py::object& X, const py::object& Y, const py::object& sample_weight,
+                double l2, double label_smoothing, const py::object& dropout,
+                std::uint64_t dropout_seed, std::int64_t dropout_step) {
         BusyGuard busy(busy_);
-        const CallData<T> d = check_data(X, Y, sample_weight);
-        const index_t k = n_outputs();
+        CallData<T> d = check_data(X, Y, sample_weight);
+        const gd::Regularisers reg =
+            regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
         T value = T(0);
         gd::StopCheck stop(python_signals());
         BlasCall blas;
@@ -380,10 +384,9 @@ public:
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);
             hold.take();
-            if (!reserved(d.n)) no_memory = true;
-            else if (net_->forward(d.x, d.n, nullptr, true, &stop))
-                value = gd::loss_value(net_->loss(), net_->output_logits(),
-                                       net_->output_activations(), d.y, d.sample_weight, d.n, k);
+            if (!reserved(d.n, nullptr, false, reg.dropout != nullptr)) no_memory = true;
+            else gd::objective_value(*net_, d.x, d.n, d.y, d.sample_weight, reg, dropout_step,
+                                     &value, &stop);
         }
         if (no_memory) raise_workspace_error(net_->workspace_bytes(d.n), d.n);
         if (stop.stopped()) throw py::error_already_set();
@@ -391,14 +394,16 @@ public:
     }
 
     double gradients(const py::object& X, const py::object& Y, const py::object& sample_weight,
-                     const py::object& dW, const py::object& db) {
+                     const py::object& dW, const py::object& db, double l2,
+                     double label_smoothing, const py::object& dropout,
+                     std::uint64_t dropout_seed, std::int64_t dropout_step) {
         BusyGuard busy(busy_);
         CallData<T> d = check_data(X, Y, sample_weight);
         std::vector<T*> dw_ptr, db_ptr;
         check_like_parameters(dW, "dW", true, d.keep, dw_ptr);
         check_like_parameters(db, "db", false, d.keep, db_ptr);
-        const index_t k = n_outputs();
-        const gd::Activation out = net_->layer(n_layers() - 1).activation;
+        const gd::Regularisers reg =
+            regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
         T value = T(0);
         gd::StopCheck stop(python_signals());
         BlasCall blas;
@@ -407,13 +412,9 @@ public:
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);
             hold.take();
-            if (!reserved(d.n)) no_memory = true;
-            else if (net_->forward(d.x, d.n, nullptr, false, &stop)) {
-                value = gd::loss_gradient(net_->loss(), out, net_->output_logits(),
-                                          net_->output_activations(), d.y, d.sample_weight, d.n,
-                                          k, net_->output_gradient());
-                net_->backward(d.x, d.n, dw_ptr.data(), db_ptr.data(), &stop);
-            }
+            if (!reserved(d.n, nullptr, false, reg.dropout != nullptr)) no_memory = true;
+            else gd::objective_gradient(*net_, d.x, d.n, d.y, d.sample_weight, reg, dropout_step,
+                                        dw_ptr.data(), db_ptr.data(), &value, &stop);
         }
         if (no_memory) raise_workspace_error(net_->workspace_bytes(d.n), d.n);
         if (stop.stopped()) throw py::error_already_set();
@@ -423,7 +424,9 @@ public:
     double train_epoch(const py::object& X, const py::object& Y, const py::object& sample_weight,
                        const py::object& order, const py::object& batch_size,
                        const py::object& optimizer, const py::object& hyper,
-                       const py::object& state, const py::object& step) {
+                       const py::object& state, const py::object& step, double l2,
+                       double label_smoothing, const py::object& dropout,
+                       std::uint64_t dropout_seed) {
         BusyGuard busy(busy_);
         CallData<T> d = check_data(X, Y, sample_weight);
 
@@ -458,6 +461,8 @@ public:
         checks::dim(st, 0, 1, "step", "(1,)");
         auto* stp = static_cast<std::int64_t*>(st.mutable_data());
         d.keep.push_back(st);
+        const gd::Regularisers reg =
+            regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
 
         gd::EpochData<T> data;
         data.x = d.x;
@@ -475,9 +480,9 @@ public:
             ParamsHold hold(params_mutex_, this, Hold::exclusive);  // predict waits
             hold.take();
             // The workspace first (train_epoch's own growth is then a no-op).
-            if (reserved(batch_rows, &d.y, d.sample_weight != nullptr))
-                result = gd::train_epoch(*net_, data, index_t(bs), config, state_ptr.data(),
-                                         stp, python_signals());
+            if (reserved(batch_rows, &d.y, d.sample_weight != nullptr, reg.dropout != nullptr))
+                result = gd::train_epoch(*net_, data, index_t(bs), config, reg,
+                                         state_ptr.data(), stp, python_signals());
             else
                 no_memory = true;
         }
@@ -506,16 +511,37 @@ private:
     // gemm_driver malloc that fails inside OpenBLAS ends the process). False if either fails.
     // (Only on growth: the probe's munmap costs microseconds, and a workspace that did not
     // grow took no memory since the last call.)
-    bool reserved(index_t rows, const gd::Targets<T>* batch = nullptr,
-                  bool weights = false) noexcept {
+    bool reserved(index_t rows, const gd::Targets<T>* batch = nullptr, bool weights = false,
+                  bool dropout = false) noexcept {
         const index_t before = net_->capacity();
         try {
             net_->reserve(rows);
             if (batch != nullptr) net_->reserve_batch(rows, batch->labels != nullptr, weights);
+            if (dropout) net_->reserve_dropout(rows);
         } catch (const std::bad_alloc&) {
             return false;
         }
         return net_->capacity() == before || gd::blas::buffer_room();
+    }
+
+    // The regularisers of a call. l2 and label_smoothing are passed on as they are (their
+    // values are the Python layer's to check); dropout is None or a float64 array of shape
+    // (n_layers,) (kept alive in `keep`), one rate per layer.
+    gd::Regularisers regularisers(double l2, double label_smoothing, const py::object& dropout,
+                                  std::uint64_t dropout_seed,
+                                  std::vector<py::array>& keep) const {
+        gd::Regularisers reg;
+        reg.l2 = l2;
+        reg.label_smoothing = label_smoothing;
+        reg.dropout_seed = dropout_seed;
+        if (!dropout.is_none()) {
+            const std::string shape = "(" + str(n_layers()) + ",)";
+            const py::array rates = checks::array_of<double>(dropout, "dropout", 1, shape);
+            checks::dim(rates, 0, n_layers(), "dropout", shape);
+            reg.dropout = static_cast<const double*>(rates.data());
+            keep.push_back(rates);
+        }
+        return reg;
     }
 
     static py::list to_list(const std::vector<py::array>& arrays) {
@@ -688,17 +714,28 @@ X: a numpy.ndarray of the engine's dtype, C-contiguous and aligned, of shape (n_
 sample) or (n_samples, n_inputs) with n_samples >= 1, every value finite. Anything else returns
 None (no error, nothing computed): validate and convert X, then call again.)pbdoc")
         .def("loss", &E::loss, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
-             R"pbdoc(The mean loss sum_j(w_j l_j) / sum_j(w_j), as a float (computed in the dtype).
+             py::arg("l2") = 0.0, py::arg("label_smoothing") = 0.0,
+             py::arg("dropout") = py::none(), py::arg("dropout_seed") = 0,
+             py::arg("dropout_step") = 0,
+             R"pbdoc(The mean loss sum_j(w_j l_j) / sum_j(w_j), as a float (computed in the dtype),
+plus the l2 penalty 0.5 l2 sum_i ||W_i||^2 / sum_j(w_j).
 
 Y: int64 class indices (n,) or probabilities (n, k) for cross_entropy, else (n, n_outputs).
-sample_weight: None or (n,), non-negative with a positive sum.)pbdoc")
+sample_weight: None or (n,), non-negative with a positive sum. label_smoothing: cross_entropy
+and bce targets smoothed (torch's formula). dropout: None or float64 (n_layers,) rates; the
+masks of (dropout_seed, dropout_step) are applied as in training. Values unchecked.)pbdoc")
         .def("gradients", &E::gradients, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
-             py::arg("dW"), py::arg("db"),
+             py::arg("dW"), py::arg("db"), py::arg("l2") = 0.0, py::arg("label_smoothing") = 0.0,
+             py::arg("dropout") = py::none(), py::arg("dropout_seed") = 0,
+             py::arg("dropout_step") = 0,
              R"pbdoc(Fill dW[i] and db[i] (the shapes of the parameters) in place with the gradient
-of loss(X, Y, sample_weight); return that loss.)pbdoc")
+of loss(X, Y, sample_weight, l2, label_smoothing, dropout, dropout_seed, dropout_step); return
+that loss.)pbdoc")
         .def("train_epoch", &E::train_epoch, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("order"), py::arg("batch_size"), py::arg("optimizer"), py::arg("hyper"),
-             py::arg("state"), py::arg("step"),
+             py::arg("state"), py::arg("step"), py::arg("l2") = 0.0,
+             py::arg("label_smoothing") = 0.0, py::arg("dropout") = py::none(),
+             py::arg("dropout_seed") = 0,
              R"pbdoc(One epoch over the rows order[0:bs], order[bs:2bs], ...; updates the parameters,
 the optimizer state and step[0] in place. Returns sum_b(loss_b w_b) / sum_b(w_b), or the
 first non-finite batch loss (that batch is not applied). A batch whose sample weights sum to
@@ -708,7 +745,9 @@ signals between batches and raises e.g. KeyboardInterrupt after a consistent ste
 order: int64 (m,) row indices of X. optimizer: 0 sgd, 1 adam, 2 adamw, 3 rmsprop.
 hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, alpha]
 (gdcore/codes.def); their values are the caller's to check (gdcore.optimizers does).
-state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).)pbdoc")
+state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).
+l2, label_smoothing, dropout, dropout_seed: as loss's; each batch's loss includes the l2
+penalty over its weight sum, and its dropout masks are those of step t = step[0] + 1.)pbdoc")
         .def("__repr__", [name](const E& e) {
             std::string sizes = std::to_string(e.n_inputs());
             for (index_t i = 0; i < e.n_layers(); ++i) {

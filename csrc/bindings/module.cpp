@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../gd/blas.hpp"
+#include "../gd/dropout.hpp"
 #include "../gd/finite.hpp"
 #include "../gd/kernels.hpp"
 
@@ -92,6 +93,26 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("a"), R"pbdoc(Whether every value of a C-contiguous float32/float64 array is finite.
 
 One vectorised pass with no temporary: the public layer's check of user inputs.)pbdoc");
+
+    m.def("dropout_mask", [](std::uint64_t seed, std::int64_t step, std::int64_t layer,
+                             double rate, gd::index_t rows, gd::index_t cols,
+                             const py::object& dtype) -> py::array {
+        if (rows < 0 || cols < 0) throw py::value_error("rows and cols must be >= 0");
+        const py::dtype dt = py::dtype::from_args(dtype);
+        if (dt.equal(py::dtype::of<float>())) {
+            py::array_t<float> mask({rows, cols});
+            gd::dropout_mask(seed, step, layer, rate, rows, cols, mask.mutable_data());
+            return mask;
+        }
+        if (!dt.equal(py::dtype::of<double>()))
+            throw py::type_error("dtype must be float32 or float64");
+        py::array_t<double> mask({rows, cols});
+        gd::dropout_mask(seed, step, layer, rate, rows, cols, mask.mutable_data());
+        return mask;
+    }, py::arg("seed"), py::arg("step"), py::arg("layer"), py::arg("rate"), py::arg("rows"),
+       py::arg("cols"), py::arg("dtype") = "float64",
+       R"pbdoc(The dropout mask (rows, cols) of (seed, step, layer) at `rate` (gd::dropout_mask):
+1 / (1 - rate) where the element is kept, else 0. For tests; rate is unchecked (in [0, 1)).)pbdoc");
 
     m.def("_kernel_isas", [] {
         int count = 0;

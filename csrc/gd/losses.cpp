@@ -34,6 +34,10 @@ struct Mae {
     template <class T> static T l(T d) noexcept { return std::abs(d); }
     template <class T> static T g(T d) noexcept { return sign(d); }
 };
+struct SquaredError {  // scikit-learn's squared loss: half the squared error
+    template <class T> static T l(T d) noexcept { return T(0.5) * d * d; }
+    template <class T> static T g(T d) noexcept { return d; }
+};
 struct Huber {  // delta 1
     template <class T> static T l(T d) noexcept {
         return std::abs(d) < T(1) ? T(0.5) * d * d : std::abs(d) - T(0.5);
@@ -160,6 +164,7 @@ double loss_sum(Loss loss, const T* z, const T* a, Targets<T> y, const T* w, ind
         case Loss::huber: return elementwise_sum<Huber>(a, y.values, w, n, k);
         case Loss::bce: return bce_sum(z, y.values, w, n, k);
         case Loss::cross_entropy: return cross_entropy_sum(z, y, w, n, k, scratch);
+        case Loss::squared_error: return elementwise_sum<SquaredError>(a, y.values, w, n, k);
     }
     return 0.0;
 }
@@ -256,10 +261,34 @@ T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y,
         case Loss::huber: elementwise_grad<Huber>(a, y.values, w, n, k, sum_w, dz); break;
         case Loss::bce: fused_grad(a, y, w, n, k, sum_w * double(k), dz); return value;
         case Loss::cross_entropy: fused_grad(a, y, w, n, k, sum_w, dz); return value;
+        case Loss::squared_error:
+            elementwise_grad<SquaredError>(a, y.values, w, n, k, sum_w, dz);
+            break;
     }
     // dL/dZ = dL/dA * f'(Z), in place.
     activation_backward(out, z, a, dz, dz, n, k);
     return value;
+}
+
+template <class T>
+Targets<T> smooth_targets(Loss loss, Targets<T> y, index_t n, index_t k, double label_smoothing,
+                          T* out) noexcept {
+    const double classes = loss == Loss::bce ? 2.0 : double(k);
+    const T keep = T(1.0 - label_smoothing);
+    const T spread = T(label_smoothing / classes);
+    for (index_t j = 0; j < n; ++j) {
+        T* oj = out + j * k;
+        if (y.labels) {
+            const std::int64_t label = y.labels[j];
+            for (index_t c = 0; c < k; ++c) oj[c] = T(c == label ? 1 : 0) * keep + spread;
+        } else {
+            const T* yj = y.values + j * k;
+            for (index_t c = 0; c < k; ++c) oj[c] = yj[c] * keep + spread;
+        }
+    }
+    Targets<T> smoothed;
+    smoothed.values = out;
+    return smoothed;
 }
 
 template float loss_value<float>(Loss, const float*, const float*, Targets<float>,
@@ -272,5 +301,9 @@ template float loss_gradient<float>(Loss, Activation, const float*, const float*
 template double loss_gradient<double>(Loss, Activation, const double*, const double*,
                                       Targets<double>, const double*, index_t, index_t,
                                       double*) noexcept;
+template Targets<float> smooth_targets<float>(Loss, Targets<float>, index_t, index_t, double,
+                                              float*) noexcept;
+template Targets<double> smooth_targets<double>(Loss, Targets<double>, index_t, index_t, double,
+                                                double*) noexcept;
 
 }  // namespace gd

@@ -28,4 +28,12 @@ template <class T>
 T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
                 index_t n, index_t k, T* dz) noexcept;
 
+// The targets with label smoothing `label_smoothing` (eps), as dense values in out (n x k):
+// cross_entropy (1 - eps) y + eps / k (torch's CrossEntropyLoss(label_smoothing=eps); class
+// indices are one-hot rows first), bce (1 - eps) y + eps / 2. Both factors are computed in
+// double and rounded to T, then out = y * (1 - eps) + eps / c in T. Returns out as Targets.
+template <class T>
+Targets<T> smooth_targets(Loss loss, Targets<T> y, index_t n, index_t k, double label_smoothing,
+                          T* out) noexcept;
+
 }  // namespace gd

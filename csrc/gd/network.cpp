@@ -56,6 +56,10 @@ Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)
     a_buf_.resize(n);
     z_.assign(n, nullptr);
     a_.assign(n, nullptr);
+    mask_buf_.resize(n);
+    drop_buf_.resize(n);
+    mask_.assign(n, nullptr);
+    dropped_.assign(n, nullptr);
     dw_.resize(n);
     db_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -77,12 +81,23 @@ void Network<T>::reserve(index_t rows) {
         if (!fused(layers_[i].activation)) a_buf_[i].grow(index_t(size));
     }
     for (auto& g : grad_) g.grow(rows * max_width_);
+    targets_.grow(rows * n_outputs());
     capacity_ = rows;
 }
 
 template <class T>
+void Network<T>::reserve_dropout(index_t rows) {
+    if (rows <= dropout_capacity_) return;
+    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {  // hidden layers only
+        mask_buf_[i].grow(rows * layers_[i].n_outputs);
+        drop_buf_[i].grow(rows * layers_[i].n_outputs);
+    }
+    dropout_capacity_ = rows;
+}
+
+template <class T>
 double Network<T>::workspace_bytes(index_t rows) const noexcept {
-    double elements = 2.0 * double(max_width_) + double(n_inputs() + n_outputs() + 1);
+    double elements = 2.0 * double(max_width_) + double(n_inputs() + 2 * n_outputs() + 1);
     for (const DenseLayer<T>& l : layers_)
         elements += double(l.n_outputs) * (fused(l.activation) ? 1.0 : 2.0);
     return double(rows) * elements * double(sizeof(T));
@@ -101,7 +116,7 @@ void Network<T>::reserve_batch(index_t rows, bool labels, bool weights) {
 
 template <class T>
 bool Network<T>::forward(const T* x, index_t n, T* out, bool output_activation,
-                         StopCheck* stop) noexcept {
+                         StopCheck* stop, const DropoutStep* dropout) noexcept {
     const std::size_t last = layers_.size() - 1;
     const T* a_prev = x;
     for (std::size_t i = 0; i <= last; ++i) {
@@ -125,6 +140,18 @@ bool Network<T>::forward(const T* x, index_t n, T* out, bool output_activation,
         z_[i] = z;
         a_[i] = a;
         a_prev = a;
+        mask_[i] = dropped_[i] = nullptr;
+        const double rate = dropout != nullptr && dropout->rates != nullptr && i < last
+                                ? dropout->rates[i] : 0.0;
+        if (rate > 0.0) {  // the next layer sees A * mask; A stays for f'(Z)
+            T* mask = mask_buf_[i].data();
+            T* dropped = drop_buf_[i].data();
+            dropout_mask(dropout->seed, dropout->step, index_t(i), rate, n, l.n_outputs, mask);
+            dropout_apply(a, mask, n * l.n_outputs, dropped);
+            mask_[i] = mask;
+            dropped_[i] = dropped;
+            a_prev = dropped;
+        }
     }
     return true;
 }
@@ -155,14 +182,18 @@ bool Network<T>::backward(const T* x, index_t n, T* const* dw, T* const* db,
     T* other = grad_[1].data();  // receives dL/dA of layer i - 1
     for (std::size_t i = layers_.size(); i-- > 0;) {
         const DenseLayer<T>& l = layers_[i];
-        const T* a_prev = i > 0 ? a_[i - 1] : x;
+        const T* mask_prev = i > 0 ? mask_[i - 1] : nullptr;  // dropout on layer i - 1
+        const T* a_prev = i == 0 ? x : (mask_prev ? dropped_[i - 1] : a_[i - 1]);
         T* da_prev = i > 0 ? other : nullptr;
-        const bool relu_prev = i > 0 && layers_[i - 1].activation == Activation::relu;
+        const bool relu_prev =
+            i > 0 && layers_[i - 1].activation == Activation::relu && mask_prev == nullptr;
         if (!dense_backward(a_prev, dz, l.weights, n, l.n_inputs, l.n_outputs, dw[i], db[i],
                             da_prev, relu_prev, stop))
             return false;
         if (i > 0) {
             const DenseLayer<T>& prev = layers_[i - 1];
+            // Through the dropout: dL/dA = dL/d(A * mask) * mask, in place.
+            if (mask_prev) dropout_apply(da_prev, mask_prev, n * prev.n_outputs, da_prev);
             // dZ_prev = dA_prev * f'(Z_prev), in place (for relu, done by the product)
             if (!relu_prev)
                 activation_backward(prev.activation, z_[i - 1], a_[i - 1], da_prev, da_prev, n,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "codes.hpp"
+#include "dropout.hpp"
 #include "interrupt.hpp"
 
 namespace gd {
@@ -61,6 +62,9 @@ public:
     void reserve(index_t rows);
     // Grows the batch gather buffers (X, Y or labels, weights) to `rows` rows.
     void reserve_batch(index_t rows, bool labels, bool weights);
+    // Grows the dropout buffers (mask and dropped activations of every hidden layer) to `rows`
+    // rows: needed before a forward pass with dropout. May throw bad_alloc.
+    void reserve_dropout(index_t rows);
     index_t capacity() const noexcept { return capacity_; }
     // Bytes the workspace of a batch of `rows` rows takes (reserve and reserve_batch), for
     // messages.
@@ -72,8 +76,11 @@ public:
     // applied (the loss works from the logits): output_activations() is then null.
     // stop (may be null) is asked between layers and row panels of large products: returns
     // false if it said stop (the pass is then incomplete), else true.
+    // dropout (may be null: none; needs reserve_dropout(n)): every hidden layer i with
+    // dropout->rates[i] > 0 passes A_i * mask_i on to the next layer (inverted dropout,
+    // dropout_mask of (seed, step, layer i)); A_i itself stays as it was, for the backward pass.
     bool forward(const T* x, index_t n, T* out = nullptr, bool output_activation = true,
-                 StopCheck* stop = nullptr) noexcept;
+                 StopCheck* stop = nullptr, const DropoutStep* dropout = nullptr) noexcept;
     // Output activations of x (n x n_inputs) into out (n x n_outputs), touching no member: any
     // number of calls may run at once (while no call changes the parameters). scratch holds
     // predict_scratch(n) elements. stop: as forward's.
@@ -89,9 +96,13 @@ public:
     T* output_gradient() noexcept { return grad_[0].data(); }
     // Backward pass of the last forward(x, n, nullptr), from output_gradient(): fills
     // dw[i] (shape of W_i) and db[i]. Clobbers output_gradient(). stop: as forward's (false:
-    // the gradients are incomplete).
+    // the gradients are incomplete). A layer that forward dropped out scales its dL/dA by the
+    // same mask (and its successor's dW reads the dropped activations).
     bool backward(const T* x, index_t n, T* const* dw, T* const* db,
                   StopCheck* stop = nullptr) noexcept;
+
+    // Room for the targets of a batch with label smoothing (capacity() x n_outputs).
+    T* target_buffer() noexcept { return targets_.data(); }
 
     // Gradient buffers owned by the network, in parameter shapes (train_epoch's).
     T* const* weight_gradients() noexcept { return dw_ptr_.data(); }
@@ -113,6 +124,10 @@ private:
     std::vector<Scratch<T>> z_buf_, a_buf_;  // per layer, capacity_ x n_outputs
     std::vector<T*> z_, a_;           // this pass's Z and A per layer (A == Z for identity)
     Scratch<T> grad_[2];              // ping-pong dZ / dA_prev, capacity_ x max_width_
+    Scratch<T> targets_;              // smoothed targets, capacity_ x n_outputs
+    index_t dropout_capacity_ = 0;    // rows the dropout buffers hold
+    std::vector<Scratch<T>> mask_buf_, drop_buf_;  // per hidden layer, rows x n_outputs
+    std::vector<const T*> mask_, dropped_;  // this pass's mask and A * mask per layer, or null
     std::vector<std::vector<T>> dw_, db_;  // train_epoch's gradients, parameter shapes
     std::vector<T*> dw_ptr_, db_ptr_;
     Scratch<T> batch_x_, batch_y_, batch_w_;  // gathered rows

@@ -78,8 +78,8 @@ bool parameters_finite(const Network<T>& net) {
 
 template <class T>
 EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,
-                        const OptimizerConfig& config, T* const* state, std::int64_t* step,
-                        const Interrupt& interrupt) {
+                        const OptimizerConfig& config, const Regularisers& reg, T* const* state,
+                        std::int64_t* step, const Interrupt& interrupt) {
     EpochResult result;
     if (data.n_order <= 0 || batch_size <= 0) {
         result.loss = std::numeric_limits<double>::quiet_NaN();  // no batch: no loss
@@ -90,10 +90,9 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
     const index_t max_rows = std::min(batch_size, data.n_order);
     net.reserve(max_rows);
     net.reserve_batch(max_rows, data.y.labels != nullptr, data.sample_weight != nullptr);
+    if (reg.dropout) net.reserve_dropout(max_rows);
 
     const index_t n_layers = net.n_layers();
-    const index_t n_out = net.n_outputs();
-    const Activation out = net.layer(n_layers - 1).activation;
     const int n_slots = config.n_slots();
     T* const* dw = net.weight_gradients();
     T* const* db = net.bias_gradients();
@@ -105,8 +104,9 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
     for (index_t start = 0; start < data.n_order; start += batch_size) {
         const index_t rows = std::min(batch_size, data.n_order - start);
 
-        // 1. Run: gather the batch and pass it forward. A batch of zero total sample weight
-        //    has no gradient to follow: it is skipped (no update, no step, not in the loss).
+        // 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
+        //    total sample weight has no gradient to follow: it is skipped (no update, no
+        //    step, not in the loss).
         const Batch<T> batch = gather(net, data, data.order + start, rows);
         double batch_weight = double(rows);
         if (batch.w) {
@@ -115,23 +115,20 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
         }
         if (batch_weight > 0.0) {
             // A stop asked for during the forward or backward pass drops this batch: nothing
-            // has been updated yet.
-            if (!net.forward(batch.x, rows, nullptr, false, &stop)) break;
-
-            // 2. Compute the error: batch loss and dL/dZ of the output layer.
-            const T loss = loss_gradient(net.loss(), out, net.output_logits(),
-                                         net.output_activations(), batch.y, batch.w, rows, n_out,
-                                         net.output_gradient());
+            // has been updated yet. The dropout masks are those of step t.
+            const std::int64_t t = step[0] + 1;
+            // 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
+            //    layer) and backpropagate into the network's gradient buffers.
+            T loss = T(0);
+            if (!objective_gradient(net, batch.x, rows, batch.y, batch.w, reg, t, dw, db, &loss,
+                                    &stop))
+                break;
             if (!std::isfinite(loss)) {
                 result.loss = double(loss);  // stop before this batch's update
                 return result;
             }
 
-            // 3. Backpropagate into the network's gradient buffers.
-            if (!net.backward(batch.x, rows, dw, db, &stop)) break;
-
             // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
-            const std::int64_t t = step[0] + 1;
             for (index_t i = 0; i < n_layers; ++i) {
                 const DenseLayer<T>& l = net.layer(i);
                 T* const* w_state = state + (2 * i) * n_slots;
@@ -158,10 +155,10 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
 }
 
 template EpochResult train_epoch<float>(Network<float>&, const EpochData<float>&, index_t,
-                                        const OptimizerConfig&, float* const*, std::int64_t*,
-                                        const Interrupt&);
+                                        const OptimizerConfig&, const Regularisers&,
+                                        float* const*, std::int64_t*, const Interrupt&);
 template EpochResult train_epoch<double>(Network<double>&, const EpochData<double>&, index_t,
-                                         const OptimizerConfig&, double* const*, std::int64_t*,
-                                         const Interrupt&);
+                                         const OptimizerConfig&, const Regularisers&,
+                                         double* const*, std::int64_t*, const Interrupt&);
 
 }  // namespace gd

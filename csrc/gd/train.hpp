@@ -8,6 +8,7 @@
 #include "interrupt.hpp"
 #include "losses.hpp"
 #include "network.hpp"
+#include "objective.hpp"
 #include "optimizers.hpp"
 
 namespace gd {
@@ -32,9 +33,12 @@ struct EpochResult {
     bool interrupted = false;  // the Interrupt hook asked to stop: the epoch ended early
 };
 
-// Batches order[0:bs], order[bs:2bs], ...; per batch: run, compute error, backpropagate,
-// update. A batch whose sample weights sum to zero is skipped (no update, no step). Stops
-// before the update of a batch whose loss is not finite. `state` holds
+// Batches order[0:bs], order[bs:2bs], ...; per batch: run, compute error, backpropagate
+// (objective_gradient with the regularisers `reg`: label smoothing, the l2 penalty over the
+// batch's weight sum, dropout masks of the step about to be taken, t = step[0] + 1), update.
+// loss_b is the batch's objective (data loss + l2 penalty). A batch whose sample weights sum
+// to zero is skipped (no update, no step). Stops before the update of a batch whose loss is
+// not finite. `state` holds
 // config.n_slots() arrays per parameter (W0, b0, W1, b1, ...); step[0] counts the steps taken
 // and is incremented after each. The caller has validated every shape and index.
 // `interrupt` is polled between batches, layers and row panels of large products; when it asks
@@ -43,7 +47,7 @@ struct EpochResult {
 // May throw std::bad_alloc while growing the workspace, before anything is updated.
 template <class T>
 EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,
-                        const OptimizerConfig& config, T* const* state, std::int64_t* step,
-                        const Interrupt& interrupt);
+                        const OptimizerConfig& config, const Regularisers& reg, T* const* state,
+                        std::int64_t* step, const Interrupt& interrupt);
 
 }  // namespace gd

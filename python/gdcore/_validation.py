@@ -215,6 +215,33 @@ POSITIVE = Real(low=0.0, closed="right")     # > 0
 NON_NEGATIVE = Real(low=0.0)                 # >= 0
 FRACTION = Real(low=0.0, high=1.0, closed="left")  # [0, 1)
 
+#: The regularisers of fit, train_epoch, loss and gradients (docs/API.md): l2 is scikit-learn's
+#: alpha, label_smoothing torch's; a layer's dropout rate is a FRACTION too.
+REGULARISER_CONSTRAINTS = {"l2": NON_NEGATIVE, "label_smoothing": FRACTION}
+#: The losses label smoothing applies to (their targets are probabilities).
+SMOOTHABLE_LOSSES = ("cross_entropy", "bce")
+
+
+def regularisers(l2: Any, label_smoothing: Any, loss: str) -> tuple:
+    """``(l2, label_smoothing)`` checked (REGULARISER_CONSTRAINTS) as floats; label smoothing
+    other than 0 only with a loss of SMOOTHABLE_LOSSES."""
+    checked = check_params(REGULARISER_CONSTRAINTS, {"l2": l2, "label_smoothing": label_smoothing})
+    if checked["label_smoothing"] > 0 and loss not in SMOOTHABLE_LOSSES:
+        raise ValueError(f"label_smoothing applies to the losses {SMOOTHABLE_LOSSES}; this "
+                         f"network uses {loss!r}")
+    return checked["l2"], checked["label_smoothing"]
+
+
+def dropout_rates(rates: Any) -> Optional[np.ndarray]:
+    """The dropout rates of a network's layers (first to last) as the engines take them: a
+    float64 array, or None when every rate is 0. ValueError when the last layer has one."""
+    if not rates[-1] == 0.0:
+        raise ValueError(f"dropout applies to hidden layers only; the output layer has rate "
+                         f"{rates[-1]}")
+    if not any(rates):
+        return None
+    return np.array(rates, dtype=np.float64)
+
 
 def check_params(constraints: Mapping[str, Constraint], values: Mapping[str, Any],
                  ) -> dict[str, Any]:
@@ -407,8 +434,8 @@ def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray
     return np.require(arr, dtype=np.int64, requirements=["C", "A"])  # aligned, as _cast
 
 
-def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
-                   name: str = "sample_weight") -> Optional[np.ndarray]:
+def sample_weights(w: Any, n_samples: int, dtype: np.dtype, name: str = "sample_weight",
+                   with_scale: bool = False) -> Any:
     """``w`` as a C-contiguous ``(n_samples,)`` array of ``dtype``, or None.
 
     The one rule for sample weights, shared by both engines: they are scaled by the power of
@@ -419,6 +446,10 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
     weights beyond float32's range are therefore fine for a float32 network; a weight whose
     ratio to the largest is below the smallest positive number of ``dtype`` becomes 0.
 
+    With ``with_scale`` the result is ``(weights, shift)``: the weights were multiplied by
+    ``2 ** shift`` (0 without weights), so a penalty divided by their sum (``l2``) is
+    multiplied by the same (:func:`scaled_l2`) and the objective does not change.
+
     Raises
     ------
     TypeError
@@ -427,7 +458,7 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
         Wrong shape, NaN or infinity, a negative weight, or all weights zero.
     """
     if w is None:
-        return None
+        return (None, 0) if with_scale else None
     arr = _numeric_array(w, name)
     if arr.ndim != 1 or arr.shape[0] != n_samples:
         raise ValueError(f"{name} must have shape ({n_samples},), got {arr.shape}")
@@ -443,7 +474,20 @@ def sample_weights(w: Any, n_samples: int, dtype: np.dtype,
     exponent = math.frexp(largest)[1]
     if exponent:
         arr = np.ldexp(arr, -exponent)  # exact: only the exponent of each weight changes
-    return _cast(arr, dtype)
+    arr = _cast(arr, dtype)
+    return (arr, -exponent) if with_scale else arr
+
+
+def scaled_l2(l2: float, shift: int) -> float:
+    """``l2 * 2 ** shift`` for the engines, which see sample weights scaled by ``2 ** shift``
+    (:func:`sample_weights`): the penalty over their sum is then the one over the weights as
+    given. ValueError when that overflows (a penalty beyond the float range: weights whose
+    sum is below ~1e-308 times l2)."""
+    try:
+        return math.ldexp(l2, shift)
+    except OverflowError:
+        raise ValueError(f"l2={l2} over the sum of these sample weights overflows; scale the "
+                         f"sample weights up") from None
 
 
 def layer_stack(layers: Any, loss: Any) -> None:

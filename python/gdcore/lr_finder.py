@@ -240,7 +240,9 @@ def _suggest(lrs: np.ndarray, raw: np.ndarray, lr_min: float) -> tuple:
 
 
 def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
-                    max_checks: int = 2000, seed: int = 0) -> float:
+                    max_checks: int = 2000, seed: int = 0, *, sample_weight: Any = None,
+                    l2: float = 0.0, label_smoothing: float = 0.0,
+                    dropout: bool = False) -> float:
     """Largest relative error between backpropagation and central finite differences.
 
     Both are computed on a float64 copy of the network, so the answer measures the gradient
@@ -253,6 +255,11 @@ def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
     ----------
     eps : float or None
         Finite-difference step; None uses ``1e-6``.
+    sample_weight, l2, label_smoothing : optional
+        Check the gradient of the training objective with these (as :meth:`Network.loss`).
+    dropout : bool
+        With the layers' dropout, one fixed mask (that of seed 0 at step 1) for the analytic
+        and every numerical evaluation.
 
     Returns
     -------
@@ -266,8 +273,13 @@ def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
     with network._lock:
         net64 = network._from_spec({**network._spec(), "dtype": "float64"}, network.parameters())
     net64._use_backend(network.backend)  # check the engine this network runs on
-    X, Y, _ = net64._data(X, y)
-    analytic = [g for pair in net64.gradients(X, Y) for g in pair]
+    # The fixed dropout mask: that of seed 0 at step 1.
+    X, Y, w, keywords = net64._objective(X, y, sample_weight, l2, label_smoothing, dropout,
+                                         0, 1)
+    analytic = [g for pair in net64.gradients(X, Y, sample_weight, l2=l2,
+                                              label_smoothing=label_smoothing, dropout=dropout,
+                                              dropout_seed=0, dropout_step=1)
+                for g in pair]
     params = net64.parameters()
     sizes = [p.size for p in params]
     total = sum(sizes)
@@ -280,9 +292,9 @@ def check_gradients(network: Any, X: Any, y: Any, eps: Optional[float] = None,
         p, i = params[k].reshape(-1), int(flat - offsets[k])
         old = p[i]
         p[i] = old + eps
-        up = net64._engine.loss(X, Y, None)
+        up = net64._engine.loss(X, Y, w, **keywords)
         p[i] = old - eps
-        down = net64._engine.loss(X, Y, None)
+        down = net64._engine.loss(X, Y, w, **keywords)
         p[i] = old
         n_vals.append((up - down) / (2 * eps))
         a_vals.append(analytic[k].reshape(-1)[i])

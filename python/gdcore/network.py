@@ -95,6 +95,12 @@ class Layer:
         as the best other scheme on the other problems there, deep relu stacks included
         (He's init, the former relu default, lost up to 3 points). ``"xavier"`` and ``"he"``
         start the bias at zero.
+    dropout : float in [0, 1)
+        Inverted dropout on this layer's output activations while training (``fit``,
+        ``train_epoch``): each is zeroed with this probability and the others scaled by
+        ``1 / (1 - dropout)``, with a new mask per optimizer step drawn from a counter-based
+        generator (the same masks on both engines, see docs/design.md). ``forward``,
+        ``predict`` and ``loss`` never drop. Not allowed on a network's output layer.
     dtype : {"float32", "float64"}
         Parameter dtype; a :class:`Network` converts its layers to its own dtype.
     seed : int, numpy Generator or None
@@ -102,9 +108,11 @@ class Layer:
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, activation: str = "identity",
-                 init: Optional[str] = None, *, dtype: Any = "float32", seed: Seed = None) -> None:
+                 init: Optional[str] = None, *, dropout: float = 0.0, dtype: Any = "float32",
+                 seed: Seed = None) -> None:
         n_inputs = v.positive_int(n_inputs, "n_inputs")
         n_outputs = v.positive_int(n_outputs, "n_outputs")
+        self._dropout = v.FRACTION(dropout, "dropout")
         self._activation = _check_activation(activation)
         if init is None:
             init = "sklearn"
@@ -151,6 +159,21 @@ class Layer:
         return self._activation
 
     @property
+    def dropout(self) -> float:
+        """Dropout rate of this layer's outputs while training, in [0, 1) (see :class:`Layer`)."""
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        rate = v.FRACTION(value, "dropout")
+        if rate > 0:
+            for network in list(_NETWORKS_OF_LAYER.get(self, ())):
+                if network._layers[-1] is self:
+                    raise ValueError("dropout applies to hidden layers only; this layer is "
+                                     "the output layer of a network")
+        self._dropout = rate
+
+    @property
     def n_inputs(self) -> int:
         return self._weights.shape[0]
 
@@ -188,8 +211,14 @@ class Layer:
         # state (a copy builds its own on its first forward).
         return {**self.__dict__, "_engine": None}
 
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("_dropout", 0.0)  # pickles made before layers had a dropout rate
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
-        return f"Layer({self.n_inputs}, {self.n_outputs}, activation={self._activation!r})"
+        extra = f", dropout={self._dropout:g}" if self._dropout else ""
+        return (f"Layer({self.n_inputs}, {self.n_outputs}, activation={self._activation!r}"
+                f"{extra})")
 
 
 class Network:
@@ -199,12 +228,13 @@ class Network:
     ----------
     layers : sequence of Layer
         Consecutive sizes must chain; ``softmax`` only on the last layer.
-    loss : {"mse", "mae", "huber", "bce", "cross_entropy"}
-        ``bce`` needs a sigmoid output layer, ``cross_entropy`` a softmax one.
+    loss : {"mse", "mae", "huber", "bce", "cross_entropy", "squared_error"}
+        ``bce`` needs a sigmoid output layer, ``cross_entropy`` a softmax one;
+        ``squared_error`` is half the mse (scikit-learn's squared loss).
     dtype : {"float32", "float64"}
         The layers are converted to it.
     seed : int or None
-        Default seed for ``fit``'s shuffling.
+        Default seed for ``fit``'s shuffling and dropout masks.
 
     Calls on one network are serialised by a lock, so a network may be shared between threads.
     """
@@ -220,6 +250,9 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
         v.layer_stack([(layer.n_inputs, layer.n_outputs, layer.activation) for layer in layers],
                       loss)
+        if layers[-1].dropout:
+            raise ValueError(f"dropout applies to hidden layers only; the output layer "
+                             f"layers[{len(layers) - 1}] has dropout={layers[-1].dropout}")
         _rng(seed)  # validates it
         dtype = v.as_dtype(dtype)
         for i, layer in enumerate(layers):
@@ -250,11 +283,13 @@ class Network:
     def from_sizes(cls, sizes: Sequence[int], activation: str = "relu",
                    output_activation: str = "identity", loss: str = "mse",
                    dtype: Any = "float32", seed: Seed = None,
-                   init: Optional[str] = None) -> "Network":
+                   init: Optional[str] = None, dropout: Any = 0.0) -> "Network":
         """A network of dense layers with the given sizes, e.g. ``[2, 16, 1]``.
 
         Hidden layers use ``activation``, the last one ``output_activation``; every layer is
         initialised by ``init`` (see :class:`Layer`; None is the default rule) from ``seed``.
+        ``dropout``: one rate for every hidden layer, or a sequence of one rate per hidden
+        layer (``len(sizes) - 2`` of them); the output layer has none.
         """
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
             raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}")
@@ -265,10 +300,19 @@ class Network:
         _check_activation(output_activation, "output_activation")
         if init is not None and init not in INITS:
             raise ValueError(f"init must be one of {INITS} or None, got {init!r}")
+        n_hidden = len(sizes) - 2
+        if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Sequence, np.ndarray)):
+            rates = [v.FRACTION(dropout, "dropout")] * n_hidden
+        else:
+            if len(dropout) != n_hidden:
+                raise ValueError(f"dropout must hold one rate per hidden layer ({n_hidden}), "
+                                 f"got {len(dropout)}")
+            rates = [v.FRACTION(r, f"dropout[{i}]") for i, r in enumerate(dropout)]
         rng = _rng(seed)
         layers = [Layer(sizes[i], sizes[i + 1],
-                        activation if i < len(sizes) - 2 else output_activation,
-                        init=init, dtype=dtype, seed=rng)
+                        activation if i < n_hidden else output_activation,
+                        init=init, dropout=rates[i] if i < n_hidden else 0.0, dtype=dtype,
+                        seed=rng)
                   for i in range(len(sizes) - 1)]
         return cls(layers, loss=loss, dtype=dtype, seed=seed if not isinstance(
             seed, np.random.Generator) else None)
@@ -343,27 +387,71 @@ class Network:
         return self.forward(X)
 
     def _data(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None,
-              names: tuple = ("X", "y", "sample_weight")) -> tuple:
-        """Validated ``(X, Y, sample_weight)`` in the layout the engines take."""
+              names: tuple = ("X", "y", "sample_weight"), with_scale: bool = False) -> tuple:
+        """Validated ``(X, Y, sample_weight)`` in the layout the engines take; with
+        ``with_scale`` also the exponent of the power of two the sample weights were scaled by
+        (:func:`gdcore._validation.sample_weights`), which scales ``l2`` for the engines."""
         X = v.features(X, self.n_inputs, self._dtype, names[0])
         Y = v.targets(y, self._loss_name, self.n_outputs, X.shape[0], self._dtype, names[1])
-        w = v.sample_weights(sample_weight, X.shape[0], self._dtype, names[2])
-        return X, Y, w
+        w, shift = v.sample_weights(sample_weight, X.shape[0], self._dtype, names[2],
+                                    with_scale=True)
+        return (X, Y, w, shift) if with_scale else (X, Y, w)
 
-    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None) -> float:
-        """The mean loss over ``(X, y)`` (weighted by ``sample_weight`` when given)."""
-        X, Y, w = self._data(X, y, sample_weight)
+    def _dropout_rates(self) -> Optional[np.ndarray]:
+        """The layers' dropout rates as the engines take them (float64, one per layer), or
+        None when no layer drops out."""
+        return v.dropout_rates([layer.dropout for layer in self._layers])
+
+    def _objective(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike, l2: Any,
+                   label_smoothing: Any, dropout: Any, dropout_seed: Any,
+                   dropout_step: Any) -> tuple:
+        """The validated data and the engine keywords of :meth:`loss` and :meth:`gradients`."""
+        l2, label_smoothing = v.regularisers(l2, label_smoothing, self._loss_name)
+        dropout = v.flag(dropout, "dropout")
+        dropout_seed = v.integer(dropout_seed, "dropout_seed", low=0)
+        dropout_step = v.integer(dropout_step, "dropout_step", low=0)
+        rates = self._dropout_rates() if dropout else None
+        X, Y, w, shift = self._data(X, y, sample_weight, with_scale=True)
+        # Only the regularisers in use become keywords (the plain engine call otherwise).
+        keywords: dict = {}
+        if l2 > 0:
+            keywords["l2"] = v.scaled_l2(l2, shift)
+        if label_smoothing > 0:
+            keywords["label_smoothing"] = label_smoothing
+        if rates is not None:
+            keywords.update(dropout=rates, dropout_seed=dropout_seed % 2 ** 64,
+                            dropout_step=dropout_step)
+        return X, Y, w, keywords
+
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None, *,
+             l2: float = 0.0, label_smoothing: float = 0.0, dropout: bool = False,
+             dropout_seed: int = 0, dropout_step: int = 0) -> float:
+        """The mean loss over ``(X, y)`` (weighted by ``sample_weight`` when given).
+
+        With the regularisers, the training objective instead: ``l2`` adds
+        ``0.5 * l2 * sum_i ||W_i||^2 / sum(sample_weight)`` (the sample count without weights;
+        scikit-learn's ``alpha``), ``label_smoothing`` smooths the targets of cross_entropy
+        and bce (torch's formula). ``dropout=True`` applies the layers' dropout with the masks
+        of ``dropout_seed`` at optimizer step ``dropout_step``, as a training step would (for
+        gradient checks; off by default: a network is evaluated without dropout).
+        """
+        X, Y, w, keywords = self._objective(X, y, sample_weight, l2, label_smoothing, dropout,
+                                            dropout_seed, dropout_step)
         with self._lock:
-            return float(self._engine.loss(X, Y, w))
+            return float(self._engine.loss(X, Y, w, **keywords))
 
-    def gradients(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None,
+    def gradients(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None, *,
+                  l2: float = 0.0, label_smoothing: float = 0.0, dropout: bool = False,
+                  dropout_seed: int = 0, dropout_step: int = 0,
                   ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Backpropagation: ``[(dW, db), ...]`` of ``loss(X, y)`` for each layer."""
-        X, Y, w = self._data(X, y, sample_weight)
+        """Backpropagation: ``[(dW, db), ...]`` of ``loss(X, y, ...)`` for each layer, with the
+        same keywords (the l2 term adds ``l2 * W_i / sum(sample_weight)`` to each ``dW``)."""
+        X, Y, w, keywords = self._objective(X, y, sample_weight, l2, label_smoothing, dropout,
+                                            dropout_seed, dropout_step)
         dW = [np.zeros_like(layer._weights) for layer in self._layers]
         db = [np.zeros_like(layer._bias) for layer in self._layers]
         with self._lock:
-            self._engine.gradients(X, Y, w, dW, db)
+            self._engine.gradients(X, Y, w, dW, db, **keywords)
         return list(zip(dW, db))
 
     def fit(self, X: ArrayLike, y: ArrayLike, optimizer: Any = None, epochs: int = 100,
@@ -372,7 +460,8 @@ class Network:
             tol: Optional[float] = None, n_iter_no_change: int = 5,
             restore_best_weights: bool = False, max_time: Optional[float] = None,
             on_divergence: str = "raise", callbacks: Sequence = (), progress: bool = False,
-            seed: Seed = None, metrics: Sequence[str] = ()) -> "History":
+            seed: Seed = None, metrics: Sequence[str] = (), l2: float = 0.0,
+            label_smoothing: float = 0.0) -> "History":
         """Train by mini-batch gradient descent; see :func:`gdcore.training.fit`."""
         return training.fit(self, X, y, optimizer=optimizer, epochs=epochs,
                             batch_size=batch_size, shuffle=shuffle,
@@ -381,24 +470,27 @@ class Network:
                             n_iter_no_change=n_iter_no_change,
                             restore_best_weights=restore_best_weights, max_time=max_time,
                             on_divergence=on_divergence, callbacks=callbacks, progress=progress,
-                            seed=seed, metrics=metrics)
+                            seed=seed, metrics=metrics, l2=l2, label_smoothing=label_smoothing)
 
     def train_epoch(self, X: ArrayLike, y: ArrayLike, optimizer: Any,
                     batch_size: Optional[int] = None, shuffle: bool = False, seed: Seed = None,
-                    sample_weight: ArrayLike = None) -> float:
+                    sample_weight: ArrayLike = None, l2: float = 0.0,
+                    label_smoothing: float = 0.0) -> float:
         """One epoch of ``optimizer`` on this network, with no history, no divergence check
         and no callbacks: the engine call ``fit`` makes per epoch, for benchmarks and custom
         loops. The arguments are validated by the same public checks as :meth:`fit` (nothing
         changes when one is refused); the optimizer keeps its state as in ``fit``. Returns the
         epoch's mean loss. See :func:`gdcore.training.train_epoch`."""
         return training.train_epoch(self, X, y, optimizer, batch_size=batch_size,
-                                    shuffle=shuffle, seed=seed, sample_weight=sample_weight)
+                                    shuffle=shuffle, seed=seed, sample_weight=sample_weight,
+                                    l2=l2, label_smoothing=label_smoothing)
 
     # --- copies, files, pickling ---------------------------------------------------------
     def _spec(self) -> dict:
         """JSON-able description of the architecture (no weights)."""
         return {"layers": [{"n_inputs": layer.n_inputs, "n_outputs": layer.n_outputs,
-                            "activation": layer.activation} for layer in self._layers],
+                            "activation": layer.activation, "dropout": layer.dropout}
+                           for layer in self._layers],
                 "loss": self._loss_name, "dtype": self._dtype.name,
                 "seed": self.seed if isinstance(self.seed, (int, type(None))) else None}
 
@@ -408,7 +500,7 @@ class Network:
         layers = []
         for i, ls in enumerate(spec["layers"]):
             layer = Layer(ls["n_inputs"], ls["n_outputs"], ls["activation"], init="zeros",
-                          dtype=spec["dtype"])
+                          dropout=ls.get("dropout", 0.0), dtype=spec["dtype"])
             layer.weights = arrays[2 * i]
             layer.bias = arrays[2 * i + 1]
             layers.append(layer)
@@ -529,8 +621,10 @@ class Perceptron:
         """Same as :meth:`forward`."""
         return self.forward(X)
 
-    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None) -> float:
-        return self.network.loss(X, y, sample_weight)
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike = None,
+             **kwargs: Any) -> float:
+        """The mean loss; takes the keywords of :meth:`Network.loss` (``l2``, ...)."""
+        return self.network.loss(X, y, sample_weight, **kwargs)
 
     def fit(self, X: ArrayLike, y: ArrayLike, **kwargs: Any) -> "History":
         """Train the unit; takes the arguments of :meth:`Network.fit`."""

@@ -275,6 +275,7 @@ FIT_CONSTRAINTS = {
     "max_time": v.OrNone(v.POSITIVE),
     "on_divergence": v.Options(ON_DIVERGENCE),
     "batch_size": v.OrNone(v.Integer(low=1)),
+    **v.REGULARISER_CONSTRAINTS,
 }
 
 
@@ -300,19 +301,27 @@ class _Plan:
     callbacks: list
     progress: bool
     metrics: dict
+    # The regularisers as train_epoch takes them: l2 times the sample weights' scale, the
+    # label smoothing, the layers' dropout rates (None: none) and the masks' seed.
+    regularisers: dict = dataclasses.field(default_factory=dict)
+    #: l2 as given (the sampled yardstick may drop the weights, and with them their scale).
+    l2: float = 0.0
 
 
 def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_size: Any,
               shuffle: Any, validation_data: Any, validation_split: Any, sample_weight: Any,
               tol: Any, n_iter_no_change: Any, restore_best_weights: Any, max_time: Any,
               on_divergence: Any, callbacks: Any, progress: Any, seed: Any,
-              metrics: Any) -> _Plan:
+              metrics: Any, l2: Any = 0.0, label_smoothing: Any = 0.0) -> _Plan:
     """Check every argument of fit and put the data in the engines' layout. Changes nothing."""
     checked = v.check_params(FIT_CONSTRAINTS, dict(
         epochs=epochs, shuffle=shuffle, restore_best_weights=restore_best_weights,
         progress=progress, validation_split=validation_split, tol=tol,
         n_iter_no_change=n_iter_no_change, max_time=max_time, on_divergence=on_divergence,
-        batch_size=batch_size))
+        batch_size=batch_size, l2=l2, label_smoothing=label_smoothing))
+    l2, label_smoothing = v.regularisers(checked["l2"], checked["label_smoothing"],
+                                         network.loss_name)
+    rates = network._dropout_rates()
     epochs, shuffle, progress = checked["epochs"], checked["shuffle"], checked["progress"]
     restore_best_weights = checked["restore_best_weights"]
     validation_split, tol, max_time = (checked["validation_split"], checked["tol"],
@@ -320,7 +329,7 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
     n_iter_no_change, batch_size = checked["n_iter_no_change"], checked["batch_size"]
     cbs = _callbacks(callbacks)
     chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
-    X, Y, w = network._data(X, y, sample_weight)
+    X, Y, w, weight_shift = network._data(X, y, sample_weight, with_scale=True)
     if validation_data is not None and validation_split > 0:
         raise ValueError("pass either validation_data or validation_split, not both")
     val = None
@@ -351,10 +360,28 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
     opt = get_optimizer(optimizer)
     params = network.parameters()
     v.trainable(params)
-    return _Plan(X, Y, w, val, params, epochs, batch_size,
-                 np.random.default_rng(seed) if shuffle else None, seed, opt, tol,
+    rng = np.random.default_rng(seed) if shuffle else None
+    # Only the regularisers in use become keywords: without any, the engine call is the plain one.
+    regularisers: dict = {}
+    if l2 > 0:
+        regularisers["l2"] = v.scaled_l2(l2, weight_shift)
+    if label_smoothing > 0:
+        regularisers["label_smoothing"] = label_smoothing
+    if rates is not None:
+        regularisers.update(dropout=rates, dropout_seed=_dropout_seed(seed))
+    return _Plan(X, Y, w, val, params, epochs, batch_size, rng, seed, opt, tol,
                  n_iter_no_change, restore_best_weights, max_time, on_divergence, cbs, progress,
-                 chosen_metrics)
+                 chosen_metrics, regularisers, l2)
+
+
+def _dropout_seed(seed: Any) -> int:
+    """The seed of the dropout masks: fit's seed (or the network's), reduced modulo 2^64; one
+    drawn from a Generator seed; one drawn from fresh entropy when there is none."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2 ** 63))
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    return int(seed) % 2 ** 64
 
 
 # --- rollback: one checkpoint object owns everything an undo restores --------------------------
@@ -574,9 +601,22 @@ class _Run:
             rows = slice(None, (n // samples) * samples, n // samples)
             X, Y = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
             w = None if w is None else np.ascontiguousarray(w[rows])
+        # The yardstick of divergence measures what the epochs measure: the objective, with
+        # dropout (the masks of the next step) when the layers have it.
+        keywords = dict(self.plan.regularisers)
         if w is not None and not w.sum(dtype=np.float64) > 0:
             w = None
-        return float(self.engine.loss(X, Y, w))
+            if "l2" in keywords:
+                keywords["l2"] = self.plan.l2  # (no weights: no scale on l2 either)
+        if "dropout" in keywords:
+            keywords["dropout_step"] = int(self.opt.step[0]) + 1
+        return float(self.engine.loss(X, Y, w, **keywords))
+
+    def _objective(self) -> dict:
+        """The engine keywords of the training objective without dropout: l2 and label
+        smoothing (when in use)."""
+        return {key: value for key, value in self.plan.regularisers.items()
+                if key in ("l2", "label_smoothing")}
 
     # --- one epoch ----------------------------------------------------------------------
     def train(self, lr: float) -> float:
@@ -590,7 +630,7 @@ class _Run:
             self.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
         return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
                                              plan.batch_size, opt.code, opt.hyper(lr),
-                                             opt.state, opt.step))
+                                             opt.state, opt.step, **plan.regularisers))
 
     def rate(self, epoch: int) -> float:
         """The optimizer's learning rate for the next epoch (``epoch`` of this call), checked."""
@@ -699,10 +739,13 @@ class _Run:
                 metrics[f"val_{name}"].append(fn(outputs, Y_val, w_val, loss_name))
 
     def monitored_loss(self, loss: float) -> float:
+        # The validation loss is the plain data loss (no penalty, no smoothing), as the
+        # network would be judged; the training loss is the objective the epochs report.
         if self.plan.val is not None:
             return float(self.engine.loss(*self.plan.val))
         if self.history.monitor == "train_loss":
-            return float(self.engine.loss(self.plan.X, self.plan.Y, self.plan.w))
+            plan = self.plan
+            return float(self.engine.loss(plan.X, plan.Y, plan.w, **self._objective()))
         return loss
 
     def stop_rule(self, epoch: int, loss: float, lr: float, monitored: float,
@@ -882,7 +925,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         n_iter_no_change: int = 5, restore_best_weights: bool = False,
         max_time: Optional[float] = None, on_divergence: str = "raise",
         callbacks: Sequence = (), progress: bool = False, seed: Any = None,
-        metrics: Sequence[str] = ()) -> History:
+        metrics: Sequence[str] = (), l2: float = 0.0, label_smoothing: float = 0.0) -> History:
     """Train ``network`` on ``(X, y)`` by mini-batch gradient descent.
 
     Parameters
@@ -947,11 +990,33 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
         Show a tqdm progress bar with the loss and validation loss (needs ``tqdm``); when it
         closes it says why training stopped.
     seed : int, Generator or None
-        Shuffling seed (and the range test's for ``lr="auto"``); None uses the network's.
+        Shuffling seed (and the range test's for ``lr="auto"``, and the seed of the dropout
+        masks); None uses the network's. Without either, layers with dropout draw their
+        masks' seed from fresh entropy (one from the Generator for a Generator seed).
     metrics : sequence of str
         ``"accuracy"`` (classification losses), ``"mse"``, ``"mae"``, ``"r2"``: recorded in
         ``history.metrics[name]`` per epoch on the training data with the weights at the end
         of the epoch (one more forward pass), and ``["val_" + name]`` on the validation data.
+    l2 : float >= 0
+        L2 penalty on the weights (not the biases), scikit-learn's ``alpha``: each batch's
+        objective is its loss plus ``0.5 * l2 * sum_i ||W_i||^2 / sum(w)``, ``sum(w)`` the
+        batch's sample count (or the sum of its sample weights), so the gradient gains
+        ``l2 * W_i / sum(w)``. Unlike an optimizer's ``weight_decay``, it is part of the loss
+        (``history.loss`` includes it) and is scaled by the batch size as scikit-learn's.
+    label_smoothing : float in [0, 1)
+        cross_entropy and bce only: the targets become ``(1 - eps) y + eps / k`` (k classes;
+        ``eps / 2`` for bce), as ``torch.nn.CrossEntropyLoss(label_smoothing=eps)``.
+
+    Dropout is a property of the layers (``Layer(..., dropout=p)``,
+    ``Network.from_sizes(..., dropout=p)``): during the epochs every hidden layer with a rate
+    drops its outputs with a fresh mask per optimizer step (inverted dropout; masks from the
+    seed above, the step count and the layer, the same on both engines).
+
+    The training loss (``history.loss``, the divergence rule's starting loss, and the
+    ``"train_loss"`` that ``restore_best_weights`` may monitor) is the objective: data loss
+    with label smoothing plus the l2 penalty (and, for the epochs and the starting loss, under
+    dropout). The validation loss (``history.val_loss``) is the plain data loss of the
+    network as it predicts: no penalty, no smoothing, no dropout.
 
     Returns
     -------
@@ -972,7 +1037,7 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
     plan = _validate(network, X, y, optimizer, epochs, batch_size, shuffle, validation_data,
                      validation_split, sample_weight, tol, n_iter_no_change,
                      restore_best_weights, max_time, on_divergence, callbacks, progress, seed,
-                     metrics)
+                     metrics, l2, label_smoothing)
     # The lock covers the optimizer's binding and every checkpoint, so another thread's call
     # on this network can neither interleave with the epochs nor be half-copied.
     with network._lock:
@@ -980,7 +1045,8 @@ def fit(network: Any, X: Any, y: Any, optimizer: Any = None, epochs: int = 100,
 
 
 def train_epoch(network: Any, X: Any, y: Any, optimizer: Any, batch_size: Optional[int] = None,
-                shuffle: bool = False, seed: Any = None, sample_weight: Any = None) -> float:
+                shuffle: bool = False, seed: Any = None, sample_weight: Any = None,
+                l2: float = 0.0, label_smoothing: float = 0.0) -> float:
     """One epoch of ``optimizer`` on ``network``: the engine call ``fit`` makes per epoch.
 
     No history, no divergence check, no callbacks: for benchmarks and custom training loops.
@@ -993,8 +1059,9 @@ def train_epoch(network: Any, X: Any, y: Any, optimizer: Any, batch_size: Option
 
     Parameters
     ----------
-    X, y, sample_weight, batch_size, seed
-        As in :func:`fit` (``batch_size=None``: full batch, one step).
+    X, y, sample_weight, batch_size, seed, l2, label_smoothing
+        As in :func:`fit` (``batch_size=None``: full batch, one step; the layers' dropout
+        applies, its masks seeded by ``seed`` as in fit).
     optimizer : Optimizer or str
         An optimizer object (its state carries over between calls) or a name.
     shuffle : bool
@@ -1013,6 +1080,7 @@ def train_epoch(network: Any, X: Any, y: Any, optimizer: Any, batch_size: Option
     optimizer after the steps done so far, whereas ``fit`` would undo that epoch.
     """
     plan = _validate(network, X, y, optimizer, 1, batch_size, shuffle, None, 0.0,
-                     sample_weight, None, 5, False, None, "raise", (), False, seed, ())
+                     sample_weight, None, 5, False, None, "raise", (), False, seed, (), l2,
+                     label_smoothing)
     with network._lock:
         return _Run(network, plan).one_epoch()

@@ -14,6 +14,11 @@ the names and argument order against the headers):
   softmax-cross-entropy pass ``cross_entropy_fused``.
 - ``optimizers`` ↔ ``csrc/gd/optimizers.cpp``: ``OptimizerConfig``, ``optimizer_update`` (one
   parameter).
+- ``random`` ↔ ``csrc/gd/random.hpp``: the counter-based generator (splitmix64) of the dropout
+  masks, in NumPy uint64 arithmetic.
+- ``dropout`` ↔ ``csrc/gd/dropout.cpp``: ``dropout_mask``, ``dropout_apply``.
+- ``objective`` ↔ ``csrc/gd/objective.cpp``: ``Regularisers``, ``objective_value``,
+  ``objective_gradient`` (data loss with label smoothing, the l2 penalty, dropout).
 - ``network`` ↔ ``csrc/gd/network.cpp``: ``DenseLayer``, ``Network`` (construction checks,
   ``forward``, ``predict``, ``backward``).
 - ``train`` ↔ ``csrc/gd/train.cpp``: ``train_epoch``.
@@ -22,6 +27,8 @@ the names and argument order against the headers):
 ``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
 the reference for them.
 """
-from . import codes, activations, losses, dense, optimizers, network, train, engine
+from . import (codes, activations, losses, dense, optimizers, random, dropout, network, objective,
+               train, engine)
 
-__all__ = ["codes", "activations", "losses", "dense", "optimizers", "network", "train", "engine"]
+__all__ = ["codes", "activations", "losses", "dense", "optimizers", "random", "dropout",
+           "network", "objective", "train", "engine"]

@@ -18,8 +18,8 @@ from . import checks
 from .checks import array_of, dim, fail
 from .codes import (ACTIVATION_NAMES, ACTIVATIONS, HYPER, LOSS_NAMES, LOSSES, OPTIMIZER_NAMES,
                     OPTIMIZERS)
-from .losses import loss_gradient, loss_value
 from .network import Network
+from .objective import Regularisers, objective_gradient, objective_value
 from .optimizers import OptimizerConfig
 from . import train
 
@@ -180,6 +180,16 @@ class Engine:
             dim(a, 0, W.shape[0], item, shape)
         dim(a, 1 if weights else 0, W.shape[1], item, shape)
 
+    def _regularisers(self, l2: float, label_smoothing: float, dropout,
+                      dropout_seed: int) -> Regularisers:
+        """The regularisers of a call: l2 and label_smoothing as given (their values are the
+        caller's to check), ``dropout`` None or float64 of shape (n_layers,)."""
+        if dropout is not None:
+            shape = f"({len(self.weights)},)"
+            array_of(dropout, "dropout", np.float64, 1, shape)
+            dim(dropout, 0, len(self.weights), "dropout", shape)
+        return Regularisers(float(l2), float(label_smoothing), dropout, int(dropout_seed))
+
     # ------------------------------------------------------------------------ interface
 
     def forward(self, X: np.ndarray) -> np.ndarray:
@@ -190,22 +200,32 @@ class Engine:
         with np.errstate(**_QUIET):
             return self.network.predict(X)
 
-    def loss(self, X: np.ndarray, Y: np.ndarray,
-             sample_weight: Optional[np.ndarray] = None) -> float:
-        """The mean loss ``sum_j(w_j l_j) / sum_j(w_j)`` over the rows of X, computed in T."""
+    def loss(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray] = None,
+             l2: float = 0.0, label_smoothing: float = 0.0, dropout=None,
+             dropout_seed: int = 0, dropout_step: int = 0) -> float:
+        """The mean loss ``sum_j(w_j l_j) / sum_j(w_j)`` over the rows of X, computed in T,
+        plus the l2 penalty ``0.5 l2 sum_i ||W_i||^2 / sum_j(w_j)``.
+
+        ``label_smoothing`` smooths cross_entropy and bce targets (torch's formula);
+        ``dropout`` (None or float64 rates per layer) applies the masks of ``(dropout_seed,
+        dropout_step)`` as training does (``objective.objective_value``). Values unchecked.
+        """
         self._check_data(X, Y, sample_weight)
+        reg = self._regularisers(l2, label_smoothing, dropout, dropout_seed)
         with self._one_call(), np.errstate(**_QUIET):
-            self.network.forward(X, output_activation=True)
-            return loss_value(self.loss_code, self.network.output_logits(),
-                              self.network.output_activations(), Y, sample_weight)
+            return objective_value(self.network, X, Y, sample_weight, reg, int(dropout_step))
 
     def gradients(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
-                  dW: Sequence[np.ndarray], db: Sequence[np.ndarray]) -> float:
-        """Fill ``dW[i]``, ``db[i]`` in place with the gradient of ``loss(X, Y, sample_weight)``.
+                  dW: Sequence[np.ndarray], db: Sequence[np.ndarray], l2: float = 0.0,
+                  label_smoothing: float = 0.0, dropout=None, dropout_seed: int = 0,
+                  dropout_step: int = 0) -> float:
+        """Fill ``dW[i]``, ``db[i]`` in place with the gradient of ``loss(X, Y, sample_weight,
+        l2, label_smoothing, dropout, dropout_seed, dropout_step)``.
 
         Parameters
         ----------
-        X, Y, sample_weight : as :meth:`loss`
+        X, Y, sample_weight, l2, label_smoothing, dropout, dropout_seed, dropout_step :
+            as :meth:`loss`
         dW : list of ndarray, shapes of ``weights[i]``, dtype T
         db : list of ndarray, shapes of ``biases[i]``, dtype T
 
@@ -217,22 +237,22 @@ class Engine:
         self._check_data(X, Y, sample_weight)
         self._check_like_parameters(dW, "dW", True)
         self._check_like_parameters(db, "db", False)
+        reg = self._regularisers(l2, label_smoothing, dropout, dropout_seed)
         with self._one_call(), np.errstate(**_QUIET):
-            self.network.forward(X, output_activation=False)
-            value, dZ = loss_gradient(self.loss_code, self.activations[-1],
-                                      self.network.output_logits(),
-                                      self.network.output_activations(), Y, sample_weight)
-            self.network.backward(X, dZ, dW, db)
-        return value
+            return objective_gradient(self.network, X, Y, sample_weight, reg,
+                                      int(dropout_step), dW, db)
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
                     order: np.ndarray, batch_size: int, optimizer: int, hyper: np.ndarray,
-                    state: Sequence[np.ndarray], step: np.ndarray) -> float:
+                    state: Sequence[np.ndarray], step: np.ndarray, l2: float = 0.0,
+                    label_smoothing: float = 0.0, dropout=None, dropout_seed: int = 0) -> float:
         """One epoch of mini-batch training, in place; returns the epoch loss.
 
         See :func:`gdcore.reference.train.train_epoch` and ``docs/design.md`` for the arguments
-        (``order`` int64 (m,), ``hyper`` float64 (8,), ``state`` the flat slot list, ``step``
-        int64 (1,)).
+        (``order`` int64 (m,), ``hyper`` float64 (12,), ``state`` the flat slot list, ``step``
+        int64 (1,); ``l2``, ``label_smoothing``, ``dropout``, ``dropout_seed`` as
+        :meth:`loss`: each batch's loss includes the l2 penalty over its weight sum, its
+        dropout masks are those of step ``step[0] + 1``).
         """
         self._check_data(X, Y, sample_weight)
         n = X.shape[0]
@@ -262,6 +282,7 @@ class Engine:
             self._check_parameter_shaped(a, f"state[{e}]", p // 2, p % 2 == 0)
         array_of(step, "step", np.int64, 1, "(1,)", writeable=True)
         dim(step, 0, 1, "step", "(1,)")
+        reg = self._regularisers(l2, label_smoothing, dropout, dropout_seed)
         with self._one_call():
             return train.train_epoch(self.network, X, Y, sample_weight, order,
-                                     batch_size, config, items, step)
+                                     batch_size, config, reg, items, step)

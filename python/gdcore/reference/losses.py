@@ -49,6 +49,12 @@ def huber(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.mean(np.where(d < 1, 0.5 * d * d, d - 0.5), axis=1)
 
 
+def squared_error(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """``l_j = mean_k 0.5 (a_jk - y_jk)^2``: scikit-learn's squared loss (half the mse)."""
+    d = A - Y
+    return np.mean(A.dtype.type(0.5) * d * d, axis=1)
+
+
 def bce(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``l_j = mean_k (max(z,0) - z y + log1p(exp(-|z|)))``: binary cross-entropy of sigmoid(z)."""
     return np.mean(np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z))), axis=1)
@@ -75,6 +81,7 @@ def cross_entropy(Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 PER_SAMPLE: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "mse": mse, "mae": mae, "huber": huber, "bce": bce, "cross_entropy": cross_entropy,
+    "squared_error": squared_error,
 }
 
 
@@ -97,8 +104,14 @@ def huber_derivative(d: np.ndarray) -> np.ndarray:
     return np.clip(d, -1, 1)
 
 
+def squared_error_derivative(d: np.ndarray) -> np.ndarray:
+    """``d``."""
+    return d
+
+
 DERIVATIVE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "mse": mse_derivative, "mae": mae_derivative, "huber": huber_derivative,
+    "squared_error": squared_error_derivative,
 }
 
 
@@ -132,7 +145,8 @@ def _row_scale(w: Optional[np.ndarray], denom, dtype: np.dtype):
 
 def elementwise_grad(loss: int, A: np.ndarray, Y: np.ndarray, w: Optional[np.ndarray],
                      sum_w) -> np.ndarray:
-    """``dL/dA = g(a - y) w_j / (sum_w n_out)`` of the element-wise losses (mse, mae, huber)."""
+    """``dL/dA = g(a - y) w_j / (sum_w n_out)`` of the element-wise losses (mse, mae, huber,
+    squared_error)."""
     return DERIVATIVE[_name(loss)](A - Y) * _row_scale(w, sum_w * A.shape[1], A.dtype)
 
 
@@ -232,3 +246,35 @@ def loss_gradient(loss: int, out_activation: int, Z: np.ndarray, A: Optional[np.
     dA = elementwise_grad(loss, A, Y, w, sum_w)
     # dL/dZ = dL/dA * f'(Z)
     return value, activation_backward(out_activation, Z, A, dA)
+
+
+
+def smooth_targets(loss: int, y: np.ndarray, k: int, label_smoothing: float,
+                   dtype) -> np.ndarray:
+    """The targets with label smoothing ``eps``, dense ``(n_samples, k)`` of ``dtype``.
+
+    cross_entropy: ``(1 - eps) y + eps / k`` (torch's ``CrossEntropyLoss(label_smoothing=eps)``;
+    class indices are one-hot rows first); bce: ``(1 - eps) y + eps / 2``. Both factors are
+    computed in float64 and rounded to ``dtype``, then ``y * (1 - eps) + eps / c`` in
+    ``dtype``, as the C++.
+
+    Parameters
+    ----------
+    loss : int
+        ``codes.LOSSES["cross_entropy"]`` or ``["bce"]``.
+    y : ndarray (n_samples, k) of ``dtype``, or int64 class indices (n_samples,)
+    k : int
+        The number of outputs (the C++ size argument; needed for class indices).
+    label_smoothing : float in [0, 1)
+    dtype : float32 or float64
+        The network's dtype (the C++ ``T``).
+    """
+    dtype = np.dtype(dtype)
+    classes = 2.0 if _name(loss) == "bce" else float(k)
+    keep = dtype.type(1.0 - label_smoothing)
+    spread = dtype.type(label_smoothing / classes)
+    if y.ndim == 1:  # class indices: one-hot rows
+        onehot = np.zeros((len(y), k), dtype=dtype)
+        onehot[np.arange(len(y)), y] = 1
+        y = onehot
+    return y * keep + spread

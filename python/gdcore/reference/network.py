@@ -24,6 +24,7 @@ from .activations import activation_backward, activation_forward
 from .codes import (ACTIVATION_NAMES, ACTIVATIONS, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION,
                     LOSSES)
 from .dense import dense_backward, dense_forward
+from .dropout import DropoutStep, dropout_apply, dropout_mask
 
 IDENTITY, RELU, SOFTMAX = ACTIVATIONS["identity"], ACTIVATIONS["relu"], ACTIVATIONS["softmax"]
 CROSS_ENTROPY = LOSSES["cross_entropy"]
@@ -101,6 +102,9 @@ class Network:
 
         self._z: List[Optional[np.ndarray]] = [None] * n  # this pass's Z and A per layer
         self._a: List[Optional[np.ndarray]] = [None] * n  # (A is Z for identity and relu)
+        # this pass's dropout mask and A * mask per layer (None: no dropout there)
+        self._mask: List[Optional[np.ndarray]] = [None] * n
+        self._dropped: List[Optional[np.ndarray]] = [None] * n
         # train_epoch's gradients, parameter shapes
         self._dw = [np.zeros_like(l.weights) for l in self._layers]
         self._db = [np.zeros_like(l.bias) for l in self._layers]
@@ -127,12 +131,15 @@ class Network:
     def loss(self) -> int:
         return self._loss
 
-    def forward(self, x: np.ndarray, output_activation: bool = True) -> None:
+    def forward(self, x: np.ndarray, output_activation: bool = True,
+                dropout: Optional[DropoutStep] = None) -> None:
         """Forward pass of ``x`` (n_samples, n_inputs); keeps every layer's Z and A.
 
         With ``output_activation`` False and a softmax output under cross_entropy, the softmax
         is not applied (the loss works from the logits): :meth:`output_activations` is then
-        None.
+        None. With ``dropout`` (a :class:`DropoutStep` with rates), every hidden layer ``i``
+        with ``rates[i] > 0`` passes ``A_i * mask_i`` on (:func:`dropout_mask` of ``(seed,
+        step, i)``); ``A_i`` itself is kept for the backward pass.
         """
         last = len(self._layers) - 1
         a_prev = x
@@ -148,6 +155,13 @@ class Network:
             self._z[i] = z
             self._a[i] = a
             a_prev = a
+            self._mask[i] = self._dropped[i] = None
+            rate = (float(dropout.rates[i]) if dropout is not None and dropout.rates is not None
+                    and i < last else 0.0)
+            if rate > 0.0:  # the next layer sees A * mask; A stays for f'(Z)
+                mask = dropout_mask(dropout.seed, dropout.step, i, rate, a.shape, a.dtype)
+                self._mask[i] = mask
+                self._dropped[i] = a_prev = dropout_apply(a, mask)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Output activations (n_samples, n_outputs) of ``x``, touching no member: any number
@@ -171,14 +185,23 @@ class Network:
                  db: Sequence[np.ndarray]) -> None:
         """Backward pass of the last ``forward(x)``, from ``dZ`` = dL/dZ of the output layer
         (the C++ reads it from ``output_gradient()``): fills ``dW[i]`` (shape of W_i) and
-        ``db[i]`` in place."""
+        ``db[i]`` in place. A layer that forward dropped out scales its dL/dA by the same mask
+        (and its successor's dW reads the dropped activations)."""
         for i in reversed(range(len(self._layers))):
             l = self._layers[i]
-            a_prev = self._a[i - 1] if i > 0 else x
-            relu_prev = i > 0 and self._layers[i - 1].activation == RELU
+            mask_prev = self._mask[i - 1] if i > 0 else None  # dropout on layer i - 1
+            if i == 0:
+                a_prev = x
+            else:
+                a_prev = self._dropped[i - 1] if mask_prev is not None else self._a[i - 1]
+            relu_prev = (i > 0 and self._layers[i - 1].activation == RELU
+                         and mask_prev is None)
             da_prev = dense_backward(a_prev, dZ, l.weights, dW[i], db[i], i > 0, relu_prev)
             if i > 0:
                 prev = self._layers[i - 1]
+                # Through the dropout: dL/dA = dL/d(A * mask) * mask.
+                if mask_prev is not None:
+                    da_prev = dropout_apply(da_prev, mask_prev)
                 # dZ_prev = dA_prev * f'(Z_prev) (for relu, done by the product)
                 if not relu_prev:
                     da_prev = activation_backward(prev.activation, self._z[i - 1],

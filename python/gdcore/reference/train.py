@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .losses import loss_gradient
 from .network import Network
+from .objective import Regularisers, objective_gradient
 from .optimizers import OptimizerConfig, optimizer_update
 
 
@@ -43,7 +43,8 @@ def parameters_finite(net: Network) -> bool:
 
 def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
                 sample_weight: Optional[np.ndarray], order: np.ndarray, batch_size: int,
-                config: OptimizerConfig, state: Sequence[np.ndarray], step: np.ndarray) -> float:
+                config: OptimizerConfig, reg: Regularisers, state: Sequence[np.ndarray],
+                step: np.ndarray) -> float:
     """One epoch; the parameters (views in ``net``), ``state`` and ``step`` change in place.
 
     Parameters
@@ -57,6 +58,9 @@ def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
         ``order[bs:2bs]``, ..., the last one possibly short.
     batch_size : int
     config : OptimizerConfig
+    reg : Regularisers
+        Each batch's loss is its objective (:func:`objective_gradient`: label smoothing, the l2
+        penalty over the batch's weight sum, the dropout masks of step ``t = step[0] + 1``).
     state : list of ndarray
         ``config.n_slots()`` arrays per parameter (W0, b0, W1, b1, ...; entry
         ``p * n_slots + s`` has the shape of parameter ``p``), all zero before the first step.
@@ -74,7 +78,6 @@ def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
         not finite after the last update.
     """
     n_layers = net.n_layers()
-    out = net.layer(n_layers - 1).activation
     n_slots = config.n_slots()
     dW, db = net.weight_gradients(), net.bias_gradients()
 
@@ -86,25 +89,23 @@ def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
 
-            # 1. Run: gather the batch and pass it forward. A batch of zero total sample weight
-            #    has no gradient to follow: it is skipped (no update, no step, not in the loss).
+            # 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
+            #    total sample weight has no gradient to follow: it is skipped (no update, no
+            #    step, not in the loss).
             batch = gather(X, Y, sample_weight, rows)
             batch_weight = float(len(rows)) if batch.w is None else float(np.sum(batch.w))
             if not batch_weight > 0.0:
                 continue
-            net.forward(batch.x, output_activation=False)
+            # The dropout masks are those of step t.
+            t = int(step[0]) + 1
 
-            # 2. Compute the error: batch loss and dL/dZ of the output layer.
-            loss, dZ = loss_gradient(net.loss(), out, net.output_logits(),
-                                     net.output_activations(), batch.y, batch.w)
+            # 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
+            #    layer) and backpropagate into the network's gradient buffers.
+            loss = objective_gradient(net, batch.x, batch.y, batch.w, reg, t, dW, db)
             if not math.isfinite(loss):
                 return loss  # stop before this batch's update
 
-            # 3. Backpropagate into the network's gradient buffers.
-            net.backward(batch.x, dZ, dW, db)
-
             # 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
-            t = int(step[0]) + 1
             for i in range(n_layers):
                 l = net.layer(i)
                 w_state = state[(2 * i) * n_slots:(2 * i + 1) * n_slots]
