@@ -18,7 +18,7 @@ from gdcore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 # A larger rate and tol than the defaults: the small problems of the checks then converge
 # before max_iter (no ConvergenceWarning, which pytest turns into an error) and quickly.
 FAST = dict(hidden_layer_sizes=(10,), learning_rate_init=0.01, tol=1e-3, max_iter=500,
-            random_state=0, dtype=None, alpha=0.0)
+            random_state=0, dtype=None)
 ESTIMATORS = [MLPClassifier(**FAST), MLPRegressor(**FAST)]
 
 

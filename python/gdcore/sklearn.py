@@ -121,9 +121,10 @@ class _BaseMLP(BaseEstimator):
         """The regularisers of Network.fit (contract with the regularisers branch)."""
         kwargs = {}
         if self.alpha:
-            # sklearn's penalty 0.5 * alpha * sum ||W||^2 / sw_sum is added to a loss that
-            # sums over the outputs; gdcore's bce averages over them (see _loss_scale).
-            kwargs["l2"] = float(self.alpha) / self._loss_scale
+            # sklearn's gradient is that of its data loss summed over the outputs plus the
+            # penalty 0.5 * alpha * sum ||W||^2 / sw_sum; gdcore's losses average over the
+            # outputs, so the penalty is divided by their count (see _grad_scale).
+            kwargs["l2"] = float(self.alpha) / self._grad_scale
         return kwargs
 
     # --- fitted attributes the network holds -------------------------------------------
@@ -139,9 +140,22 @@ class _BaseMLP(BaseEstimator):
         return [layer.bias for layer in self.network_.layers]
 
     @property
+    def _grad_scale(self) -> float:
+        """sklearn's gradient over gdcore's. sklearn's output error ``a - y`` (divided by the
+        sample count only) is the gradient of its loss summed over the outputs, where gdcore's
+        bce and squared_error average over them (cross_entropy sums over the classes, as
+        sklearn); so the l2 rate is divided by n_outputs, SGD's rate multiplied by it (Adam's
+        step and L-BFGS's direction do not depend on the scale), and L-BFGS's gradient
+        tolerance divided by it."""
+        return 1.0 if self._loss == "cross_entropy" else float(self.n_outputs_)
+
+    @property
     def _loss_scale(self) -> float:
-        """sklearn's loss over gdcore's: its binary log loss sums over the logistic outputs of
-        a multilabel problem where gdcore's bce averages over them."""
+        """sklearn's reported loss over gdcore's: n_outputs for the binary log loss, which
+        sklearn sums over the logistic outputs of a multilabel problem; 1 for the squared
+        error, which sklearn reports as a mean over all the outputs (so ``loss_`` of a
+        multi-output regression counts the penalty divided by n_outputs: the objective whose
+        gradient, times n_outputs, sklearn follows)."""
         if self._loss == "bce":
             return float(self.n_outputs_)
         return 1.0
@@ -264,7 +278,7 @@ class _BaseMLP(BaseEstimator):
     def _set_rate(self, base: float) -> None:
         """Train the next epoch at sklearn's rate ``base`` (times gdcore's divergence back-off,
         and times the loss scale for SGD, whose step is not scale-free)."""
-        rate = base * (self._loss_scale if self.solver == "sgd" else 1.0)
+        rate = base * (self._grad_scale if self.solver == "sgd" else 1.0)
         scale = self._optimizer.lr_scale
         self._optimizer.lr = rate
         self._optimizer.lr_scale = scale
@@ -309,7 +323,7 @@ class _BaseMLP(BaseEstimator):
             epoch = self.network_.fit(
                 X_train, Y_train, optimizer=self._optimizer, epochs=1, batch_size=batch_size,
                 shuffle=bool(self.shuffle), sample_weight=w_train,
-                seed=_seed_from(self._random_state) if self.shuffle else None,
+                seed=_seed_from(self._random_state),  # the order and the dropout masks
                 on_divergence=self.on_divergence, **fit_kwargs)
             self._record(epoch)
             if not epoch.epochs:  # diverged with on_divergence="stop": nothing was kept
@@ -414,7 +428,7 @@ class _BaseMLP(BaseEstimator):
         maxiter=max_iter); ConvergenceWarning unless a tolerance ended it."""
         from .optimizers import LBFGS
         fit_kwargs = self._fit_kwargs()
-        optimizer = LBFGS(max_iter=1, tolerance_grad=float(self.tol) / self._loss_scale,
+        optimizer = LBFGS(max_iter=1, tolerance_grad=float(self.tol) / self._grad_scale,
                           tolerance_change=_SCIPY_FTOL, max_fun=int(self.max_fun))
         history = self.network_.fit(X, Y, optimizer=optimizer, epochs=int(self.max_iter),
                                     batch_size=None, shuffle=False, sample_weight=sample_weight,
