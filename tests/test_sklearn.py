@@ -437,3 +437,78 @@ def test_on_divergence():
     reg = quietly(MLPRegressor(on_divergence="backoff", batch_size=16, **params), X, y * 100)
     assert reg.history_.backoffs > 0 and np.isfinite(reg.loss_)
     assert reg.history_.lr[-1] < params["learning_rate_init"]
+
+
+def _initial_forward(X, sizes, random_state, out):
+    """The network's output at scikit-learn's initial weights (relu hidden layers)."""
+    rng = np.random.RandomState(random_state)
+    A = X
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        W = rng.uniform(-bound, bound, (fan_in, fan_out))
+        b = rng.uniform(-bound, bound, fan_out)
+        A = A @ W + b
+        if i < len(sizes) - 2:
+            A = np.maximum(A, 0.0)
+    if out == "softmax":
+        E = np.exp(A - A.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-A))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_label_smoothing_is_the_first_epochs_loss(n_classes):
+    X, y = classification(n_classes=n_classes)
+    eps = 0.2
+    clf = MLPClassifier(hidden_layer_sizes=(5,), label_smoothing=eps, alpha=0.0, max_iter=1,
+                        random_state=4, shuffle=False, dtype="float64")
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)  # one full-batch epoch: its loss is that of the initial weights
+    if n_classes == 2:
+        p = _initial_forward(X, [6, 5, 1], 4, "sigmoid")[:, 0]
+        t = y * (1 - eps) + eps / 2
+        expected = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
+    else:
+        P = _initial_forward(X, [6, 5, 3], 4, "softmax")
+        T = np.eye(3)[y] * (1 - eps) + eps / 3
+        expected = -np.mean(np.sum(T * np.log(P), axis=1))
+    assert clf.loss_ == pytest.approx(expected, rel=1e-9)
+    assert clf.loss_ != pytest.approx(quietly(clone(clf).set_params(label_smoothing=0.0), X,
+                                              y).loss_, rel=1e-3)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        MLPClassifier(label_smoothing=1.0).fit(X, y)
+
+
+def test_dropout_on_hidden_layers_seeded_by_random_state():
+    X, y = classification()
+    params = dict(hidden_layer_sizes=(16, 8), random_state=0, max_iter=5, dtype="float64")
+    a = quietly(MLPClassifier(dropout=0.3, **params), X, y)
+    assert [layer.dropout for layer in a.network_.layers] == [0.3, 0.3, 0.0]
+    b = quietly(MLPClassifier(dropout=0.3, **params), X, y)
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)  # the same masks
+    c = quietly(MLPClassifier(**params), X, y)
+    assert not np.allclose(a.loss_curve_, c.loss_curve_)
+    P = a.predict_proba(X)  # no dropout when predicting
+    np.testing.assert_array_equal(P, a.predict_proba(X))
+    reg = quietly(MLPRegressor(dropout=0.5, **params), *regression())
+    assert [layer.dropout for layer in reg.network_.layers] == [0.5, 0.5, 0.0]
+    with pytest.raises(ValueError, match="dropout"):
+        MLPClassifier(dropout=1.0).fit(X, y)
+
+
+def test_alpha_is_sklearns_penalty():
+    X, y = regression()
+    alpha = 0.5
+    reg = MLPRegressor(hidden_layer_sizes=(5,), alpha=alpha, max_iter=1, random_state=2,
+                       shuffle=False, dtype="float64")
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, y)
+    rng = np.random.RandomState(2)  # scikit-learn's initial weights: sqrt(6 / (fan_in + fan_out))
+    W0 = rng.uniform(-np.sqrt(0.6), np.sqrt(0.6), (5, 5))
+    b0 = rng.uniform(-np.sqrt(0.6), np.sqrt(0.6), 5)
+    W1 = rng.uniform(-np.sqrt(1.0), np.sqrt(1.0), (5, 1))
+    b1 = rng.uniform(-np.sqrt(1.0), np.sqrt(1.0), 1)
+    pred = (np.maximum(X @ W0 + b0, 0) @ W1 + b1)[:, 0]
+    expected = 0.5 * np.mean((pred - y) ** 2) + 0.5 * alpha * (np.sum(W0 ** 2)
+                                                               + np.sum(W1 ** 2)) / len(X)
+    assert reg.loss_ == pytest.approx(expected, rel=1e-9)
