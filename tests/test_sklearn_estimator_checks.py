@@ -1,8 +1,9 @@
 """scikit-learn's estimator checks, every one, on gdcore.sklearn's MLPClassifier and MLPRegressor.
 
 Nothing is marked as an expected failure. The constructor parameters are chosen for speed, as
-scikit-learn's own test suite does for its MLPs (a small hidden layer, a larger rate), and ``dtype=None``: the
-network then computes in the dtype of ``X`` (float64 in the checks), as scikit-learn's MLPs do.
+scikit-learn's own test suite does for its MLPs (a small hidden layer, a larger rate), and
+``dtype=None``: the network then computes in the dtype of ``X`` (float64 in the checks), as
+scikit-learn's MLPs do.
 The checks compare fits at ``rtol=1e-7`` (sample_weight equivalence, subsets), a float64
 tolerance below float32's resolution; the float32 default is tested in test_sklearn.py.
 The suite runs on the backend selected by ``GDCORE_BACKEND`` (CI runs both).
