@@ -319,6 +319,10 @@ def test_warm_start_continues():
     assert not all(np.array_equal(w, f) for w, f in zip(warm.coefs_, first))
     with pytest.raises(ValueError, match="warm_start can only be used"):
         warm.fit(X, np.where(y == 2, 5, y))
+    kept = [c.copy() for c in warm.coefs_]
+    with pytest.raises(ValueError, match="layer sizes"):
+        warm.set_params(hidden_layer_sizes=(4,)).fit(X, y)
+    assert warm.n_outputs_ == 3 and all(np.array_equal(a, b) for a, b in zip(warm.coefs_, kept))
 
 
 def test_convergence_warning_when_max_iter_ends_training():

@@ -100,8 +100,7 @@ class _BaseMLP(BaseEstimator):
     }
 
     # --- what the subclasses define -----------------------------------------------------
-    _loss: str = ""
-    _score_function: Any = None
+    _loss: str = ""  # the network's loss (the classifier's depends on its targets)
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple:
         raise NotImplementedError
@@ -233,16 +232,15 @@ class _BaseMLP(BaseEstimator):
         Y = self._targets(y).astype(dtype, copy=False)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        n_features = X.shape[1]
-        self.n_outputs_ = Y.shape[1]
-        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
-        self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(layer_units, dtype)
-        elif self.network_.sizes != layer_units:
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [Y.shape[1]]
+        if not first_pass and self.network_.sizes != layer_units:
             raise ValueError(f"the network has layer sizes {self.network_.sizes}; this fit "
                              f"needs {layer_units} (change of hidden_layer_sizes or of the "
                              f"number of outputs with warm_start or partial_fit)")
+        self.n_outputs_ = Y.shape[1]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_units, dtype)
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, y, sample_weight, incremental)
         else:
@@ -277,7 +275,7 @@ class _BaseMLP(BaseEstimator):
 
     def _set_rate(self, base: float) -> None:
         """Train the next epoch at sklearn's rate ``base`` (times gdcore's divergence back-off,
-        and times the loss scale for SGD, whose step is not scale-free)."""
+        and times the gradient scale for SGD, whose step is not scale-free)."""
         rate = base * (self._grad_scale if self.solver == "sgd" else 1.0)
         scale = self._optimizer.lr_scale
         self._optimizer.lr = rate
