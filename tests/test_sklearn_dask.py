@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from sklearn.neural_network import MLPClassifier  # noqa: E402  TEMP
+from gdcore.sklearn import MLPClassifier  # noqa: E402
 
 GRID = {"alpha": [1e-4, 1e-2], "hidden_layer_sizes": [(8,), (16, 8)]}
 
