@@ -433,7 +433,7 @@ class Network:
         with self._lock:
             return (Network._from_spec, (self._spec(), [p.copy() for p in self.parameters()]))
 
-    def save(self, path: Any, optimizer: Any = None) -> None:
+    def save(self, path: Any, optimizer: Any = None, metadata: Optional[dict] = None) -> None:
         """Write the network to ``path`` (.npz with JSON metadata, no pickle), atomically.
 
         Parameters
@@ -444,9 +444,12 @@ class Network:
             Also store this optimizer (hyper-parameters, schedule, state, step count) so that
             ``Network.load(path, optimizer=...)`` resumes training exactly. It must hold the
             state of this network or be unused; one bound to another network is a ValueError.
+        metadata : dict or None
+            Your own JSON-serializable data (str keys, finite numbers), stored with the
+            network and read back by ``gdcore.io.read_metadata(path)``; never pickled.
         """
         from .io import save
-        save(self, path, optimizer)
+        save(self, path, optimizer, metadata)
 
     @classmethod
     def load(cls, path: Any, optimizer: Any = None) -> "Network":
