@@ -468,6 +468,17 @@ class Network:
         from .io import load
         return load(path, optimizer)
 
+    def to_onnx(self, path: Any = None) -> Any:
+        """The forward pass as an ONNX model (``onnx.ModelProto``), built with ``onnx.helper``.
+
+        Input ``"X"`` ``(N, n_inputs)`` and output ``"Y"`` ``(N, n_outputs)`` in the network's
+        dtype, ``N`` dynamic; onnxruntime gives :meth:`predict`'s values. With ``path``
+        (str or os.PathLike) the model is also written there. Needs the extra ``gdcore[onnx]``
+        (ImportError otherwise); see :mod:`gdcore.onnx_export`.
+        """
+        from .onnx_export import network_to_onnx
+        return network_to_onnx(self, path)
+
 
 class Perceptron:
     """One unit: ``a = f(x . w + b)``, a :class:`Network` of one ``Layer(n_inputs, 1)``.
@@ -538,6 +549,12 @@ class Perceptron:
     def fit(self, X: ArrayLike, y: ArrayLike, **kwargs: Any) -> "History":
         """Train the unit; takes the arguments of :meth:`Network.fit`."""
         return self.network.fit(X, y, **kwargs)
+
+    def to_onnx(self, path: Any = None) -> Any:
+        """The unit as an ONNX model: input ``"X"`` ``(N, n_inputs)``, output ``"Y"`` ``(N,)``
+        (:meth:`predict`'s values); ``path`` as for :meth:`Network.to_onnx`."""
+        from .onnx_export import network_to_onnx
+        return network_to_onnx(self.network, path, flat=True)
 
     def __repr__(self) -> str:
         return (f"Perceptron({self.layer.n_inputs}, activation={self.activation!r}, "
