@@ -398,21 +398,47 @@ def test_python_m_gdcore_dispatches_commands(files, capsys):
     one_error_line(capsys.readouterr().err)
 
 
-def test_plot_and_onnx_work_or_say_what_is_missing(files, capsys):
+def test_plot_works_or_says_what_is_missing(files, capsys):
     have_plot = importlib.util.find_spec("matplotlib") is not None and \
         importlib.util.find_spec("gdcore.plot") is not None
-    status = cli.main(["train", "ok.csv", "--target", "label", "--epochs", "2", "--out",
-                       "p.npz", "--plot", "curve.png"])
-    out, err = capsys.readouterr()
-    if have_plot:
-        assert status == 0 and os.path.getsize("curve.png") > 0
-    else:
-        assert status == 1 and "--plot" in one_error_line(err) and not os.path.exists("p.npz")
+    for argv, png in ((["train", "ok.csv", "--target", "label", "--epochs", "2", "--out",
+                        "p.npz"], "curve.png"), (["lr-find", "ok.csv", "--target", "label"],
+                                                 "lr.png")):
+        status = cli.main(argv + ["--plot", png])
+        out, err = capsys.readouterr()
+        if have_plot:
+            assert status == 0 and os.path.getsize(png) > 0, err
+        else:  # refused before any work
+            assert status == 1 and "--plot" in one_error_line(err) and out == ""
+            assert not os.path.exists("p.npz")
+
+
+def _raw_rows(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows
+
+
+@pytest.mark.parametrize("model, data", [("cls.npz", "ok.csv"), ("reg.npz", "reg.csv")])
+def test_onnx_export_takes_raw_features(files, capsys, model, data):
     have_onnx = importlib.util.find_spec("onnx") is not None and hasattr(gd.Network, "to_onnx")
-    status = cli.main(["export", "cls.npz", "--onnx", "m.onnx"])
+    status = cli.main(["export", model, "--onnx", "m.onnx"])
     out, err = capsys.readouterr()
-    if have_onnx:
-        assert status == 0 and os.path.getsize("m.onnx") > 0
-        assert "class probabilities in the order no, yes" in out
-    else:
+    if not have_onnx:
         assert status == 1 and "onnx" in one_error_line(err) and not os.path.exists("m.onnx")
+        return
+    assert status == 0, err
+    if model == "cls.npz":
+        assert "gives class probabilities in the order no, yes" in out
+    ort = pytest.importorskip("onnxruntime")
+    rows = _raw_rows(data)
+    X = np.array([[float(row["a"]), float(row["b"])] for row in rows], dtype=np.float32)
+    session = ort.InferenceSession("m.onnx", providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: X})[0]
+    network = gd.Network.load(model)
+    prep = tabular.Preprocessing.from_metadata(io.read_metadata(model)["preprocessing"],
+                                               network, model)
+    expected = network.predict(prep.inputs(X.astype(np.float64)))
+    if model == "reg.npz":
+        expected = prep.decode(expected)
+    np.testing.assert_allclose(onnx_out, expected, rtol=1e-4, atol=1e-4)

@@ -488,9 +488,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise tabular.DataError(f"export --onnx needs {getattr(exc, 'name', None) or 'onnx'}: "
                                 f"pip install 'gdcore[onnx]'") from None
-    what = ("class probabilities in the order " + ", ".join(map(str, prep.classes))
-            if prep is not None and prep.task == "classify" else "the network's outputs")
-    print(f"{args.onnx}: takes {network.n_inputs} raw features, gives {what}")
+    if prep is None:
+        what = "the network's outputs"
+    elif prep.task == "classify":
+        what = "class probabilities in the order " + ", ".join(map(str, prep.classes))
+    else:
+        what = "predictions of " + ", ".join(map(repr, prep.targets))
+    print(f"{args.onnx}: input X (N, {network.n_inputs}) takes the raw features "
+          f"({', '.join(prep.features) if prep else 'as the network'}); output Y "
+          f"(N, {network.n_outputs}) gives {what}")
     return 0
 
 
