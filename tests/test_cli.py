@@ -350,6 +350,19 @@ def test_label_and_width_mismatches_in_predict(files, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == "label" and len(out.splitlines()) == 3
     assert err.startswith("2 predictions; accuracy ")
+    write_csv("text_value.csv", ["a", "b", "value"], [["1", "2", "high"]])
+    capsys.readouterr()
+    assert cli.main(["predict", "reg.npz", "text_value.csv"]) == 0
+    assert "1 predictions; no score (the target 'value' is not numeric)" in \
+        capsys.readouterr().err
+
+
+def test_demo_command_and_its_errors(capsys):
+    assert cli.main(["demo", "--epochs", "3", "--samples", "90", "--lr", "0.01",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "training accuracy:" in out and "backend:" in out
+    assert "epochs must be" in error_of(capsys, ["demo", "--epochs", "0", "--no-progress"], 1)
 
 
 # --- the pieces behind the commands --------------------------------------------------------

@@ -412,9 +412,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     writer.writerow(header)
     writer.writerows(rows)
     report = f"{len(rows)} predictions"
-    if table.y is not None and (table.y.ndim == 1 or prep.task == "regress"):
-        metric, score = prep.score(outputs, table.y)
-        report += f"; {metric} {_percent_or_number(metric, score)} against {table.target!r}"
+    if table.y is not None:  # the file has the target column: say how well we did
+        try:
+            metric, score = prep.score(outputs, table.y)
+            report += f"; {metric} {_percent_or_number(metric, score)} against {table.target!r}"
+        except tabular.DataError as exc:  # e.g. text in a regression target: no score
+            report += f"; no score ({exc})"
     if args.out is None:
         sys.stdout.write(text.getvalue())
         sys.stdout.flush()
