@@ -264,6 +264,18 @@ def test_classifier_graph(backend, dtype, kind, n_classes):
         np.testing.assert_array_equal(out["label"][clear], classes[np.argmax(P, axis=1)][clear])
 
 
+def test_classifier_bool_classes(dtype):
+    net = gd.Network.from_sizes([2, 4, 1], activation="elu", output_activation="sigmoid",
+                                loss="bce", dtype=dtype, seed=4)
+    model = onnx_export.estimator_to_onnx(classifier(net, [False, True], "logistic"))
+    X = data(np.random.default_rng(1), 40, 2, dtype)
+    label = run(model, X)["label"]
+    assert label.dtype == np.bool_
+    p = net.predict(X)[:, 0]
+    clear = np.abs(p - 0.5) > 1e-3
+    np.testing.assert_array_equal(label[clear], (p > 0.5)[clear])
+
+
 def test_classifier_without_label(dtype):
     """classes_ that ONNX cannot hold (mixed objects): probabilities only."""
     net = gd.Network.from_sizes([3, 3], output_activation="softmax", loss="cross_entropy",
