@@ -201,18 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- shared pieces ---------------------------------------------------------------------------
 
-def _optional(module: str, name: str, feature: str, extra: str) -> Any:
+def _optional(module: str, name: str, feature: str, package: str, extra: str) -> Any:
     """``module.name`` from an optional part of gdcore, or a one-line error saying what to
-    install."""
+    install (``package``, in the extra ``gdcore[extra]``)."""
     import importlib
+    import importlib.util
+    if importlib.util.find_spec(module) is None and module.startswith("gdcore."):
+        raise tabular.DataError(f"{feature} is not available in this gdcore ({module} is "
+                                f"missing)")
     try:
         return getattr(importlib.import_module(module), name)
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or ""
-        if missing.startswith("gdcore"):
-            raise tabular.DataError(f"{feature} is not available in this gdcore "
-                                    f"({module}.{name} is missing)") from None
-        raise tabular.DataError(f"{feature} needs {missing or extra}: pip install "
+    except ImportError:
+        raise tabular.DataError(f"{feature} needs {package}: pip install "
                                 f"'gdcore[{extra}]'") from None
     except AttributeError:
         raise tabular.DataError(f"{feature} is not available in this gdcore ({module}.{name} "
@@ -220,11 +220,9 @@ def _optional(module: str, name: str, feature: str, extra: str) -> Any:
 
 
 def _plotter(name: str) -> Any:
-    """``gdcore.plot.<name>`` with matplotlib drawing off screen, checked before training."""
+    """``gdcore.plot.<name>``, drawing off screen (checked before any work)."""
     os.environ.setdefault("MPLBACKEND", "Agg")  # a command line draws into files only
-    function = _optional("gdcore.plot", name, "--plot", "plot")
-    _optional("matplotlib.pyplot", "figure", "--plot", "plot")
-    return function
+    return _optional("gdcore.plot", name, "--plot", "matplotlib", "plot")
 
 
 def _save_plot(function: Any, value: Any, path: str) -> None:
@@ -488,9 +486,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     exported = network if prep is None else prep.folded(network)
     try:
         exported.to_onnx(args.onnx)
-    except ImportError as exc:
-        raise tabular.DataError(f"export --onnx needs {getattr(exc, 'name', None) or 'onnx'}: "
-                                f"pip install 'gdcore[onnx]'") from None
+    except ImportError:
+        raise tabular.DataError("export --onnx needs onnx: pip install 'gdcore[onnx]'") from None
     if prep is None:
         what = "the network's outputs"
     elif prep.task == "classify":
