@@ -18,9 +18,8 @@ import csv
 import io as _io
 import os
 import sys
-import time
 import warnings
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -294,8 +293,11 @@ def _split(table: tabular.Table, fraction: float, seed: int) -> tuple:
         raise tabular.DataError(f"--validation-split {fraction} leaves no training rows "
                                 f"({n} rows in all)")
     order = np.random.default_rng(seed).permutation(n)
-    pick = lambda rows: tabular.Table(table.X[rows], table.y[rows], table.features, table.target)  # noqa: E731
-    return pick(order[:n - n_val]), pick(order[n - n_val:])
+
+    def rows(index: np.ndarray) -> tabular.Table:
+        return tabular.Table(table.X[index], table.y[index], table.features, table.target)
+
+    return rows(order[:n - n_val]), rows(order[n - n_val:])
 
 
 def _prepared(args: argparse.Namespace) -> tuple:
@@ -307,13 +309,9 @@ def _prepared(args: argparse.Namespace) -> tuple:
 
 def _progress_wanted(args: argparse.Namespace) -> bool:
     """A progress bar only on a terminal, and only when tqdm is installed."""
-    if args.no_progress or not sys.stderr.isatty():
-        return False
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+    return not args.no_progress and sys.stderr.isatty() \
+        and importlib.util.find_spec("tqdm") is not None
 
 
 def _load_model(path: str) -> tuple:
