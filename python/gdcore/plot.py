@@ -158,6 +158,9 @@ def plot_history(history: History, ax: Any = None, *, logy: Optional[bool] = Non
             twin.set_yscale("log")
         twin.set_ylabel("learning rate")
         more_handles, more_labels = twin.get_legend_handles_labels()
+        # the losses and the legend above the rate: ax in front, its background cleared
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
         handles, labels = handles + more_handles, labels + more_labels
     ax.legend(handles, labels, loc="upper right", fontsize="small")
     return ax
