@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
+matplotlib = pytest.importorskip("matplotlib", minversion="3.8")  # ContourSet is an artist
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.contour import ContourSet  # noqa: E402
@@ -232,6 +232,10 @@ def test_lr_finder_shortcut_ax_passthrough_and_bad_input():
     empty = gd.FindLRResult(np.zeros(0), np.zeros(0), 1e-7)
     with pytest.raises(ValueError, match="measured no step"):
         gp.plot_lr_finder(empty)
+    with pytest.raises(ValueError, match="must be positive rates"):
+        gp.plot_lr_finder(gd.FindLRResult(np.array([0.0, 1.0]), np.ones(2), 0.5))
+    with pytest.raises(ValueError, match="of the same length"):
+        gp.plot_lr_finder(gd.FindLRResult(np.array([0.1, 1.0]), np.ones(3), 0.5))
     with pytest.raises(TypeError, match="must be a gdcore FindLRResult"):
         gp.plot_lr_finder((result.lrs, result.losses))
 
@@ -412,6 +416,19 @@ def test_boundary_of_scikit_learn_classifiers():
     w, b = logistic.coef_[0], logistic.intercept_[0]
     step = (X.max(axis=0) - X.min(axis=0)).max() * 1.2 / 149
     assert np.abs(v @ w + b).max() / np.linalg.norm(w) < 2 * step
+    # classes_ in any order: regions and points follow it
+    class Reversed:
+        classes_ = np.array(["red", "blue"])
+
+        def predict_proba(self, G):
+            return logistic.predict_proba(G)[:, ::-1]
+
+    ax = gp.plot_decision_boundary(Reversed(), X, names, resolution=150)
+    def rows(a):
+        return a[np.lexsort(a.T[::-1])]
+    np.testing.assert_allclose(rows(_boundary(ax)), rows(v))  # the same line
+    colors = ax.collections[-1].get_facecolors()
+    assert (colors[names == "red"] == matplotlib.colors.to_rgba("C0")).all()
     with pytest.raises(ValueError, match="labels the model does not know"):
         gp.plot_decision_boundary(logistic, X, np.array(["green"] * len(X)))
 

@@ -24,8 +24,8 @@ try:
     from matplotlib.colors import ListedColormap, Normalize
 except ImportError as err:  # the optional extra is not installed
     raise ImportError(
-        "gdcore.plot needs matplotlib, the optional extra of gdcore: "
-        "pip install gdcore[plot] (or pip install matplotlib)") from err
+        f"gdcore.plot needs matplotlib, the optional extra of gdcore: pip install gdcore[plot] "
+        f"(or pip install matplotlib); importing it failed with: {err}") from err
 
 from .lr_finder import FindLRResult
 from .minimize import MinimizeResult, _scalar_value
@@ -158,6 +158,9 @@ def plot_history(history: History, ax: Any = None, *, logy: Optional[bool] = Non
             twin.set_yscale("log")
         twin.set_ylabel("learning rate")
         more_handles, more_labels = twin.get_legend_handles_labels()
+        # the losses and the legend above the rate: ax in front, its background cleared
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
         handles, labels = handles + more_handles, labels + more_labels
     ax.legend(handles, labels, loc="upper right", fontsize="small")
     return ax
@@ -189,7 +192,8 @@ def plot_lr_finder(result: FindLRResult, ax: Any = None, *, raw: bool = True) ->
     TypeError
         ``result`` is not a FindLRResult, or ``ax`` is not an Axes.
     ValueError
-        The range test measured no step (its first loss was not finite).
+        The range test measured no step (its first loss was not finite); rates that are not
+        positive, or losses of another length than the rates.
     """
     if not isinstance(result, FindLRResult):
         raise TypeError(f"result must be a gdcore FindLRResult (what find_lr returns), got "
@@ -201,6 +205,11 @@ def plot_lr_finder(result: FindLRResult, ax: Any = None, *, raw: bool = True) ->
     if lrs.size == 0:
         raise ValueError("the range test measured no step (its first loss was not finite): "
                          "there is nothing to plot; try a smaller lr_min")
+    if lrs.ndim != 1 or losses.shape != lrs.shape:
+        raise ValueError(f"result.lrs and result.losses must be 1-D of the same length, got "
+                         f"shapes {lrs.shape} and {losses.shape}")
+    if not (np.isfinite(lrs).all() and lrs.min() > 0 and result.suggestion > 0):
+        raise ValueError("result.lrs and result.suggestion must be positive rates (a log axis)")
     ax = _axes(ax)
     raw_losses = np.asarray(result.raw_losses, dtype=np.float64)
     if raw and raw_losses.size == lrs.size:
@@ -426,7 +435,9 @@ def _gdcore_predictor(net: Network) -> tuple:
 
 
 def _labels_to_index(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    """The position of each label of ``y`` in ``classes`` (which need not be sorted)."""
+    order = np.argsort(classes, kind="stable")
+    idx = order[np.clip(np.searchsorted(classes[order], y), 0, len(classes) - 1)]
     unknown = classes[idx] != y
     if unknown.any():
         raise ValueError(f"y holds labels the model does not know ({y[unknown][0]!r}); "
@@ -451,8 +462,9 @@ def plot_decision_boundary(model: Any, X: Any, y: Any = None, ax: Any = None, *,
       output: a regressor;
     - any other object with ``predict_proba`` (scikit-learn classifiers, gdcore's sklearn
       wrappers): the class of the largest probability, labelled by its ``classes_``;
-    - any other object with ``predict``: a classifier when ``y`` or its predictions are
-      integers, booleans or strings, else a regressor.
+    - any other object with ``predict``: a classifier when its predictions are integers,
+      booleans or strings (its classes: those it predicts on the grid and those in ``y``),
+      else a regressor.
 
     Parameters
     ----------
