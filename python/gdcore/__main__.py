@@ -1,6 +1,7 @@
 """``python -m gdcore``: train a network on the three-class spirals problem and report.
 
 Prints the loss curve's summary, the training accuracy, the backend that ran and the time.
+``python -m gdcore train ...`` (any command of :mod:`gdcore.cli`) runs that command instead.
 """
 from __future__ import annotations
 
@@ -38,18 +39,18 @@ def _rate(text: str):
     return value
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gdcore",
-        description="Train a 2-64-64-3 network on the spirals problem and report.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options (``python -m gdcore`` and ``gdcore demo``)."""
     parser.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
     parser.add_argument("--samples", type=int, default=600, help="samples (default 600)")
     parser.add_argument("--lr", type=_rate, default="auto",
                         help="Adam learning rate, or 'auto' for the range test (default)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data and weights (0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> int:
+    """Train on the spirals problem and print the report."""
     X, y = gd.datasets.spirals(n_samples=args.samples, n_classes=3, noise=0.2, seed=args.seed)
     net = gd.Network.from_sizes([2, 64, 64, 3], activation="relu", output_activation="softmax",
                                 loss="cross_entropy", seed=args.seed)
@@ -72,6 +73,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"({elapsed / max(history.epochs, 1) * 1e3:.2f} ms/epoch)")
     print(history.summary())
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The demo; with a command of the ``gdcore`` command line first (``python -m gdcore
+    train ...``), that command (see :mod:`gdcore.cli`)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    from .cli import COMMANDS
+    if args and args[0] in COMMANDS:
+        from .cli import main as cli_main
+        return cli_main(args)
+    parser = argparse.ArgumentParser(
+        prog="python -m gdcore",
+        description="Train a 2-64-64-3 network on the spirals problem and report. "
+                    f"Also runs the gdcore commands: {', '.join(COMMANDS)}.")
+    add_arguments(parser)
+    return run(parser.parse_args(args))
 
 
 if __name__ == "__main__":

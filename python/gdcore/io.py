@@ -19,6 +19,11 @@ with ``optimizer=``, the key ``"optimizer"`` to ``meta``: the optimizer's
 :meth:`~gdcore.optimizers.Optimizer.state_dict` without its arrays (``name``, ``hyper``,
 ``lr_auto``, ``lr_found``, ``schedule``, ``step``, ``epochs_done``, ``lr_scale``) plus
 ``n_state``, the number of state arrays, stored as ``opt_state_0, opt_state_1, ...``.
+
+Either version may carry the key ``"metadata"`` in ``meta``: a JSON object the caller gave
+``save`` (``metadata=``), returned as it was by :func:`read_metadata` and ignored by
+:func:`load` (and by gdcore versions before it). The command line stores its preprocessing
+there (see ``gdcore.tabular``).
 """
 from __future__ import annotations
 
@@ -117,6 +122,8 @@ def _check_meta(meta: Any) -> List[Tuple[int, ...]]:
             check(meta.get(key))
         except (TypeError, ValueError) as exc:
             raise _Invalid(str(exc)) from None
+    if not isinstance(meta.get("metadata", {}), dict):
+        raise _Invalid("the metadata entry \"metadata\" is not a JSON object")
     return shapes
 
 
@@ -192,7 +199,34 @@ def _target(path: str) -> str:
     return target
 
 
-def _contents(network: Any, path: str, optimizer: Any) -> Dict[str, np.ndarray]:
+def _user_metadata(metadata: Any) -> Optional[dict]:
+    """``save``'s ``metadata=`` as it will be stored: None, or a dict that strict JSON (no
+    NaN or infinity, string keys) writes and reads back unchanged in meaning."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be None or a dict, got {type(metadata).__name__}")
+
+    def str_keys(value: Any) -> None:  # json.dumps would turn other keys into strings
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"key {key!r} is not a str")
+                str_keys(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                str_keys(item)
+
+    try:
+        str_keys(metadata)
+        return json.loads(json.dumps(metadata, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"metadata must be JSON-serializable (str keys; str, finite numbers, "
+                         f"bool, None, lists and dicts): {exc}") from None
+
+
+def _contents(network: Any, path: str, optimizer: Any,
+              metadata: Optional[dict] = None) -> Dict[str, np.ndarray]:
     """The arrays ``save`` writes (``meta`` first), after the checks ``load`` will make; a
     ValueError (or the optimizer's TypeError) otherwise. The caller holds the network's lock."""
     from . import __version__
@@ -203,6 +237,8 @@ def _contents(network: Any, path: str, optimizer: Any) -> Dict[str, np.ndarray]:
         seed = int(seed)  # e.g. np.int64, which JSON does not take
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "gdcore_version": __version__,
             **network._spec(), "seed": seed}
+    if metadata is not None:
+        meta["metadata"] = metadata
     params = network.parameters()
     keys = _parameter_keys(len(params))
     opt_arrays: list = []
@@ -295,9 +331,13 @@ def _remove_stale_temporaries(folder: str, name: str) -> None:
                 pass
 
 
-def save(network: Any, path: Any, optimizer: Any = None) -> None:
+def save(network: Any, path: Any, optimizer: Any = None,
+         metadata: Optional[dict] = None) -> None:
     """Write ``network`` (and ``optimizer``'s state, if given) to ``path`` atomically (the
     name is used exactly as given).
+
+    ``metadata`` (a dict that strict JSON can hold: str keys, finite numbers) is stored with
+    the architecture and read back by :func:`read_metadata`; it is never pickled.
 
     ``optimizer`` must hold the state of ``network`` or be unused (then it is saved with
     empty state: ``load`` gives it zero state).
@@ -319,7 +359,8 @@ def save(network: Any, path: Any, optimizer: Any = None) -> None:
 
     Raises ``FileNotFoundError`` when the folder does not exist, ``IsADirectoryError`` when
     ``path`` is a folder, ``PermissionError`` as above, ``TypeError`` when ``optimizer`` is
-    not an optimizer, and ``ValueError`` when ``path`` is a device or pipe, when ``optimizer``
+    not an optimizer or ``metadata`` not a dict, and ``ValueError`` when ``metadata`` is not
+    JSON-serializable, when ``path`` is a device or pipe, when ``optimizer``
     holds the state of another network, or when :func:`load` would refuse the file: weights
     or biases that are not finite (the message names the layer), an invalid ``network.seed``,
     optimizer state that is not finite. On any failure nothing is written and an existing
@@ -327,10 +368,11 @@ def save(network: Any, path: Any, optimizer: Any = None) -> None:
     """
     path = _fspath(path)
     _check_optimizer(optimizer)
+    metadata = _user_metadata(metadata)
     target = _target(path)
     folder, name = os.path.split(os.path.abspath(target))
     with network._lock:
-        arrays = _contents(network, path, optimizer)
+        arrays = _contents(network, path, optimizer, metadata)
         _remove_stale_temporaries(folder, name)
         fd, tmp = _create_temporary(folder, name)
         try:
@@ -557,3 +599,31 @@ def load(path: Any, optimizer: Any = None) -> Any:
         raise _bad(path, str(exc)) from None
     except Exception as exc:  # anything else a damaged archive raises (zip, zlib, EOF, OS...)
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
+
+
+def read_metadata(path: Any) -> dict:
+    """The ``metadata`` dict ``save`` stored in ``path`` (``{}`` when none was given).
+
+    Reads only the file's ``meta.npy`` member, with :func:`load`'s checks on it (declared size,
+    ``.npy`` header, no pickle, the architecture's fields); the parameters are not read, so a
+    file whose metadata is sound may still fail to :func:`load`. Raises ``FileNotFoundError``
+    for a missing file and ``ValueError`` for a file that is not a gdcore network file.
+    """
+    path = _fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX:
+                raise _Invalid("it is a single .npy array, not an .npz archive")
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as zf:
+                meta = _read_meta(zf, {info.filename: info for info in zf.infolist()})
+        _check_meta(meta)
+    except _Invalid as exc:
+        raise _bad(path, str(exc)) from None
+    except ValueError as exc:
+        raise _bad(path, str(exc)) from None
+    except Exception as exc:  # anything else a damaged archive raises (zip, zlib, EOF, OS...)
+        raise _bad(path, f"{type(exc).__name__}: {exc}") from None
+    return meta.get("metadata", {})

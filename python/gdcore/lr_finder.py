@@ -47,6 +47,13 @@ class FindLRResult:
         return (f"FindLRResult(suggestion={self.suggestion:.3g}, steps={len(self.lrs)}, "
                 f"optimizer={self.optimizer!r})")
 
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Draw the loss against the rate with the suggestion marked: a shortcut for
+        :func:`gdcore.plot.plot_lr_finder` (needs the extra ``gdcore[plot]``); returns the
+        matplotlib Axes."""
+        from .plot import plot_lr_finder
+        return plot_lr_finder(self, ax=ax, **kwargs)
+
 
 def _network(network: Any) -> Any:
     """The Network behind ``network`` (a Network or a Perceptron); TypeError otherwise."""

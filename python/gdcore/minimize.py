@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -53,6 +53,13 @@ class MinimizeResult:
         return (f"MinimizeResult(converged={self.converged}, diverged={self.diverged}, "
                 f"nit={self.nit}, fun={self.fun:.6g}, grad_norm={self.grad_norm:.3g}, "
                 f"x={x}, message={self.message!r})")
+
+    def plot(self, fun: Callable, ax: Any = None, **kwargs: Any) -> Any:
+        """Draw this path on the contours of ``fun`` (the function minimised, of two
+        variables): a shortcut for :func:`gdcore.plot.plot_descent` (needs the extra
+        ``gdcore[plot]``); returns the matplotlib Axes."""
+        from .plot import plot_descent
+        return plot_descent(fun, self, ax=ax, **kwargs)
 
 
 # -- argument checks ---------------------------------------------------------------------------

@@ -525,7 +525,7 @@ class Network:
         with self._lock:
             return (Network._from_spec, (self._spec(), [p.copy() for p in self.parameters()]))
 
-    def save(self, path: Any, optimizer: Any = None) -> None:
+    def save(self, path: Any, optimizer: Any = None, metadata: Optional[dict] = None) -> None:
         """Write the network to ``path`` (.npz with JSON metadata, no pickle), atomically.
 
         Parameters
@@ -536,9 +536,12 @@ class Network:
             Also store this optimizer (hyper-parameters, schedule, state, step count) so that
             ``Network.load(path, optimizer=...)`` resumes training exactly. It must hold the
             state of this network or be unused; one bound to another network is a ValueError.
+        metadata : dict or None
+            Your own JSON-serializable data (str keys, finite numbers), stored with the
+            network and read back by ``gdcore.io.read_metadata(path)``; never pickled.
         """
         from .io import save
-        save(self, path, optimizer)
+        save(self, path, optimizer, metadata)
 
     @classmethod
     def load(cls, path: Any, optimizer: Any = None) -> "Network":
@@ -556,6 +559,17 @@ class Network:
         """
         from .io import load
         return load(path, optimizer)
+
+    def to_onnx(self, path: Any = None) -> Any:
+        """The forward pass as an ONNX model (``onnx.ModelProto``), built with ``onnx.helper``.
+
+        Input ``"X"`` ``(N, n_inputs)`` and output ``"Y"`` ``(N, n_outputs)`` in the network's
+        dtype, ``N`` dynamic; onnxruntime gives :meth:`predict`'s values. With ``path``
+        (str or os.PathLike) the model is also written there. Needs the extra ``gdcore[onnx]``
+        (ImportError otherwise); see :mod:`gdcore.onnx_export`.
+        """
+        from .onnx_export import network_to_onnx
+        return network_to_onnx(self, path)
 
 
 class Perceptron:
@@ -629,6 +643,12 @@ class Perceptron:
     def fit(self, X: ArrayLike, y: ArrayLike, **kwargs: Any) -> "History":
         """Train the unit; takes the arguments of :meth:`Network.fit`."""
         return self.network.fit(X, y, **kwargs)
+
+    def to_onnx(self, path: Any = None) -> Any:
+        """The unit as an ONNX model: input ``"X"`` ``(N, n_inputs)``, output ``"Y"`` ``(N,)``
+        (:meth:`predict`'s values); ``path`` as for :meth:`Network.to_onnx`."""
+        from .onnx_export import network_to_onnx
+        return network_to_onnx(self.network, path, flat=True)
 
     def __repr__(self) -> str:
         return (f"Perceptron({self.layer.n_inputs}, activation={self.activation!r}, "

@@ -218,6 +218,13 @@ class History:
             lines.append(f"advice: {advice}")
         return "\n".join(lines)
 
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Draw the loss per epoch, the rate and the undone epochs with matplotlib: a shortcut
+        for :func:`gdcore.plot.plot_history` (needs the extra ``gdcore[plot]``); returns the
+        matplotlib Axes."""
+        from .plot import plot_history
+        return plot_history(self, ax=ax, **kwargs)
+
     def _advice(self) -> str:
         if self.stop_reason == "diverged":
             rate = self.events[-1]["lr"] if self.events else (self.lr[-1] if self.lr else None)
