@@ -469,3 +469,16 @@ def test_boundary_bad_models():
         gp.plot_decision_boundary(gd.Network.from_sizes([3, 1], seed=0), X, np.zeros(4))
     with pytest.raises(ValueError, match="2 identity outputs"):
         gp.plot_decision_boundary(gd.Network.from_sizes([2, 2], seed=0), X, np.zeros(4))
+
+
+def test_boundary_of_gdcore_classifier_with_string_labels():
+    pytest.importorskip("sklearn")
+    from gdcore.sklearn import MLPClassifier
+
+    X, y = gd.datasets.two_moons(n_samples=120, noise=0.1, seed=0)
+    names = np.array(["left", "right"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=200,
+                        random_state=0).fit(X, names)
+    ax = gp.plot_decision_boundary(clf, X, names, resolution=60)
+    _assert_covers(ax, X)
+    assert len(_boundary(ax)) > 0

@@ -488,6 +488,15 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    def to_onnx(self, path: Any = None) -> Any:
+        """The fitted estimator's prediction graph as an ``onnx.ModelProto`` (the extra
+        ``gdcore[onnx]``), input ``"X"`` ``(N, n_features_in_)`` of the network's dtype: a
+        classifier's outputs ``"label"`` and ``"probabilities"``, a regressor's ``"prediction"``
+        (:func:`gdcore.onnx_export.estimator_to_onnx`). With ``path``, also saved there."""
+        check_is_fitted(self)
+        from .onnx_export import estimator_to_onnx
+        return estimator_to_onnx(self, path)
+
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by gdcore.
