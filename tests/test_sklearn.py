@@ -439,10 +439,16 @@ def test_on_divergence():
     assert np.all(np.isfinite(reg.predict(X)))
     # With mini-batches an epoch that blows up is seen in that epoch's loss and undone; with
     # full batches (one step, whose loss is that of the weights it started from) it is seen in
-    # the next epoch, a separate fit call, which can only go back to its own start.
-    reg = quietly(MLPRegressor(on_divergence="backoff", batch_size=16, **params), X, y * 100)
-    assert reg.history_.backoffs > 0 and np.isfinite(reg.loss_)
-    assert reg.history_.lr[-1] < params["learning_rate_init"]
+    # the next epoch, and the undo goes back to the start of the epoch before (all the epochs
+    # are one fit call): the per-epoch attributes forget the undone epochs with it.
+    for batch_size in (16, len(X)):
+        reg = quietly(MLPRegressor(on_divergence="backoff", batch_size=batch_size, **params),
+                      X, y * 100)
+        assert reg.history_.backoffs > 0 and np.isfinite(reg.loss_)
+        assert reg.history_.lr[-1] < params["learning_rate_init"]
+        assert len(reg.loss_curve_) == reg.n_iter_ == reg.history_.epochs
+        assert reg.loss_curve_ == reg.history_.loss and reg.loss_ == reg.loss_curve_[-1]
+        assert reg.t_ == reg.n_iter_ * len(X)
 
 
 def _initial_forward(X, sizes, random_state, out):

@@ -2,9 +2,10 @@
 
 :class:`MLPClassifier` and :class:`MLPRegressor` take scikit-learn's parameter names, defaults
 and meanings and set its fitted attributes, but train a :class:`gdcore.Network` in gdcore's
-engine (the compiled core, or the NumPy reference): each scikit-learn epoch is one
-``Network.fit(..., epochs=1)`` call, so every mini-batch step runs in C++. Around the epochs
-this module follows scikit-learn's ``BaseMultilayerPerceptron._fit_stochastic`` line by line:
+engine (the compiled core, or the NumPy reference): one ``Network.fit(..., epochs=max_iter)``
+call runs all the epochs, every mini-batch step in C++, and a fit callback (``_Epochs``) does
+scikit-learn's work after each epoch, so an undone (diverged) epoch can reach back past the
+last one. Around the epochs this module follows scikit-learn's ``BaseMultilayerPerceptron._fit_stochastic`` line by line:
 the validation split and score of ``early_stopping``, the ``tol`` / ``n_iter_no_change`` rule,
 the ``"constant"``, ``"invscaling"`` and ``"adaptive"`` rates of ``solver="sgd"``, ``t_``
 counting samples, ``ConvergenceWarning`` when ``max_iter`` ends training.
@@ -42,7 +43,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .network import Layer, Network
 from .optimizers import SGD, Adam
-from .training import ON_DIVERGENCE, History
+from .schedules import Schedule
+from .training import ON_DIVERGENCE, DivergenceError, History
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -63,6 +65,92 @@ _SCIPY_FTOL = 1e7 * np.finfo(np.float64).eps
 def _seed_from(rng: np.random.RandomState) -> int:
     """An int seed for one gdcore call, drawn from the estimator's random state."""
     return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class _EpochRates(Schedule):
+    """The rates scikit-learn's schedules chose, by the optimizer's epoch count: each holds
+    from the epoch it was set for on. Keyed by that count, which fit's rollback restores, an
+    undone epoch runs again at its own rate."""
+
+    def __init__(self, lr: float, epoch: int) -> None:
+        super().__init__(lr)
+        self._rates = {int(epoch): float(lr)}
+        self._last = (int(epoch), float(lr))
+
+    def set(self, epoch: int, lr: float) -> None:
+        """Train from optimizer epoch ``epoch`` on at ``lr`` (forgets later entries)."""
+        for later in [e for e in self._rates if e > epoch]:
+            del self._rates[later]
+        self._rates[epoch] = float(lr)
+
+    def _lr(self, epoch: int) -> float:
+        rate = self._rates.get(epoch)
+        if rate is None:
+            rate = self._rates[max((e for e in self._rates if e <= epoch),
+                                   default=min(self._rates))]
+        return rate
+
+    def _params(self) -> dict:
+        return {"rates": dict(self._rates)}
+
+
+class _Epochs:
+    """The fit callback that does scikit-learn's work after each epoch of ``_fit_stochastic``:
+    ``loss_curve_``, ``t_``, ``n_iter_``, verbose output, the validation score of
+    early_stopping, the ``tol`` / ``n_iter_no_change`` rule (a true return ends fit) and the
+    sgd rate schedules, set for the optimizer's next epoch.
+
+    fit can undo an epoch it already reported (a divergence, a rollback): then it reports
+    again from that epoch, and the attributes go back to their values before it (``state``).
+    """
+
+    def __init__(self, est: "_BaseMLP", n_samples: int, validation: Optional[tuple]) -> None:
+        self.est, self.n_samples, self.validation = est, n_samples, validation
+        self.t0, self.n_curve = est.t_, len(est.loss_curve_)
+        self.n_scores = len(est.validation_scores_) if validation is not None else 0
+        self.states: list = []  # the scalars before each epoch's report
+        self.sgd = est.solver == "sgd"
+        self.invscaling = self.sgd and est.learning_rate == "invscaling"
+
+    def _state(self) -> tuple:
+        est = self.est
+        return (est._no_improvement_count, est.best_loss_, est.best_validation_score_,
+                est._rate)
+
+    def __call__(self, epoch: int, logs: dict) -> bool:
+        est = self.est
+        if epoch < len(self.states):  # an epoch reported before was undone: forget it
+            (est._no_improvement_count, est.best_loss_, est.best_validation_score_,
+             est._rate) = self.states[epoch]
+            del self.states[epoch:]
+            del est.loss_curve_[self.n_curve + epoch:]
+            if self.validation is not None:
+                del est.validation_scores_[self.n_scores + epoch:]
+                del est.history_.metrics["validation_score"][self.n_scores + epoch:]
+        self.states.append(self._state())
+        est.n_iter_ = epoch + 1
+        est.loss_ = logs["loss"] * est._loss_scale
+        est.t_ = self.t0 + (epoch + 1) * self.n_samples
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+        est._update_no_improvement_count(self.validation)
+        if self.invscaling:
+            est._rate = est._rate_init() / (est.t_ + 1) ** est.power_t
+        stop = False
+        if est._no_improvement_count > est.n_iter_no_change:
+            if self.validation is not None:
+                msg = ("Validation score did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (est.tol, est.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d consecutive "
+                       "epochs." % (est.tol, est.n_iter_no_change))
+            stop = est._trigger_stopping(msg)
+            if not stop:
+                est._no_improvement_count = 0
+        if not stop and self.sgd:
+            est._set_rate(est._rate)  # for the optimizer's next epoch
+        return stop
 
 
 class _BaseMLP(BaseEstimator):
@@ -274,15 +362,22 @@ class _BaseMLP(BaseEstimator):
         return float(found)
 
     def _set_rate(self, base: float) -> None:
-        """Train the next epoch at sklearn's rate ``base`` (times gdcore's divergence back-off,
-        and times the gradient scale for SGD, whose step is not scale-free)."""
+        """Train the optimizer's next epoch at sklearn's rate ``base`` (times gdcore's
+        divergence back-off, and times the gradient scale for SGD, whose step is not
+        scale-free): an entry of the :class:`_EpochRates` schedule at the optimizer's epoch
+        count, so that an epoch fit undoes and runs again gets the rate it had."""
+        opt = self._optimizer
         rate = base * (self._grad_scale if self.solver == "sgd" else 1.0)
-        scale = self._optimizer.lr_scale
-        self._optimizer.lr = rate
-        self._optimizer.lr_scale = scale
+        if not isinstance(opt.schedule, _EpochRates):
+            scale = opt.lr_scale
+            opt.lr = _EpochRates(rate, opt.epochs_done)
+            opt.lr_scale = scale
+        opt.schedule.set(opt.epochs_done, rate)
 
     def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, y: np.ndarray,
                         sample_weight: Optional[np.ndarray], incremental: bool) -> None:
+        """scikit-learn's epochs in one ``Network.fit`` call (``max_iter`` epochs, one for
+        partial_fit); :class:`_Epochs`, its callback, does sklearn's work after each."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         new_optimizer = not incremental or not hasattr(self, "_optimizer")
@@ -300,9 +395,13 @@ class _BaseMLP(BaseEstimator):
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
+            # converted once here, not by every epoch's fit and score
+            X_train, Y_train = np.ascontiguousarray(X_train), np.ascontiguousarray(Y_train)
+            X_val = np.ascontiguousarray(X_val)
+            validation = (X_val, y_val, w_val)
         else:
             X_train, Y_train, w_train = X, Y, sample_weight
-            X_val = y_val = w_val = None
+            validation = None
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -313,46 +412,28 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         if new_optimizer:
             self._rate = self._initial_rate(X_train, Y_train, w_train, batch_size)
-        fit_kwargs = self._fit_kwargs()
-        history = self.history_
+        self._set_rate(self._rate)
         self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            self._set_rate(self._rate)
-            epoch = self.network_.fit(
-                X_train, Y_train, optimizer=self._optimizer, epochs=1, batch_size=batch_size,
+        epochs = _Epochs(self, n_samples, validation)
+        try:
+            run = self.network_.fit(
+                X_train, Y_train, optimizer=self._optimizer,
+                epochs=1 if incremental else int(self.max_iter), batch_size=batch_size,
                 shuffle=bool(self.shuffle), sample_weight=w_train,
                 seed=_seed_from(self._random_state),  # the order and the dropout masks
-                on_divergence=self.on_divergence, **fit_kwargs)
-            self._record(epoch)
-            if not epoch.epochs:  # diverged with on_divergence="stop": nothing was kept
-                history.stop_reason = "diverged"
-                break
-            self.n_iter_ += 1
-            self.loss_ = epoch.loss[-1] * self._loss_scale
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(early_stopping, X_val, y_val, w_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._rate = self._rate_init() / (self.t_ + 1) ** self.power_t
-            if self._no_improvement_count > self.n_iter_no_change:
-                if early_stopping:
-                    msg = ("Validation score did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                else:
-                    msg = ("Training loss did not improve more than tol=%f for %d consecutive "
-                           "epochs." % (self.tol, self.n_iter_no_change))
-                if self._trigger_stopping(msg):
-                    history.converged = True
-                    history.stop_reason = "converged"
-                    break
-                self._no_improvement_count = 0
-            if incremental:
-                history.stop_reason = "epochs"
-                break
-            if self.n_iter_ == self.max_iter:
-                history.stop_reason = "epochs"
+                on_divergence=self.on_divergence, callbacks=[epochs], **self._fit_kwargs())
+        except DivergenceError as exc:  # keep the record of the epochs before it
+            self._record(exc.history)
+            self.history_.stop_reason = exc.history.stop_reason
+            raise
+        self._record(run)
+        history = self.history_
+        if run.stop_reason == "callback":  # sklearn's tol / n_iter_no_change rule
+            history.converged = True
+            history.stop_reason = "converged"
+        else:
+            history.stop_reason = run.stop_reason
+            if run.stop_reason == "epochs" and not incremental:
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
@@ -379,26 +460,25 @@ class _BaseMLP(BaseEstimator):
                          " Stopping."))
         return True
 
-    def _record(self, epoch: History) -> None:
+    def _record(self, run: History) -> None:
         """Append one fit call's record to ``history_``."""
         history = self.history_
-        history.loss.extend(loss * self._loss_scale for loss in epoch.loss)
-        history.lr.extend(epoch.lr)
-        history.epochs += epoch.epochs
-        history.diverged |= epoch.diverged
-        history.backoffs += epoch.backoffs
-        history.events.extend(epoch.events)
-        history.time += epoch.time
-        if math.isnan(history.start_loss) and not math.isnan(epoch.start_loss):
-            history.start_loss = epoch.start_loss * self._loss_scale
-        history.suggested_lr = epoch.suggested_lr
-        history.backend = epoch.backend
+        history.loss.extend(loss * self._loss_scale for loss in run.loss)
+        history.lr.extend(run.lr)
+        history.epochs += run.epochs
+        history.diverged |= run.diverged
+        history.backoffs += run.backoffs
+        history.events.extend(run.events)
+        history.time += run.time
+        if math.isnan(history.start_loss) and not math.isnan(run.start_loss):
+            history.start_loss = run.start_loss * self._loss_scale
+        history.suggested_lr = run.suggested_lr
+        history.backend = run.backend
         history.best_epoch = (int(np.argmin(history.loss)) if history.loss else None)
 
-    def _update_no_improvement_count(self, early_stopping: bool, X: Any, y: Any,
-                                     sample_weight: Any) -> None:
-        if early_stopping:
-            val_score = self._score(X, y, sample_weight=sample_weight)
+    def _update_no_improvement_count(self, validation: Optional[tuple]) -> None:
+        if validation is not None:
+            val_score = self._validation_score(*validation)
             self.validation_scores_.append(val_score)
             self.history_.metrics.setdefault("validation_score", []).append(val_score)
             if self.verbose:
@@ -410,7 +490,8 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
-                self._best_params = [p.copy() for p in self.network_.parameters()]
+                for target, p in zip(self._best_params, self.network_.parameters()):
+                    np.copyto(target, p)
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -418,6 +499,10 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
+
+    def _validation_score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any) -> float:
+        """The score of early_stopping on the held-out part (validated and converted once)."""
+        return self._score(X, y, sample_weight=sample_weight)
 
     def _fit_lbfgs(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray]
                    ) -> None:
