@@ -26,8 +26,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from measurement import machine_info  # noqa: E402
