@@ -50,8 +50,12 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PY="$VENV/bin/python"
 say "installing build and test dependencies"
+# The build requirements, and the test extra as pyproject.toml lists it (one list to keep).
+mapfile -t TEST_EXTRA < <("$PY" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["test"]))' \
+    "$ROOT/pyproject.toml")
 "$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.13" "scipy-openblas32>=0.3.28" \
-    "numpy>=1.23" "pytest>=7" "hypothesis>=6" "tqdm>=4.60"
+    "numpy>=1.23" "${TEST_EXTRA[@]}"
 
 # --- build and install gdcore with the sanitizers (no build isolation: reuse the venv) -------
 say "building gdcore with $FLAGS into $BUILD"
