@@ -149,6 +149,7 @@ private:
         static std::atomic<int> count{1};  // the warm-up's call
         return count;
     }
+    gd::blas::ThreadRegion region_;  // OpenBLAS single-threaded for the call (blas.hpp)
 };
 
 // MemoryError for a workspace (reserve) that could not be allocated, with its size.

@@ -8,6 +8,7 @@
 #include "../gd/dropout.hpp"
 #include "../gd/finite.hpp"
 #include "../gd/kernels.hpp"
+#include "../gd/threads.hpp"
 
 namespace py = pybind11;
 
@@ -65,6 +66,8 @@ PYBIND11_MODULE(_core, m) {
         info["blas_corename"] = gd::blas::corename();
         info["blas_num_threads"] = gd::blas::get_num_threads();
         info["small_gemm_limit"] = static_cast<long>(gd::blas::small_gemm_limit);
+        info["split_gemm_limit"] = static_cast<long>(gd::blas::split_gemm_limit);
+        info["helper_threads"] = gd::threads::pool_size();
         info["kernels_isa"] = gd::kernels::table().isa;
         return info;
     }, R"pbdoc(Compiler, flags, version and BLAS (configuration, CPU kernel, threads) of the build.)pbdoc");
@@ -76,10 +79,10 @@ PYBIND11_MODULE(_core, m) {
         if (v < 1 || v > 1 << 16) throw py::value_error("n must be a positive number of threads, got " +
                                                         std::to_string(v));
         gd::blas::set_num_threads(static_cast<int>(v));
-    }, py::arg("n"), R"pbdoc(Set the number of threads the core's OpenBLAS uses (process-wide).)pbdoc");
+    }, py::arg("n"), R"pbdoc(Set the number of threads the core and its OpenBLAS use (process-wide).)pbdoc");
 
     m.def("get_num_threads", [] { return gd::blas::get_num_threads(); },
-          R"pbdoc(The number of threads the core's OpenBLAS uses.)pbdoc");
+          R"pbdoc(The number of threads the core and its OpenBLAS use.)pbdoc");
 
     m.def("all_finite", [](const py::array& a) {
         if (!(a.flags() & py::array::c_style))
@@ -132,4 +135,5 @@ process-wide. For tests and benchmarks: every engine call afterwards uses them.)
     // Fill OpenBLAS's buffer pool now, while memory is plentiful (blas.hpp): its allocation
     // failing later would end the process.
     gd::blas::warm_up();
+    gd::blas::prepare_helpers();
 }

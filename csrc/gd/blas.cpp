@@ -1,5 +1,6 @@
 // GEMM dispatch: the own register-blocked kernel (kernels.hpp) for small products, where a BLAS
-// call costs more than the arithmetic; scipy-openblas32 for the rest.
+// call costs more than the arithmetic; scipy-openblas32 for the rest, single-threaded while
+// gdcore computes; large products split in chunks over gdcore's helper threads (threads.hpp).
 #include "blas.hpp"
 
 #include <cblas.h>
@@ -7,10 +8,14 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <thread>
 
 #include "kernels.hpp"
+#include "threads.hpp"
 
 namespace gd::blas {
 namespace {
@@ -19,9 +24,39 @@ inline CBLAS_TRANSPOSE cblas_op(Op op) noexcept {
     return op == Op::none ? CblasNoTrans : CblasTrans;
 }
 
+// OpenBLAS's buffers (blas.hpp, warm_up): each call in flight holds one, and a call that finds
+// none free maps a new one, ending the process if that fails. gdcore's calls in flight, and how
+// many at once OpenBLAS is known to have buffers for: a call that would go past that first
+// checks for room (buffer_room), and without room waits for another call to finish, so that a
+// helper thread's chunk never makes OpenBLAS map a buffer the process has no room for.
+std::atomic<int> blas_in_flight{0};
+std::atomic<int> blas_buffers_known{1};  // the warm-up's
+
+class BlasBuffer {
+public:
+    BlasBuffer() noexcept {
+        for (;;) {
+            const int now = blas_in_flight.fetch_add(1) + 1;
+            int known = blas_buffers_known.load();
+            if (now <= known) return;
+            if (buffer_room()) {
+                while (now > known && !blas_buffers_known.compare_exchange_weak(known, now)) {
+                }
+                return;
+            }
+            blas_in_flight.fetch_sub(1);
+            while (blas_in_flight.load() >= blas_buffers_known.load()) std::this_thread::yield();
+        }
+    }
+    ~BlasBuffer() { blas_in_flight.fetch_sub(1); }
+    BlasBuffer(const BlasBuffer&) = delete;
+    BlasBuffer& operator=(const BlasBuffer&) = delete;
+};
+
 inline void blas_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, float alpha,
                       const float* a, index_t lda, const float* b, index_t ldb, float beta,
                       float* c, index_t ldc) noexcept {
+    BlasBuffer buffer;
     scipy_cblas_sgemm(CblasRowMajor, cblas_op(op_a), cblas_op(op_b), blasint(m), blasint(n),
                       blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
@@ -29,6 +64,7 @@ inline void blas_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, float a
 inline void blas_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, double alpha,
                       const double* a, index_t lda, const double* b, index_t ldb, double beta,
                       double* c, index_t ldc) noexcept {
+    BlasBuffer buffer;
     scipy_cblas_dgemm(CblasRowMajor, cblas_op(op_a), cblas_op(op_b), blasint(m), blasint(n),
                       blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
@@ -72,7 +108,6 @@ T* thread_work() noexcept {
     return work.get();
 }
 
-
 }  // namespace
 
 bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept {
@@ -88,10 +123,14 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept 
     return macs <= small_gemm_limit;
 }
 
+namespace {
+
+// One product on the calling thread: the own kernel or OpenBLAS (single-threaded inside a
+// region), then the epilogue.
 template <class T>
-void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
-          const T* b, index_t ldb, T beta, T* c, index_t ldc,
-          const kernels::Epilogue<T>& epilogue) noexcept {
+void gemm_single(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                 index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                 const kernels::Epilogue<T>& epilogue) noexcept {
     if (m == 0 || n == 0) return;
     T* work = use_own_kernel(op_a, op_b, m, n, k) ? thread_work<T>() : nullptr;
     if (work != nullptr) {
@@ -101,6 +140,174 @@ void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a
         blas_gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         apply_epilogue(m, n, epilogue, c, ldc);
     }
+}
+
+// A product cut into chunks of C's rows (or, when C has few rows, of its columns): each chunk
+// is a product of its own, the same whichever thread runs it.
+template <class T>
+struct Chunked {
+    Op op_a, op_b;
+    index_t m, n, k;
+    T alpha;
+    const T* a;
+    index_t lda;
+    const T* b;
+    index_t ldb;
+    T beta;
+    T* c;
+    index_t ldc;
+    kernels::Epilogue<T> epilogue;
+    ChunkPlan plan;
+
+    static void run(void* self, int chunk) noexcept {
+        const Chunked& p = *static_cast<const Chunked*>(self);
+        const index_t lo = index_t(chunk) * p.plan.step;
+        const index_t len = std::min(p.plan.step, p.plan.extent - lo);
+        kernels::Epilogue<T> ep = p.epilogue;
+        if (p.plan.by_rows) {
+            if (ep.mask != nullptr) ep.mask += lo * ep.ldm;
+            const T* a = p.op_a == Op::none ? p.a + lo * p.lda : p.a + lo;
+            gemm_single(p.op_a, p.op_b, len, p.n, p.k, p.alpha, a, p.lda, p.b, p.ldb, p.beta,
+                        p.c + lo * p.ldc, p.ldc, ep);
+        } else {
+            if (ep.bias != nullptr) ep.bias += lo;
+            if (ep.mask != nullptr) ep.mask += lo;
+            const T* b = p.op_b == Op::none ? p.b + lo : p.b + lo * p.ldb;
+            gemm_single(p.op_a, p.op_b, p.m, len, p.k, p.alpha, p.a, p.lda, b, p.ldb, p.beta,
+                        p.c + lo, p.ldc, ep);
+        }
+    }
+};
+
+// -- the thread region ----------------------------------------------------------------------
+// OpenBLAS's thread count is the budget users set (set_num_threads, threadpoolctl,
+// OPENBLAS_NUM_THREADS). While any gdcore product runs, OpenBLAS is set to one thread and
+// gdcore spends the budget itself; the first to enter records it, the last to leave puts it
+// back (unless someone else changed the setting meanwhile).
+std::mutex region_mutex;
+int region_users = 0;
+int region_budget = 1;
+
+int enter_region() noexcept {
+    std::lock_guard<std::mutex> lock(region_mutex);
+    if (region_users++ == 0) {
+        region_budget = std::max(1, scipy_openblas_get_num_threads());
+        if (region_budget > 1) scipy_openblas_set_num_threads(1);
+    }
+    return region_budget;
+}
+
+void leave_region() noexcept {
+    std::lock_guard<std::mutex> lock(region_mutex);
+    if (--region_users == 0 && region_budget > 1 && scipy_openblas_get_num_threads() == 1)
+        scipy_openblas_set_num_threads(region_budget);
+}
+
+// This thread's region: ThreadRegion objects nest (depth); the first product that needs it
+// enters the process-wide region, and the outermost ThreadRegion leaves it.
+struct RegionState {
+    int depth = 0;
+    bool entered = false;
+    int budget = 1;
+};
+thread_local RegionState this_thread_region;
+
+// The helper pool's threads start with one OpenBLAS product, so that OpenBLAS's buffer for
+// each is taken while memory is plentiful (warm_up).
+void warm_helper() noexcept { warm_up(); }
+
+// After a split that showed the other cores busy (threads::Outcome::contended), split products
+// run on the caller alone for a while: solo_splits_first of them, doubling while the signs
+// persist (up to solo_splits_most), back to the first count after a split the helpers joined
+// cleanly.
+std::atomic<int> solo_splits_left{0};
+std::atomic<int> solo_splits_next{0};
+constexpr int solo_splits_first = 32;
+constexpr int solo_splits_most = 1 << 14;
+
+template <class T>
+void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                    index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                    const kernels::Epilogue<T>& epilogue, int budget) noexcept {
+    const ChunkPlan plan = chunk_plan(m, n, k);
+    if (plan.chunks <= 1) {
+        gemm_single(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+        return;
+    }
+    Chunked<T> product{op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, plan};
+    int helpers = budget - 1;
+    if (helpers > 0 && solo_splits_left.load(std::memory_order_relaxed) > 0) {
+        solo_splits_left.fetch_sub(1, std::memory_order_relaxed);
+        helpers = 0;
+    }
+    if (helpers > 0 && threads::pool_size() < helpers) threads::ensure_helpers(helpers, &warm_helper);
+    const threads::Outcome outcome =
+        threads::run_chunks(&Chunked<T>::run, &product, plan.chunks, helpers);
+    if (helpers == 0) return;
+    if (outcome.contended) {  // (relaxed: a lost update only changes how long we stay solo)
+        const int next = std::max(solo_splits_first, solo_splits_next.load(std::memory_order_relaxed));
+        solo_splits_left.store(next, std::memory_order_relaxed);
+        solo_splits_next.store(std::min(2 * next, solo_splits_most), std::memory_order_relaxed);
+    } else if (outcome.by_helpers > 0) {
+        solo_splits_next.store(solo_splits_first, std::memory_order_relaxed);
+    }
+}
+
+}  // namespace
+
+ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept {
+    ChunkPlan plan;
+    const double macs = double(m) * double(n) * double(k);
+    if (macs < double(split_gemm_limit)) return plan;
+    const int chunks = int(std::min<double>(max_chunks, macs / double(split_gemm_limit / 2)));
+    if (m >= 2 * chunk_rows) {
+        plan.by_rows = true;
+        plan.extent = m;
+        plan.step = ((m + chunks - 1) / chunks + chunk_rows - 1) / chunk_rows * chunk_rows;
+    } else if (n >= 2 * chunk_columns) {
+        plan.by_rows = false;
+        plan.extent = n;
+        plan.step = ((n + chunks - 1) / chunks + chunk_columns - 1) / chunk_columns * chunk_columns;
+    } else {
+        return plan;
+    }
+    plan.chunks = int((plan.extent + plan.step - 1) / plan.step);
+    return plan;
+}
+
+ThreadRegion::ThreadRegion() noexcept { ++this_thread_region.depth; }
+
+ThreadRegion::~ThreadRegion() {
+    RegionState& region = this_thread_region;
+    if (--region.depth == 0 && region.entered) {
+        region.entered = false;
+        leave_region();
+    }
+}
+
+template <class T>
+void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+          const T* b, index_t ldb, T beta, T* c, index_t ldc,
+          const kernels::Epilogue<T>& epilogue) noexcept {
+    if (m == 0 || n == 0) return;
+    // A small product on the own kernel needs no region (predict of a row stays ~1 us).
+    if (chunk_plan(m, n, k).chunks <= 1 && use_own_kernel(op_a, op_b, m, n, k)) {
+        gemm_single(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+        return;
+    }
+    RegionState& region = this_thread_region;
+    if (region.depth > 0) {
+        if (!region.entered) {
+            region.budget = enter_region();
+            region.entered = true;
+        }
+        gemm_in_region(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue,
+                       region.budget);
+        return;
+    }
+    const int budget = enter_region();  // a caller without a ThreadRegion: one product's
+    gemm_in_region(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, budget);
+    leave_region();
 }
 
 template <class T>
@@ -164,7 +371,14 @@ bool buffer_room() noexcept {
 void set_num_threads(int n) noexcept {
     const int before = scipy_openblas_get_num_threads();
     scipy_openblas_set_num_threads(n);
-    if (n > before) warm_up();
+    if (n > before) {
+        warm_up();
+        prepare_helpers();
+    }
+}
+
+int prepare_helpers() noexcept {
+    return threads::ensure_helpers(scipy_openblas_get_num_threads() - 1, &warm_helper);
 }
 int get_num_threads() noexcept { return scipy_openblas_get_num_threads(); }
 const char* config() noexcept { return scipy_openblas_get_config(); }

@@ -49,8 +49,55 @@ inline constexpr index_t small_gemm_limit = 1 << 17;
 // Whether gemm takes the own kernel for this product (exposed for tests and benchmarks).
 bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 
-// Threads OpenBLAS may use (process-wide). Growing the count warms the new threads (below).
+// -- Threads ---------------------------------------------------------------------------------
+// OpenBLAS's threads hurt small and mid-sized products: its caller waits for every worker, and
+// when the other core is busy (another process, a second notebook, a joblib worker) a worker
+// that is not scheduled makes a 20 us product take a scheduler time slice. Measured on a
+// 2-core machine under load (bench/threads.py): 200x64x100 went from 96 us on one thread to
+// 16 ms on two, 1024^3 from 71 ms to 111 ms; idle, two threads gain nothing below ~1M
+// multiply-adds (the hand-off costs more than half the product). So:
+//  * gdcore runs OpenBLAS single-threaded while it computes (ThreadRegion below), and
+//  * splits a product of at least split_gemm_limit multiply-adds itself, into chunks of C's
+//    rows (or columns, when C has fewer than 2 chunk_rows rows) that its helper threads claim
+//    as they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
+//    is not running costs little; after a split that showed the other core busy, splits run on
+//    the caller alone for a while (blas.cpp, solo_splits_first).
+//  * The chunks depend on the shape only, never on the thread count or the load, so results
+//    are the same bit for bit with any number of threads.
+// The thread budget is OpenBLAS's own setting, so set_num_threads, threadpoolctl's limits and
+// OPENBLAS_NUM_THREADS all govern gdcore too.
+inline constexpr index_t split_gemm_limit = index_t(1) << 18;
+inline constexpr int max_chunks = 8;
+inline constexpr index_t chunk_rows = 8;      // OpenBLAS's and the own kernel's row blocking
+inline constexpr index_t chunk_columns = 16;  // 64 bytes of float32
+
+struct ChunkPlan {
+    int chunks = 1;      // 1: not split
+    bool by_rows = true;
+    index_t extent = 0;  // rows (or columns) of C split
+    index_t step = 0;    // rows (or columns) per chunk; the last may have fewer
+};
+// How gemm splits a product of op(A) (m x k) and op(B) (k x n) (exposed for tests).
+ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept;
+
+// While one exists on a thread, the gdcore products of that thread run inside one region: the
+// first product that reaches OpenBLAS sets OpenBLAS to one thread (process-wide, counted over
+// threads) and reads the budget; the outermost ThreadRegion puts the setting back. Without
+// one, each such product enters and leaves on its own (~0.1 us). Not copyable.
+class ThreadRegion {
+public:
+    ThreadRegion() noexcept;
+    ~ThreadRegion();
+    ThreadRegion(const ThreadRegion&) = delete;
+    ThreadRegion& operator=(const ThreadRegion&) = delete;
+};
+
+// Threads gdcore and its OpenBLAS may use (process-wide): OpenBLAS's setting. Growing the
+// count warms the new threads (below) and starts the helpers.
 void set_num_threads(int n) noexcept;
+// Starts helper threads up to the thread count minus one (each warmed as warm_up does);
+// returns how many run.
+int prepare_helpers() noexcept;
 
 // OpenBLAS takes a buffer from its pool for the calling thread and for each worker thread on
 // their first product, and when that allocation fails it prints "Memory allocation still
