@@ -153,7 +153,14 @@ def make_engine(weights: list, biases: list, activations: list[int], loss: int,
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the compiled core (and its OpenBLAS) may use.
+    """Set the number of threads the compiled core may use (process-wide).
+
+    The count is the setting of the core's OpenBLAS (``scipy-openblas32``), so
+    ``threadpoolctl.threadpool_limits(n)`` and ``OPENBLAS_NUM_THREADS=n`` (read at start-up)
+    set the same number. While it computes, the core runs OpenBLAS single-threaded and splits
+    products of at least ``build_info()["split_gemm_limit"]`` multiply-adds over its own
+    helper threads, which never make a product wait for a busy core; results are
+    bit-identical for any thread count. No effect on the NumPy backend.
 
     Parameters
     ----------
