@@ -1,16 +1,17 @@
 #!/usr/bin/env python
-"""gdcore against its NumPy reference, PyTorch and scikit-learn on the benchmark workloads.
+"""gdcore against its NumPy reference, PyTorch, scikit-learn and JAX on the benchmark workloads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py \\
         [--repeats N] [--threads T] [--only tiny,small,medium,large,predict-1,memory] \\
-        [--engines gdcore,numpy,torch,sklearn] [--json out.json]
+        [--engines gdcore,numpy,torch,sklearn,jax] [--json out.json]
 
 Everything runs in this one process (the memory probe in a fresh child), with the same thread
 count for every engine. An epoch is timed as the user calls it: ``net.fit(X, y, optimizer=...,
 epochs=1, batch_size=bs, shuffle=False)`` from the same initial weights and a fresh optimizer
 each repetition; the "engine" column is ``net.train_epoch(X, y, optimizer, batch_size=bs)``,
 the engine call fit makes per epoch without its history and divergence check, so the
-difference is fit's own work. Each time is the median of ``--repeats`` runs after one warm-up
+difference is fit's own work. JAX runs the whole epoch as one ``jit`` function (``lax.scan``
+over the batches), compiled in the warm-up run, so compilation is not timed. Each time is the median of ``--repeats`` runs after one warm-up
 run. Engines that are not installed are reported as skipped.
 
 The pieces: ``engines.py`` (one adapter per engine), ``measurement.py`` (timing, memory, the

@@ -17,7 +17,7 @@ import numpy as np
 import gdcore as gd
 from workloads import Workload, cpp_available, restore
 
-ENGINES = ("gdcore", "numpy", "torch", "sklearn")
+ENGINES = ("gdcore", "numpy", "torch", "sklearn", "jax")
 #: The engines that are gdcore, and the backend each one uses.
 GDCORE_BACKENDS = {"gdcore": "cpp", "numpy": "numpy"}
 
@@ -181,11 +181,77 @@ def sklearn_epoch(w: Workload, data, initial) -> Epoch:
     return Epoch(reset, run)
 
 
+# --- JAX ------------------------------------------------------------------------------------
+
+def jax_epoch(w: Workload, data, initial) -> Epoch:
+    """The whole epoch as one ``jit``-compiled function: ``lax.scan`` over the batches of a
+    step (forward, the loss on logits, ``jax.grad``, SGD with torch's momentum rule), and the
+    last, shorter batch (if any) as one more step. The warm-up run compiles it; the timed runs
+    do not (compare.py times after one warm-up)."""
+    jax = optional_import("jax")
+    jnp = jax.numpy
+    jax.config.update("jax_platforms", "cpu")
+    hidden = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+              "identity": lambda z: z}[w.activation]
+
+    def logits(params, x):
+        for i, (W, b) in enumerate(params):
+            x = x @ W + b
+            if i < len(params) - 1:
+                x = hidden(x)
+        return x
+
+    def loss(params, x, y):
+        z = logits(params, x)
+        if w.loss == "bce":
+            z = z[:, 0]
+            return jnp.mean(jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z))))
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1))
+
+    def step(carry, batch):
+        params, velocity = carry
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        velocity = jax.tree_util.tree_map(lambda v, g: w.momentum * v + g, velocity, grads)
+        params = jax.tree_util.tree_map(lambda p, v: p - w.lr * v, params, velocity)
+        return (params, velocity), value * batch[0].shape[0]
+
+    X, y = data
+    whole = (len(X) // w.batch_size) * w.batch_size
+    shape = (-1, w.batch_size)
+    xs = (jnp.asarray(X[:whole]).reshape(*shape, X.shape[1]), jnp.asarray(y[:whole]).reshape(shape))
+    tail = (jnp.asarray(X[whole:]), jnp.asarray(y[whole:])) if whole < len(X) else None
+
+    @jax.jit
+    def epoch(params, velocity):
+        (params, velocity), values = jax.lax.scan(step, (params, velocity), xs)
+        total = values.sum()
+        if tail is not None:
+            (params, velocity), value = step((params, velocity), tail)
+            total = total + value
+        return params, velocity, total / len(X)
+
+    start = [(jnp.asarray(initial[2 * i]), jnp.asarray(initial[2 * i + 1]))
+             for i in range(len(w.sizes) - 1)]
+    current = {}
+
+    def reset():
+        current["params"] = start
+        current["velocity"] = jax.tree_util.tree_map(jnp.zeros_like, start)
+
+    def run():
+        params, velocity, value = epoch(current["params"], current["velocity"])
+        current["params"], current["velocity"] = params, velocity
+        return float(value)  # waits for the result
+
+    return Epoch(reset, run)
+
+
 EPOCH_RUNNERS = {
     "gdcore": functools.partial(gdcore_epoch, backend="cpp"),
     "numpy": functools.partial(gdcore_epoch, backend="numpy"),
     "torch": torch_epoch,
     "sklearn": sklearn_epoch,
+    "jax": jax_epoch,
 }
 
 
@@ -209,7 +275,7 @@ def predict_callables(engine: str, w: Workload, x_row: np.ndarray, initial):
 def load_libraries(threads: int) -> None:
     """Load every engine's libraries, then give each the same thread count (threadpoolctl
     limits only what is loaded)."""
-    for module in ("torch", "sklearn.neural_network"):
+    for module in ("torch", "sklearn.neural_network", "jax"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     from threadpoolctl import threadpool_limits

@@ -247,7 +247,7 @@ def cpu_model() -> str:
 def machine_info() -> dict:
     versions = {"python": platform.python_version(), "numpy": np.__version__,
                 "gdcore": gd.__version__}
-    for module in ("torch", "sklearn"):
+    for module in ("torch", "sklearn", "jax"):
         try:
             versions[module] = importlib.import_module(module).__version__
         except ImportError:

@@ -20,7 +20,7 @@ def print_machine(info: dict, threads: int) -> None:
     v = info["versions"]
     print(f"machine : {info['cpu']}, {info['cores']} cores available; {info['platform']}")
     print(f"versions: python {v['python']}, numpy {v['numpy']}, torch {v['torch']}, "
-          f"scikit-learn {v['sklearn']}, gdcore {v['gdcore']}")
+          f"scikit-learn {v['sklearn']}, jax {v.get('jax')}, gdcore {v['gdcore']}")
     print(f"gdcore  : {info['gdcore_build']}")
     for lib in info["blas"]:
         print(f"BLAS    : {lib['used_by']:7s} {lib['library']} {lib['version']} "
@@ -51,7 +51,8 @@ def print_table(rows: list[Row], gemm: float) -> None:
         print(f"{r.workload:8s} {r.engine:8s} {r.seconds * 1e3:8.2f}ms {r.spread:6.0%}"
               f"{noisy(r.spread) or ' '}{bare} {w.n_samples / r.seconds:11.0f} "
               f"{gflops:8.1f} {vs} {gflops / gemm:8.1%} {r.loss:9.5f}")
-    print("epoch: median fit(epochs=1) (torch: its loop, sklearn: partial_fit); spread: "
+    print("epoch: median fit(epochs=1) (torch: its loop, sklearn: partial_fit, jax: one jit "
+          "function, lax.scan over the batches, compiled in the warm-up); spread: "
           f"(max - min) / median, '!' above {NOISY:.0%} (noisy: rerun on an idle machine); "
           "engine: net.train_epoch, the engine call fit makes per epoch (no history, no "
           "divergence check); GFLOP/s: 6 x sum(n_in*n_out) per sample; "

@@ -73,14 +73,18 @@ def memory_fraction(r: Results) -> Optional[float]:
 
 #: (name, measure, threshold, at_most): the value must be >= threshold (<= with at_most).
 TARGETS = [
-    ("tiny: PyTorch / gdcore", slower_than_gdcore("tiny", "torch"), 100, False),
+    ("tiny: PyTorch / gdcore", slower_than_gdcore("tiny", "torch"), 200, False),
     ("tiny: NumPy reference / gdcore", slower_than_gdcore("tiny", "numpy"), 10, False),
-    ("small: PyTorch / gdcore", slower_than_gdcore("small", "torch"), 15, False),
-    ("small: scikit-learn / gdcore", slower_than_gdcore("small", "sklearn"), 8, False),
-    ("medium: PyTorch / gdcore", slower_than_gdcore("medium", "torch"), 1.2, False),
+    ("tiny: JAX (jit + scan) / gdcore", slower_than_gdcore("tiny", "jax"), 1, False),
+    ("small: PyTorch / gdcore", slower_than_gdcore("small", "torch"), 25, False),
+    ("small: scikit-learn / gdcore", slower_than_gdcore("small", "sklearn"), 12, False),
+    ("small: JAX (jit + scan) / gdcore", slower_than_gdcore("small", "jax"), 1, False),
+    ("medium: PyTorch / gdcore", slower_than_gdcore("medium", "torch"), 1.4, False),
+    ("medium: JAX (jit + scan) / gdcore", slower_than_gdcore("medium", "jax"), 1, False),
     ("large: PyTorch / gdcore", slower_than_gdcore("large", "torch"), 0.95, False),
-    ("large: gdcore GFLOP/s / GEMM rate", large_gemm_fraction, 0.9, False),
-    ("predict-1: PyTorch / gdcore per call", predict_ratio, 10, False),
+    ("large: JAX (jit + scan) / gdcore", slower_than_gdcore("large", "jax"), 0.95, False),
+    ("large: gdcore GFLOP/s / GEMM rate", large_gemm_fraction, 0.95, False),
+    ("predict-1: PyTorch / gdcore per call", predict_ratio, 25, False),
     ("medium fit: memory used / budget", memory_fraction, 1.0, True),
 ]
 
