@@ -9,7 +9,9 @@ anything changes), :class:`_Run` (prepare: bind the optimizer, find the rate for
 ``lr="auto"``, take the first checkpoint), then per epoch ``train``, ``check`` (divergence and
 the schedule's verdict, both handled by one rollback), ``record`` and the stop rules.
 :func:`train_epoch` is the same validation, binding and engine call for one epoch, without
-the checkpoints, checks and records around it.
+the checkpoints, checks and records around it. :func:`fit_many` runs one ``_Run`` per network
+through the same steps in lock-step, with one engine call (``train_epoch_many``) per epoch for
+all of them.
 """
 from __future__ import annotations
 
