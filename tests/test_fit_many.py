@@ -139,6 +139,18 @@ def test_full_batch_lbfgs_and_mini_batch_networks_together(backend, rng):
              shuffle=False)
 
 
+def test_lr_auto_and_a_schedule_that_undoes_epochs(backend, rng):
+    # lr="auto" runs each network's range test at its start (history.lr_found); BoldDriver
+    # undoes epochs on its own: both as in each network's own fit.
+    X, y = _data(rng, n=96)
+    histories = _compare(
+        lambda: [gd.Network.from_sizes([3, 8, 1], activation="tanh", seed=s) for s in range(3)],
+        lambda: [gd.SGD(lr="auto"), gd.Adam(lr="auto"),
+                 gd.SGD(lr=gd.schedules.BoldDriver(5.0))], X, y, epochs=6, batch_size=16,
+        seed=2)
+    assert histories[0].lr_found is not None and histories[1].lr_found is not None
+
+
 def test_shuffling_from_network_seeds_and_names(backend, rng):
     # No seed argument: each network shuffles from its own seed, as its own fit.
     X, y = _data(rng)
