@@ -184,27 +184,40 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
 
 namespace {
 
-// The epochs of one thread, interleaved: round r runs batch r of each run that has one left.
-// `stop` is the thread's own check; once it says stop, every run of the thread ends.
+// The epochs runs[first, last), interleaved: round r runs batch r of each run that has one
+// left. `stop` is the thread's own check; once it says stop, every one of these runs ends.
 template <class T>
-void run_interleaved(std::vector<EpochRun<T>>& runs, StopCheck& stop) noexcept {
+void run_interleaved(std::vector<EpochRun<T>>& runs, std::size_t first, std::size_t last,
+                     StopCheck& stop) noexcept {
     for (;;) {
-        if (stop.stopped()) {  // (a stop inside a pass, or one asked before this thread began)
-            for (EpochRun<T>& run : runs) run.end();
+        if (stop.stopped()) {  // (a stop inside a pass, or one asked before these began)
+            for (std::size_t i = first; i < last; ++i) runs[i].end();
             return;
         }
         bool any = false;
-        for (EpochRun<T>& run : runs) {
-            if (!run.more()) continue;
-            run.step(&stop);
-            any |= run.more();
+        for (std::size_t i = first; i < last; ++i) {
+            if (!runs[i].more()) continue;
+            runs[i].step(&stop);
+            any |= runs[i].more();
         }
         if (!any) return;
         // Between rounds: let the caller stop us (at most every interrupt.interval).
         if (stop()) {
-            for (EpochRun<T>& run : runs) run.end();
+            for (std::size_t i = first; i < last; ++i) runs[i].end();
             return;
         }
+    }
+}
+
+// A thread's share: chunks of `chunk` runs taken in turn from `next` until none is left or
+// `stop` says stop (the runs no thread took then end with no step).
+template <class T>
+void take_chunks(std::vector<EpochRun<T>>& runs, std::atomic<std::size_t>& next,
+                 std::size_t chunk, StopCheck& stop) noexcept {
+    while (!stop()) {
+        const std::size_t first = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (first >= runs.size()) return;
+        run_interleaved(runs, first, std::min(first + chunk, runs.size()), stop);
     }
 }
 
@@ -218,25 +231,29 @@ bool flag_raised(void* flag) {
 template <class T>
 void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
                       const Interrupt& interrupt) {
-    const std::size_t n_jobs = jobs.size();
-    std::size_t threads = std::size_t(std::max(1, n_threads));
-    if (threads > n_jobs) threads = std::max<std::size_t>(1, n_jobs);
-
-    // Every allocation first, on this thread (bad_alloc leaves everything as it was): the runs
-    // of each thread, job j on thread j % threads.
-    std::vector<std::vector<EpochRun<T>>> groups(threads);
-    std::vector<std::vector<std::size_t>> owners(threads);
-    for (std::size_t j = 0; j < n_jobs; ++j) {
+    // Every allocation first, on this thread (bad_alloc leaves everything as it was).
+    std::vector<EpochRun<T>> runs;
+    std::vector<std::size_t> owner;  // the job of each run
+    runs.reserve(jobs.size());
+    owner.reserve(jobs.size());
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
         EpochJob<T>& job = jobs[j];
         if (job.data.n_order <= 0 || job.batch_size <= 0) {
             job.result = EpochResult{};
             job.result.loss = std::numeric_limits<double>::quiet_NaN();  // no batch: no loss
             continue;
         }
-        groups[j % threads].emplace_back(*job.net, job.data, job.batch_size, job.config,
-                                         job.reg, job.state, job.step);
-        owners[j % threads].push_back(j);
+        runs.emplace_back(*job.net, job.data, job.batch_size, job.config, job.reg, job.state,
+                          job.step);
+        owner.push_back(j);
     }
+    const std::size_t threads =
+        std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(std::max(1, n_threads)),
+                                                       runs.size()));
+    // Chunks of about a quarter of a thread's share: a few networks interleaved, and threads
+    // that run slower (a busy core) take fewer chunks.
+    const std::size_t chunk = std::max<std::size_t>(1, runs.size() / (4 * threads));
+    std::atomic<std::size_t> next{0};
 
     std::atomic<bool> stopping{false};
     std::mutex mutex;
@@ -250,26 +267,25 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
             ++running;
         }
         try {
-            helpers.emplace_back([&, t] {
+            helpers.emplace_back([&] {
                 Interrupt flag;
                 flag.poll = &flag_raised;
                 flag.context = &stopping;
                 flag.interval = std::chrono::steady_clock::duration::zero();
                 StopCheck stop(flag);
-                run_interleaved(groups[t], stop);
+                take_chunks(runs, next, chunk, stop);
                 std::lock_guard<std::mutex> lock(mutex);
                 --running;
                 finished.notify_one();
             });
-        } catch (const std::system_error&) {  // no thread: its runs stay with this one
+        } catch (const std::system_error&) {  // no thread: this one takes more chunks
             std::lock_guard<std::mutex> lock(mutex);
             --running;
             break;
         }
     }
     StopCheck stop(interrupt);
-    run_interleaved(groups[0], stop);
-    for (std::size_t t = helpers.size() + 1; t < threads; ++t) run_interleaved(groups[t], stop);
+    take_chunks(runs, next, chunk, stop);
     if (stop.stopped()) stopping.store(true, std::memory_order_relaxed);
     // Wait for the helpers, still polling, so that a stop asked meanwhile reaches them.
     {
@@ -284,9 +300,7 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
     }
     for (std::thread& helper : helpers) helper.join();
     const bool stopped = stopping.load(std::memory_order_relaxed);
-    for (std::size_t t = 0; t < threads; ++t)
-        for (std::size_t i = 0; i < groups[t].size(); ++i)
-            jobs[owners[t][i]].result = groups[t][i].result(stopped);
+    for (std::size_t i = 0; i < runs.size(); ++i) jobs[owner[i]].result = runs[i].result(stopped);
 }
 
 template EpochResult train_epoch<float>(Network<float>&, const EpochData<float>&, index_t,
