@@ -475,10 +475,11 @@ public:
                                     "batch_size, optimizer, hyper, state, step, l2, "
                                     "label_smoothing, dropout, dropout_seed)");
             const auto job = py::reinterpret_borrow<py::tuple>(items[i]);
-            if (!py::isinstance<Engine>(job[0]))
-                checks::fail(ErrorCode::type, name + "[0] must be a " +
-                                                  py::str(py::type::of<Engine>()).cast<std::string>() +
-                                                  ", got " + checks::type_name(job[0]));
+            if (!py::isinstance<Engine>(job[0])) {
+                const std::string cls = py::str(py::type::of<Engine>()).cast<std::string>();
+                checks::fail(ErrorCode::type, name + "[0] must be a " + cls + ", got " +
+                                                  checks::type_name(job[0]));
+            }
             Engine* e = job[0].cast<Engine*>();
             busy.push_back(std::make_unique<BusyGuard>(e->busy_));
             engines.push_back(e);
