@@ -465,3 +465,15 @@ def test_sigint_stops_fit_many_with_every_network_after_whole_epochs(backend_nam
     assert 0.0 <= latency < 0.5, f"KeyboardInterrupt took {latency:.3f} s"
     assert report["finite"] and all(report["whole"]), report
     assert min(report["epochs"]) >= 1
+
+
+def test_perceptrons_train_as_their_networks(backend, rng):
+    X, y = _data(rng)
+    units = [gd.Perceptron(3, activation="identity", seed=s) for s in range(2)]
+    twins = [gd.Perceptron(3, activation="identity", seed=s) for s in range(2)]
+    histories = gd.fit_many(units, X, y, optimizers=[gd.SGD(lr=0.01), gd.SGD(lr=0.02)],
+                            epochs=3, batch_size=16, seed=0)
+    for unit, twin, lr, history in zip(units, twins, (0.01, 0.02), histories):
+        alone = twin.fit(X, y, optimizer=gd.SGD(lr=lr), epochs=3, batch_size=16, seed=0)
+        assert alone.loss == history.loss
+        assert np.array_equal(unit.weights, twin.weights) and unit.bias == twin.bias
