@@ -46,6 +46,7 @@ RENAMED = {
     "loss_gradient": {"out": ["out_activation"]},     # `out` reads as an output buffer in NumPy
     "dense_backward": {"da_prev": ["need_da_prev"]},  # the C++ buffer is null when not needed
     "train_epoch": {"data": ["x", "y", "sample_weight", "order"]},  # EpochData spelled out
+    "EpochRun.EpochRun": {"data": ["x", "y", "sample_weight", "order"]},
     # the rules' `c` is optimizer_update's `config`
     "sgd": {"c": ["config"]}, "adam": {"c": ["config"]}, "rmsprop": {"c": ["config"]},
 }

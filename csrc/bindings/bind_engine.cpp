@@ -433,74 +433,103 @@ public:
                        double label_smoothing, const py::object& dropout,
                        std::uint64_t dropout_seed) {
         BusyGuard busy(busy_);
-        CallData<T> d = check_data(X, Y, sample_weight);
-
-        const py::array ord = checks::array_of<std::int64_t>(order, "order", 1, "(n_order,)");
-        const index_t m = ord.shape(0);
-        const auto* op = static_cast<const std::int64_t*>(ord.data());
-        for (index_t i = 0; i < m; ++i)
-            if (op[i] < 0 || op[i] >= d.n)
-                checks::fail(ErrorCode::index, "order must hold row indices of X in [0, " +
-                                                   str(d.n) + "), got " + std::to_string(op[i]) +
-                                                   " at position " + str(i));
-        d.keep.push_back(ord);
-
-        // (A batch size is a row count: at least one row per batch.)
-        const long long bs = checks::integer(batch_size, "batch_size");
-        if (bs < 1)
-            checks::fail(ErrorCode::index, "batch_size must be at least 1, got " +
-                                               std::to_string(bs));
-
-        const int optimizer_code = checks::code_in(optimizer, "optimizer", "an optimizer code",
-                                                   gd::n_optimizer_codes);
-        if (optimizer_code == int(gd::Optimizer::lbfgs))
-            checks::fail(ErrorCode::index, "optimizer " + std::to_string(optimizer_code) +
-                                               " (lbfgs) is a full-batch solver: call "
-                                               "lbfgs_step, not train_epoch");
-        const std::string hyper_shape = "(" + std::to_string(gd::n_hyper) + ",)";
-        const py::array h = checks::array_of<double>(hyper, "hyper", 1, hyper_shape);
-        checks::dim(h, 0, gd::n_hyper, "hyper", hyper_shape);
-        const auto config = gd::OptimizerConfig::from_hyper(
-            gd::Optimizer(optimizer_code), static_cast<const double*>(h.data()));
-
-        std::vector<T*> state_ptr;
-        check_state(state, config.n_slots(),
-                    std::string(gd::optimizer_name(int(config.optimizer))) + " with momentum " +
-                        std::to_string(config.momentum),
-                    d.keep, state_ptr);
-
-        py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
-        checks::dim(st, 0, 1, "step", "(1,)");
-        auto* stp = static_cast<std::int64_t*>(st.mutable_data());
-        d.keep.push_back(st);
-        const gd::Regularisers reg =
-            regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
-
-        gd::EpochData<T> data;
-        data.x = d.x;
-        data.n_rows = d.n;
-        data.y = d.y;
-        data.sample_weight = d.sample_weight;
-        data.order = op;
-        data.n_order = m;
+        EpochCall p = check_epoch(X, Y, sample_weight, order, batch_size, optimizer, hyper, state,
+                                  step, l2, label_smoothing, dropout, dropout_seed);
         gd::EpochResult result;
         BlasCall blas;
         bool no_memory = false;
-        const index_t batch_rows = std::min<index_t>(index_t(bs), m);
         {
             py::gil_scoped_release nogil;
             ParamsHold hold(params_mutex_, this, Hold::exclusive);  // predict waits
             hold.take();
             // The workspace first (train_epoch's own growth is then a no-op).
-            if (reserved(batch_rows, &d.y, d.sample_weight != nullptr, reg.dropout != nullptr))
-                result = gd::train_epoch(*net_, data, index_t(bs), config, reg,
-                                         state_ptr.data(), stp, python_signals());
+            if (reserved_for(p))
+                result = gd::train_epoch(*net_, p.data, p.batch_size, p.config, p.reg,
+                                         p.state.data(), p.step, python_signals());
             else
                 no_memory = true;
         }
-        if (no_memory) raise_workspace_error(net_->workspace_bytes(batch_rows), batch_rows);
+        if (no_memory) raise_workspace_error(net_->workspace_bytes(p.rows), p.rows);
         if (result.interrupted) throw py::error_already_set();  // the signal handler's exception
         return result.loss;
+    }
+
+    // train_epoch on several engines of this class in one call (gd::train_epoch_many): each
+    // job is the tuple (engine, X, Y, sample_weight, order, batch_size, optimizer, hyper,
+    // state, step, l2, label_smoothing, dropout, dropout_seed) of that engine's train_epoch,
+    // checked as train_epoch checks it; the engines must be distinct. Returns the epoch losses.
+    static py::list train_epoch_many(const py::object& jobs, const py::object& n_threads) {
+        const auto items = checks::items(jobs, "jobs");
+        const long long threads = checks::integer(n_threads, "n_threads");
+        if (threads < 1)
+            checks::fail(ErrorCode::index, "n_threads must be at least 1, got " +
+                                               std::to_string(threads));
+        std::vector<Engine*> engines;
+        std::vector<std::unique_ptr<BusyGuard>> busy;  // (a repeated engine: RuntimeError)
+        std::vector<EpochCall> calls;
+        calls.reserve(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            const std::string name = checks::item("jobs", i);
+            if (!py::isinstance<py::tuple>(items[i]) || py::len(items[i]) != 14)
+                checks::fail(ErrorCode::type,
+                             name + " must be a tuple (engine, X, Y, sample_weight, order, "
+                                    "batch_size, optimizer, hyper, state, step, l2, "
+                                    "label_smoothing, dropout, dropout_seed)");
+            const auto job = py::reinterpret_borrow<py::tuple>(items[i]);
+            if (!py::isinstance<Engine>(job[0])) {
+                const std::string cls = py::str(py::type::of<Engine>()).cast<std::string>();
+                checks::fail(ErrorCode::type, name + "[0] must be a " + cls + ", got " +
+                                                  checks::type_name(job[0]));
+            }
+            Engine* e = job[0].cast<Engine*>();
+            busy.push_back(std::make_unique<BusyGuard>(e->busy_));
+            engines.push_back(e);
+            calls.push_back(e->check_epoch(
+                job[1], job[2], job[3], job[4], job[5], job[6], job[7], job[8], job[9],
+                job[10].cast<double>(), job[11].cast<double>(), job[12],
+                job[13].cast<std::uint64_t>()));
+        }
+        const std::size_t n_calls = calls.size();
+        std::vector<gd::EpochJob<T>> epochs(n_calls);
+        for (std::size_t i = 0; i < n_calls; ++i) {
+            EpochCall& p = calls[i];
+            gd::EpochJob<T>& job = epochs[i];
+            job.net = engines[i]->net_.get();
+            job.data = p.data;
+            job.batch_size = p.batch_size;
+            job.config = p.config;
+            job.reg = p.reg;
+            job.state = p.state.data();
+            job.step = p.step;
+        }
+        // As many BLAS callers as threads that may run products at once.
+        const int n_workers = int(std::min<long long>(threads, std::max<std::size_t>(1, n_calls)));
+        std::vector<std::unique_ptr<BlasCall>> blas;
+        for (int t = 0; t < n_workers; ++t) blas.push_back(std::make_unique<BlasCall>());
+        std::size_t no_memory = n_calls;  // the job whose workspace could not be grown
+        {
+            py::gil_scoped_release nogil;
+            std::vector<std::unique_ptr<ParamsHold>> holds;  // predict on any of them waits
+            for (Engine* e : engines) {
+                holds.push_back(std::make_unique<ParamsHold>(e->params_mutex_, e, Hold::exclusive));
+                holds.back()->take();
+            }
+            for (std::size_t i = 0; i < n_calls && no_memory == n_calls; ++i)
+                if (!engines[i]->reserved_for(calls[i])) no_memory = i;
+            if (no_memory == n_calls) gd::train_epoch_many(epochs, n_workers, python_signals());
+            while (!holds.empty()) holds.pop_back();  // (released in the reverse order)
+        }
+        if (no_memory < n_calls)
+            raise_workspace_error(engines[no_memory]->net_->workspace_bytes(calls[no_memory].rows),
+                                  calls[no_memory].rows);
+        py::list losses;
+        bool interrupted = false;
+        for (const gd::EpochJob<T>& job : epochs) {
+            interrupted |= job.result.interrupted;
+            losses.append(job.result.loss);
+        }
+        if (interrupted) throw py::error_already_set();  // the signal handler's exception
+        return losses;
     }
 
     // One L-BFGS step on the full batch (csrc/gd/lbfgs.hpp): the parameters, the state, the
@@ -570,6 +599,85 @@ public:
     }
 
 private:
+    // A checked train_epoch call: its arrays kept alive, the epoch's data and settings.
+    struct EpochCall {
+        CallData<T> d;
+        gd::EpochData<T> data;
+        index_t batch_size = 0;
+        index_t rows = 0;  // the largest batch: min(batch_size, rows of order)
+        gd::OptimizerConfig config;
+        std::vector<T*> state;
+        std::int64_t* step = nullptr;
+        gd::Regularisers reg;
+    };
+
+    // train_epoch's arguments, checked (memory safety only) with the GIL held.
+    EpochCall check_epoch(const py::object& X, const py::object& Y,
+                          const py::object& sample_weight, const py::object& order,
+                          const py::object& batch_size, const py::object& optimizer,
+                          const py::object& hyper, const py::object& state,
+                          const py::object& step, double l2, double label_smoothing,
+                          const py::object& dropout, std::uint64_t dropout_seed) const {
+        EpochCall p;
+        p.d = check_data(X, Y, sample_weight);
+        CallData<T>& d = p.d;
+
+        const py::array ord = checks::array_of<std::int64_t>(order, "order", 1, "(n_order,)");
+        const index_t m = ord.shape(0);
+        const auto* op = static_cast<const std::int64_t*>(ord.data());
+        for (index_t i = 0; i < m; ++i)
+            if (op[i] < 0 || op[i] >= d.n)
+                checks::fail(ErrorCode::index, "order must hold row indices of X in [0, " +
+                                                   str(d.n) + "), got " + std::to_string(op[i]) +
+                                                   " at position " + str(i));
+        d.keep.push_back(ord);
+
+        // (A batch size is a row count: at least one row per batch.)
+        const long long bs = checks::integer(batch_size, "batch_size");
+        if (bs < 1)
+            checks::fail(ErrorCode::index, "batch_size must be at least 1, got " +
+                                               std::to_string(bs));
+
+        const int optimizer_code = checks::code_in(optimizer, "optimizer", "an optimizer code",
+                                                   gd::n_optimizer_codes);
+        if (optimizer_code == int(gd::Optimizer::lbfgs))
+            checks::fail(ErrorCode::index, "optimizer " + std::to_string(optimizer_code) +
+                                               " (lbfgs) is a full-batch solver: call "
+                                               "lbfgs_step, not train_epoch");
+        const std::string hyper_shape = "(" + std::to_string(gd::n_hyper) + ",)";
+        const py::array h = checks::array_of<double>(hyper, "hyper", 1, hyper_shape);
+        checks::dim(h, 0, gd::n_hyper, "hyper", hyper_shape);
+        p.config = gd::OptimizerConfig::from_hyper(gd::Optimizer(optimizer_code),
+                                                   static_cast<const double*>(h.data()));
+
+        check_state(state, p.config.n_slots(),
+                    std::string(gd::optimizer_name(int(p.config.optimizer))) + " with momentum " +
+                        std::to_string(p.config.momentum),
+                    d.keep, p.state);
+
+        py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
+        checks::dim(st, 0, 1, "step", "(1,)");
+        p.step = static_cast<std::int64_t*>(st.mutable_data());
+        d.keep.push_back(st);
+        p.reg = regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
+
+        p.data.x = d.x;
+        p.data.n_rows = d.n;
+        p.data.y = d.y;
+        p.data.sample_weight = d.sample_weight;
+        p.data.order = op;
+        p.data.n_order = m;
+        p.batch_size = index_t(bs);
+        p.rows = std::min<index_t>(index_t(bs), m);
+        return p;
+    }
+
+    // The workspace of a checked epoch (see reserved).
+    bool reserved_for(const EpochCall& p) noexcept {
+        return reserved(p.rows, &p.data.y, p.data.sample_weight != nullptr,
+                        p.reg.dropout != nullptr);
+    }
+
     // The largest history_size lbfgs_step takes (its state is 2 * history_size + 4 arrays per
     // parameter).
     static constexpr int max_history_size = 100000;
@@ -828,6 +936,18 @@ hyper: float64 (8,) [lr, momentum, nesterov, weight_decay, beta1, beta2, eps, al
 state: n_slots arrays per parameter W0, b0, W1, b1, ... step: int64 (1,).
 l2, label_smoothing, dropout, dropout_seed: as loss's; each batch's loss includes the l2
 penalty over its weight sum, and its dropout masks are those of step t = step[0] + 1.)pbdoc")
+        .def_static("train_epoch_many", &E::train_epoch_many, py::arg("jobs"),
+                    py::arg("n_threads") = 1,
+                    R"pbdoc(train_epoch on several engines of this class in one call, each network exactly as
+its own train_epoch call (the same batches and arithmetic: equal results bit for bit),
+interleaved batch by batch and split over up to n_threads threads. Returns the list of the
+epoch losses, in the order of the jobs.
+
+jobs: a list of tuples (engine, X, Y, sample_weight, order, batch_size, optimizer, hyper,
+state, step, l2, label_smoothing, dropout, dropout_seed): each engine's train_epoch arguments,
+checked as train_epoch checks them; the engines must be distinct (a repeated one raises
+RuntimeError, as a concurrent call). Releases the GIL; checks for signals between batches and
+raises e.g. KeyboardInterrupt with every network after a whole number of steps.)pbdoc")
         .def("lbfgs_step", &E::lbfgs_step, py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
              py::arg("config"), py::arg("state"), py::arg("run"), py::arg("step"),
              py::arg("l2") = 0.0, py::arg("label_smoothing") = 0.0,

@@ -5,8 +5,13 @@
 #include "finite.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace gd {
 namespace {
@@ -77,11 +82,86 @@ bool parameters_finite(const Network<T>& net) {
 }  // namespace
 
 template <class T>
+EpochRun<T>::EpochRun(Network<T>& net, const EpochData<T>& data, index_t batch_size,
+                      const OptimizerConfig& config, const Regularisers& reg, T* const* state,
+                      std::int64_t* step) noexcept
+    : net_(net), data_(data), batch_size_(batch_size), config_(config), reg_(reg),
+      state_(state), step_(step) {}
+
+template <class T>
+void EpochRun<T>::step(StopCheck* stop) noexcept {
+    const index_t rows = std::min(batch_size_, data_.n_order - start_);
+    const index_t start = start_;
+    start_ += rows;
+
+    // 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero total
+    //    sample weight has no gradient to follow: it is skipped (no update, no step, not in
+    //    the loss).
+    const Batch<T> batch = gather(net_, data_, data_.order + start, rows);
+    double batch_weight = double(rows);
+    if (batch.w) {
+        batch_weight = 0.0;
+        for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
+    }
+    if (!(batch_weight > 0.0)) return;
+    // A stop asked for during the forward or backward pass drops this batch: nothing has been
+    // updated yet. The dropout masks are those of step t.
+    const std::int64_t t = step_[0] + 1;
+    T* const* dw = net_.weight_gradients();
+    T* const* db = net_.bias_gradients();
+    // 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output layer)
+    //    and backpropagate into the network's gradient buffers.
+    T loss = T(0);
+    if (!objective_gradient(net_, batch.x, rows, batch.y, batch.w, reg_, t, dw, db, &loss,
+                            stop)) {
+        ended_ = true;
+        return;
+    }
+    if (!std::isfinite(loss)) {
+        non_finite_ = double(loss);  // stop before this batch's update
+        has_non_finite_ = true;
+        ended_ = true;
+        return;
+    }
+
+    // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
+    const int n_slots = config_.n_slots();
+    for (index_t i = 0; i < net_.n_layers(); ++i) {
+        const DenseLayer<T>& l = net_.layer(i);
+        T* const* w_state = state_ + (2 * i) * n_slots;
+        T* const* b_state = state_ + (2 * i + 1) * n_slots;
+        optimizer_update(config_, t, l.weights, dw[i], w_state, l.n_inputs * l.n_outputs);
+        optimizer_update(config_, t, l.bias, db[i], b_state, l.n_outputs);
+    }
+    step_[0] = t;
+    ++steps_;
+    weighted_loss_ += double(loss) * batch_weight;
+    total_weight_ += batch_weight;
+}
+
+template <class T>
+EpochResult EpochRun<T>::result(bool interrupted) const noexcept {
+    EpochResult result;
+    result.steps = steps_;
+    if (has_non_finite_) {  // the first non-finite batch loss, as it came
+        result.loss = non_finite_;
+        return result;
+    }
+    result.interrupted = interrupted;
+    result.loss = total_weight_ > 0.0 ? weighted_loss_ / total_weight_
+                                      : std::numeric_limits<double>::quiet_NaN();
+    // The last update may have overflowed with a finite loss: the epoch then diverged too.
+    if (steps_ > 0 && !parameters_finite(net_))
+        result.loss = std::numeric_limits<double>::quiet_NaN();
+    return result;
+}
+
+template <class T>
 EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,
                         const OptimizerConfig& config, const Regularisers& reg, T* const* state,
                         std::int64_t* step, const Interrupt& interrupt) {
-    EpochResult result;
     if (data.n_order <= 0 || batch_size <= 0) {
+        EpochResult result;
         result.loss = std::numeric_limits<double>::quiet_NaN();  // no batch: no loss
         return result;
     }
@@ -92,66 +172,135 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
     net.reserve_batch(max_rows, data.y.labels != nullptr, data.sample_weight != nullptr);
     if (reg.dropout) net.reserve_dropout(max_rows);
 
-    const index_t n_layers = net.n_layers();
-    const int n_slots = config.n_slots();
-    T* const* dw = net.weight_gradients();
-    T* const* db = net.bias_gradients();
-
-    double weighted_loss = 0.0;  // sum_b loss_b w_b
-    double total_weight = 0.0;   // sum_b w_b
+    EpochRun<T> run(net, data, batch_size, config, reg, state, step);
     StopCheck stop(interrupt);
-
-    for (index_t start = 0; start < data.n_order; start += batch_size) {
-        const index_t rows = std::min(batch_size, data.n_order - start);
-
-        // 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
-        //    total sample weight has no gradient to follow: it is skipped (no update, no
-        //    step, not in the loss).
-        const Batch<T> batch = gather(net, data, data.order + start, rows);
-        double batch_weight = double(rows);
-        if (batch.w) {
-            batch_weight = 0.0;
-            for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
-        }
-        if (batch_weight > 0.0) {
-            // A stop asked for during the forward or backward pass drops this batch: nothing
-            // has been updated yet. The dropout masks are those of step t.
-            const std::int64_t t = step[0] + 1;
-            // 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
-            //    layer) and backpropagate into the network's gradient buffers.
-            T loss = T(0);
-            if (!objective_gradient(net, batch.x, rows, batch.y, batch.w, reg, t, dw, db, &loss,
-                                    &stop))
-                break;
-            if (!std::isfinite(loss)) {
-                result.loss = double(loss);  // stop before this batch's update
-                return result;
-            }
-
-            // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
-            for (index_t i = 0; i < n_layers; ++i) {
-                const DenseLayer<T>& l = net.layer(i);
-                T* const* w_state = state + (2 * i) * n_slots;
-                T* const* b_state = state + (2 * i + 1) * n_slots;
-                optimizer_update(config, t, l.weights, dw[i], w_state, l.n_inputs * l.n_outputs);
-                optimizer_update(config, t, l.bias, db[i], b_state, l.n_outputs);
-            }
-            step[0] = t;
-            ++result.steps;
-            weighted_loss += double(loss) * batch_weight;
-            total_weight += batch_weight;
-        }
-
+    while (run.more()) {
+        run.step(&stop);
         // Between batches: let the caller stop us (at most every interrupt.interval).
-        if (start + rows < data.n_order && stop()) break;
+        if (run.more() && stop()) run.end();
     }
-    result.interrupted = stop.stopped();
-    result.loss = total_weight > 0.0 ? weighted_loss / total_weight
-                                     : std::numeric_limits<double>::quiet_NaN();
-    // The last update may have overflowed with a finite loss: the epoch then diverged too.
-    if (result.steps > 0 && !parameters_finite(net))
-        result.loss = std::numeric_limits<double>::quiet_NaN();
-    return result;
+    return run.result(stop.stopped());
+}
+
+namespace {
+
+// The epochs runs[first, last), interleaved: round r runs batch r of each run that has one
+// left. `stop` is the thread's own check; once it says stop, every one of these runs ends.
+template <class T>
+void run_interleaved(std::vector<EpochRun<T>>& runs, std::size_t first, std::size_t last,
+                     StopCheck& stop) noexcept {
+    for (;;) {
+        if (stop.stopped()) {  // (a stop inside a pass, or one asked before these began)
+            for (std::size_t i = first; i < last; ++i) runs[i].end();
+            return;
+        }
+        bool any = false;
+        for (std::size_t i = first; i < last; ++i) {
+            if (!runs[i].more()) continue;
+            runs[i].step(&stop);
+            any |= runs[i].more();
+        }
+        if (!any) return;
+        // Between rounds: let the caller stop us (at most every interrupt.interval).
+        if (stop()) {
+            for (std::size_t i = first; i < last; ++i) runs[i].end();
+            return;
+        }
+    }
+}
+
+// A thread's share: chunks of `chunk` runs taken in turn from `next` until none is left or
+// `stop` says stop (the runs no thread took then end with no step).
+template <class T>
+void take_chunks(std::vector<EpochRun<T>>& runs, std::atomic<std::size_t>& next,
+                 std::size_t chunk, StopCheck& stop) noexcept {
+    while (!stop()) {
+        const std::size_t first = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (first >= runs.size()) return;
+        run_interleaved(runs, first, std::min(first + chunk, runs.size()), stop);
+    }
+}
+
+// The poll of a helper thread: the caller's thread raises the flag when its own poll said stop.
+bool flag_raised(void* flag) {
+    return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+template <class T>
+void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
+                      const Interrupt& interrupt) {
+    // Every allocation first, on this thread (bad_alloc leaves everything as it was).
+    std::vector<EpochRun<T>> runs;
+    std::vector<std::size_t> owner;  // the job of each run
+    runs.reserve(jobs.size());
+    owner.reserve(jobs.size());
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+        EpochJob<T>& job = jobs[j];
+        if (job.data.n_order <= 0 || job.batch_size <= 0) {
+            job.result = EpochResult{};
+            job.result.loss = std::numeric_limits<double>::quiet_NaN();  // no batch: no loss
+            continue;
+        }
+        runs.emplace_back(*job.net, job.data, job.batch_size, job.config, job.reg, job.state,
+                          job.step);
+        owner.push_back(j);
+    }
+    const std::size_t threads =
+        std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(std::max(1, n_threads)),
+                                                       runs.size()));
+    // Chunks of about a quarter of a thread's share: a few networks interleaved, and threads
+    // that run slower (a busy core) take fewer chunks.
+    const std::size_t chunk = std::max<std::size_t>(1, runs.size() / (4 * threads));
+    std::atomic<std::size_t> next{0};
+
+    std::atomic<bool> stopping{false};
+    std::mutex mutex;
+    std::condition_variable finished;
+    std::size_t running = 0;  // helpers started and not yet done (under mutex)
+    std::vector<std::thread> helpers;
+    helpers.reserve(threads - 1);
+    for (std::size_t t = 1; t < threads; ++t) {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            ++running;
+        }
+        try {
+            helpers.emplace_back([&] {
+                Interrupt flag;
+                flag.poll = &flag_raised;
+                flag.context = &stopping;
+                flag.interval = std::chrono::steady_clock::duration::zero();
+                StopCheck stop(flag);
+                take_chunks(runs, next, chunk, stop);
+                std::lock_guard<std::mutex> lock(mutex);
+                --running;
+                finished.notify_one();
+            });
+        } catch (const std::system_error&) {  // no thread: this one takes more chunks
+            std::lock_guard<std::mutex> lock(mutex);
+            --running;
+            break;
+        }
+    }
+    StopCheck stop(interrupt);
+    take_chunks(runs, next, chunk, stop);
+    if (stop.stopped()) stopping.store(true, std::memory_order_relaxed);
+    // Wait for the helpers, still polling, so that a stop asked meanwhile reaches them.
+    {
+        std::unique_lock<std::mutex> lock(mutex);
+        while (running > 0) {
+            if (finished.wait_for(lock, interrupt.interval) == std::cv_status::timeout) {
+                lock.unlock();
+                if (stop()) stopping.store(true, std::memory_order_relaxed);
+                lock.lock();
+            }
+        }
+    }
+    for (std::thread& helper : helpers) helper.join();
+    const bool stopped = stopping.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < runs.size(); ++i) jobs[owner[i]].result = runs[i].result(stopped);
 }
 
 template EpochResult train_epoch<float>(Network<float>&, const EpochData<float>&, index_t,
@@ -160,5 +309,9 @@ template EpochResult train_epoch<float>(Network<float>&, const EpochData<float>&
 template EpochResult train_epoch<double>(Network<double>&, const EpochData<double>&, index_t,
                                          const OptimizerConfig&, const Regularisers&,
                                          double* const*, std::int64_t*, const Interrupt&);
+template class EpochRun<float>;
+template class EpochRun<double>;
+template void train_epoch_many<float>(std::vector<EpochJob<float>>&, int, const Interrupt&);
+template void train_epoch_many<double>(std::vector<EpochJob<double>>&, int, const Interrupt&);
 
 }  // namespace gd

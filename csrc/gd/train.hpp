@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "codes.hpp"
 #include "interrupt.hpp"
@@ -49,5 +50,69 @@ template <class T>
 EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch_size,
                         const OptimizerConfig& config, const Regularisers& reg, T* const* state,
                         std::int64_t* step, const Interrupt& interrupt);
+
+// One epoch of one network, a batch at a time: train_epoch's loop as an object, so that
+// train_epoch_many can interleave the epochs of several networks. The caller has reserved the
+// network's workspace for min(batch_size, data.n_order) rows (batch buffers, dropout). Nothing is
+// allocated; step() does exactly what one iteration of train_epoch's loop does.
+template <class T>
+class EpochRun {
+public:
+    EpochRun(Network<T>& net, const EpochData<T>& data, index_t batch_size,
+             const OptimizerConfig& config, const Regularisers& reg, T* const* state,
+             std::int64_t* step) noexcept;
+
+    // True while batches are left and the epoch has not ended on a non-finite loss or a stop.
+    bool more() const noexcept { return !ended_ && start_ < data_.n_order; }
+    // The next batch (gather, objective and gradient, update). `stop` is asked inside the
+    // passes; when it says stop the batch is dropped before its update and the epoch ends.
+    void step(StopCheck* stop) noexcept;
+    // End the epoch here (a stop between batches).
+    void end() noexcept { ended_ = true; }
+    // The epoch's result once it ended; `interrupted`: a stop ended it.
+    EpochResult result(bool interrupted) const noexcept;
+
+private:
+    Network<T>& net_;
+    EpochData<T> data_;
+    index_t batch_size_;
+    OptimizerConfig config_;
+    Regularisers reg_;
+    T* const* state_;
+    std::int64_t* step_;
+    index_t start_ = 0;          // first position in data.order of the next batch
+    bool ended_ = false;
+    double non_finite_ = 0.0;    // the non-finite batch loss that ended the epoch
+    bool has_non_finite_ = false;
+    double weighted_loss_ = 0.0;  // sum_b loss_b w_b
+    double total_weight_ = 0.0;   // sum_b w_b
+    std::int64_t steps_ = 0;
+};
+
+// The epoch of one network in train_epoch_many: train_epoch's arguments and its result.
+template <class T>
+struct EpochJob {
+    Network<T>* net = nullptr;
+    EpochData<T> data;
+    index_t batch_size = 0;
+    OptimizerConfig config;
+    Regularisers reg;
+    T* const* state = nullptr;
+    std::int64_t* step = nullptr;
+    EpochResult result;  // out
+};
+
+// train_epoch for every job, each network exactly as its own train_epoch call (the same
+// batches, the same arithmetic: equal results bit for bit). The networks must be distinct, and
+// their workspaces reserved as train_epoch needs. Up to n_threads threads (the caller's and
+// helpers started for the call) take chunks of about jobs / (4 n_threads) networks in turn
+// (a thread on a busy core takes fewer) and run each chunk interleaved batch by batch: round
+// r runs batch r of each of its networks. Only the caller's thread polls `interrupt`; the
+// others stop, at a whole step, soon after it says stop. A stop ends every job's epoch
+// (result.interrupted; a job no thread had begun takes no step). Jobs with no rows or
+// batch_size <= 0 get train_epoch's NaN. When a thread cannot be started, the others take
+// its chunks (the results are the same).
+template <class T>
+void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads, const Interrupt& interrupt);
 
 }  // namespace gd

@@ -14,7 +14,7 @@ from .lr_finder import FindLRResult, check_gradients, find_lr
 from .minimize import MinimizeResult, minimize
 from .network import Layer, Network, Perceptron
 from .optimizers import LBFGS, SGD, Adam, AdamW, Optimizer, RMSprop, Rprop
-from .training import DivergenceError, History
+from .training import DivergenceError, History, fit_many
 
 try:  # pyproject.toml's version, from the installed metadata (editable installs included)
     from importlib.metadata import version as _version
@@ -25,7 +25,7 @@ except Exception:  # pragma: no cover - run from a source tree that was never in
 __all__ = [
     "Layer", "Network", "Perceptron",
     "SGD", "Adam", "AdamW", "RMSprop", "Rprop", "LBFGS", "Optimizer",
-    "History", "DivergenceError",
+    "History", "DivergenceError", "fit_many",
     "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
     "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "datasets", "schedules", "build_info",

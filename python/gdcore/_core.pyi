@@ -61,6 +61,11 @@ class _Engine:
                     label_smoothing: float = 0.0, dropout: Optional[np.ndarray] = None,
                     dropout_seed: int = 0) -> float:
         """One epoch over the batches of `order`; parameters, state and step change in place."""
+    @staticmethod
+    def train_epoch_many(jobs: Sequence[tuple], n_threads: int = 1) -> list[float]:
+        """train_epoch on several distinct engines of this class in one call: each job is
+        (engine, <train_epoch's 13 arguments>); the networks interleaved batch by batch, split
+        over up to n_threads threads, each exactly as its own train_epoch. The epoch losses."""
     def lbfgs_step(self, X: np.ndarray, Y: np.ndarray, sample_weight: Optional[np.ndarray],
                    config: np.ndarray, state: Sequence[np.ndarray], run: np.ndarray,
                    step: np.ndarray, l2: float = 0.0, label_smoothing: float = 0.0) -> float:

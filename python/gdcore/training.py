@@ -9,10 +9,13 @@ anything changes), :class:`_Run` (prepare: bind the optimizer, find the rate for
 ``lr="auto"``, take the first checkpoint), then per epoch ``train``, ``check`` (divergence and
 the schedule's verdict, both handled by one rollback), ``record`` and the stop rules.
 :func:`train_epoch` is the same validation, binding and engine call for one epoch, without
-the checkpoints, checks and records around it.
+the checkpoints, checks and records around it. :func:`fit_many` runs one ``_Run`` per network
+through the same steps in lock-step, with one engine call (``train_epoch_many``) per epoch for
+all of them.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -643,10 +646,6 @@ class _Run:
                 if key in ("l2", "label_smoothing")}
 
     # --- one epoch ----------------------------------------------------------------------
-    def train(self, lr: float) -> float:
-        self.rollback.begin_epoch()
-        return self.engine_epoch(lr)
-
     def engine_epoch(self, lr: float) -> float:
         """The engine's call for one epoch at rate ``lr`` (no checkpoint): its mean loss."""
         plan, opt = self.plan, self.opt
@@ -658,6 +657,15 @@ class _Run:
         return float(self.engine.train_epoch(plan.X, plan.Y, plan.w, self.order,
                                              plan.batch_size, opt.code, opt.hyper(lr),
                                              opt.state, opt.step, **plan.regularisers))
+
+    def epoch_job(self, lr: float) -> tuple:
+        """The engine and its ``train_epoch`` arguments for an epoch at rate ``lr`` over
+        ``self.order`` (all of them positional: ``train_epoch_many``'s job tuple)."""
+        plan, opt = self.plan, self.opt
+        reg = plan.regularisers
+        return (self.engine, plan.X, plan.Y, plan.w, self.order, plan.batch_size, opt.code,
+                opt.hyper(lr), opt.state, opt.step, reg.get("l2", 0.0),
+                reg.get("label_smoothing", 0.0), reg.get("dropout"), reg.get("dropout_seed", 0))
 
     def rate(self, epoch: int) -> float:
         """The optimizer's learning rate for the next epoch (``epoch`` of this call), checked."""
@@ -803,84 +811,146 @@ class _Run:
         return None
 
     # --- the loop -----------------------------------------------------------------------
+    # fit is run(); fit_many drives several runs through the same steps in lock-step (open,
+    # start, then per epoch next_rate, begin_train, the engine's epoch, check, after_epoch;
+    # finish; failed on an exception; close always), so each run decides as fit would.
     def run(self) -> History:
-        plan, opt, history = self.plan, self.opt, self.history
-        bar = _progress_bar(plan.progress, plan.epochs)
-        started = time.perf_counter()
-        # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
-        # if it was, with its lr="auto" unresolved if it was.
-        binding = self._unbound_state()
-        epochs_before = opt.epochs_done
+        self.open()
         try:
-            self.prepare()
-            if plan.callbacks:
-                logs = {"network": self.network, "history": history}
-                if any([bool(cb.begin(logs)) for cb in plan.callbacks
-                        if cb.begin is not None]):
-                    history.stop_reason = "callback"
-            epoch = 0
-            while epoch < plan.epochs and not history.stop_reason:
-                lr = self.rate(epoch)
-                kept_before = opt.epochs_done
+            self.start()
+            while self.wants_epoch():
+                lr = self.next_rate()
                 try:
-                    loss = self.train(lr)
-                    if (epoch == 0 and self.full_batch and math.isnan(history.start_loss)
-                            and math.isfinite(loss)):
-                        history.start_loss = loss  # full batch: the loss of the start weights
-                    # check: divergence first, then the schedule's verdict on the monitored loss
-                    reason = None
-                    monitored = math.nan
-                    if self.diverged(epoch, loss):
-                        reason = "diverged"
-                    else:
-                        monitored = self.monitored_loss(loss)
-                        if not opt.schedule.accepts(monitored):
-                            reason = "loss rose"
-                    if reason is None:
-                        self.record(epoch, loss, lr, monitored)
+                    self.begin_train()
+                    loss = self.engine_epoch(lr)
+                    outcome = self.check(lr, loss)
                 except BaseException:
-                    # Anything that ends fit before the epoch is kept (Ctrl-C, a signal
-                    # handler's exception inside a step of either engine, a failing schedule)
-                    # undoes the epoch: the model is left after the epochs kept so far.
-                    if opt.epochs_done == kept_before:
-                        self.rollback.back_to_epoch_start()
+                    self.abandon_epoch()
                     raise
-                if reason is not None:
-                    epoch = self._after_undo(epoch, reason, loss, lr)
-                    continue
-                if bar is not None:
-                    bar.update(1)
-                    postfix = {"loss": f"{loss:.4g}"}
-                    if plan.val is not None:
-                        postfix["val_loss"] = f"{monitored:.4g}"
-                    bar.set_postfix(postfix, refresh=False)
-                epoch += 1
-                history.stop_reason = self.stop_rule(epoch - 1, loss, lr, monitored,
-                                                     started) or ""
-            if not history.stop_reason:
-                history.stop_reason = "epochs"
-            if self.best_params is not None and history.best_epoch is not None:
-                for target, p in zip(self.network.parameters(), self.best_params):
-                    np.copyto(target, p)
-            if plan.callbacks:
-                logs = {"network": self.network, "history": history,
-                        "stop_reason": history.stop_reason}
-                for cb in plan.callbacks:
-                    if cb.end is not None:
-                        cb.end(logs)
+                self.after_epoch(lr, loss, outcome)
+            self.finish()
         except BaseException:
-            if opt.epochs_done == epochs_before:
-                self._put_back(binding)
+            self.failed()
             raise
         finally:
-            history.time = time.perf_counter() - started
-            if history.loss:
-                opt._last_epoch = (opt.steps_done, history.loss[-1])
-            if bar is not None:
-                bar.set_description(f"fit: {history.stop_reason or 'interrupted'}",
-                                    refresh=False)
-                bar.close()
-        return history
+            self.close()
+        return self.history
+
+    def open(self) -> None:
+        """Start the clock and the progress bar; note what a failed call puts back."""
+        plan, opt = self.plan, self.opt
+        self.bar = _progress_bar(plan.progress, plan.epochs)
+        self.started = time.perf_counter()
+        # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
+        # if it was, with its lr="auto" unresolved if it was.
+        self.binding = self._unbound_state()
+        self.epochs_before = opt.epochs_done
+        self.epoch = 0
+        self.in_epoch = False
+        self.kept_before = opt.epochs_done
+
+    def start(self) -> None:
+        """Prepare, then the callbacks' on_train_begin."""
+        plan, history = self.plan, self.history
+        self.prepare()
+        if plan.callbacks:
+            logs = {"network": self.network, "history": history}
+            if any([bool(cb.begin(logs)) for cb in plan.callbacks
+                    if cb.begin is not None]):
+                history.stop_reason = "callback"
+
+    def wants_epoch(self) -> bool:
+        """Whether another epoch is to run."""
+        return self.epoch < self.plan.epochs and not self.history.stop_reason
+
+    def next_rate(self) -> float:
+        """The rate of the next epoch (checked), before anything of that epoch runs."""
+        lr = self.rate(self.epoch)
+        self.kept_before = self.opt.epochs_done
+        self.in_epoch = False
+        return lr
+
+    def begin_train(self) -> None:
+        """The epoch's checkpoint; from here an exception undoes the epoch (abandon_epoch)."""
+        self.in_epoch = True
+        self.rollback.begin_epoch()
+
+    def check(self, lr: float, loss: float) -> tuple:
+        """Divergence first, then the schedule's verdict on the monitored loss; a sane epoch
+        is recorded. Returns ``(reason, monitored)``: reason None when the epoch was kept."""
+        history, opt = self.history, self.opt
+        if (self.epoch == 0 and self.full_batch and math.isnan(history.start_loss)
+                and math.isfinite(loss)):
+            history.start_loss = loss  # full batch: the loss of the start weights
+        reason = None
+        monitored = math.nan
+        if self.diverged(self.epoch, loss):
+            reason = "diverged"
+        else:
+            monitored = self.monitored_loss(loss)
+            if not opt.schedule.accepts(monitored):
+                reason = "loss rose"
+        if reason is None:
+            self.record(self.epoch, loss, lr, monitored)
+        return reason, monitored
+
+    def abandon_epoch(self) -> None:
+        """Anything that ends training before the epoch is kept (Ctrl-C, a signal handler's
+        exception inside a step of either engine, a failing schedule) undoes the epoch: the
+        model is left after the epochs kept so far."""
+        if self.in_epoch and self.opt.epochs_done == self.kept_before:
+            self.rollback.back_to_epoch_start()
+        self.in_epoch = False
+
+    def after_epoch(self, lr: float, loss: float, outcome: tuple) -> None:
+        """Undo a refused epoch (and back off or stop), or count a kept one and apply the stop
+        rules."""
+        plan, history, bar = self.plan, self.history, self.bar
+        reason, monitored = outcome
+        self.in_epoch = False
+        if reason is not None:
+            self.epoch = self._after_undo(self.epoch, reason, loss, lr)
+            return
+        if bar is not None:
+            bar.update(1)
+            postfix = {"loss": f"{loss:.4g}"}
+            if plan.val is not None:
+                postfix["val_loss"] = f"{monitored:.4g}"
+            bar.set_postfix(postfix, refresh=False)
+        self.epoch += 1
+        history.stop_reason = self.stop_rule(self.epoch - 1, loss, lr, monitored,
+                                             self.started) or ""
+
+    def finish(self) -> None:
+        """The stop reason, the best weights and the callbacks' on_train_end."""
+        plan, history = self.plan, self.history
+        if not history.stop_reason:
+            history.stop_reason = "epochs"
+        if self.best_params is not None and history.best_epoch is not None:
+            for target, p in zip(self.network.parameters(), self.best_params):
+                np.copyto(target, p)
+        if plan.callbacks:
+            logs = {"network": self.network, "history": history,
+                    "stop_reason": history.stop_reason}
+            for cb in plan.callbacks:
+                if cb.end is not None:
+                    cb.end(logs)
+
+    def failed(self) -> None:
+        """An exception ends the call: with no epoch kept, the optimizer's binding goes back."""
+        if self.opt.epochs_done == self.epochs_before:
+            self._put_back(self.binding)
+
+    def close(self) -> None:
+        """Always, last: the time, the optimizer's last epoch, the progress bar."""
+        history, opt, bar = self.history, self.opt, self.bar
+        history.time = time.perf_counter() - self.started
+        if history.loss:
+            opt._last_epoch = (opt.steps_done, history.loss[-1])
+        if bar is not None:
+            bar.set_description(f"fit: {history.stop_reason or 'interrupted'}",
+                                refresh=False)
+            bar.close()
 
     def _unbound_state(self) -> Optional[dict]:
         """What a call that fails before keeping an epoch puts back: the optimizer's binding,
@@ -1120,3 +1190,253 @@ def train_epoch(network: Any, X: Any, y: Any, optimizer: Any, batch_size: Option
                      label_smoothing)
     with network._lock:
         return _Run(network, plan).one_epoch()
+
+
+# --- fit_many: several networks, one engine call per epoch ---------------------------------
+
+def _fit_keywords() -> dict:
+    """fit's keyword arguments after ``(network, X, y, optimizer)`` and their defaults."""
+    import inspect
+    params = list(inspect.signature(fit).parameters.values())[4:]
+    return {p.name: p.default for p in params}
+
+
+_FIT_KEYWORDS = _fit_keywords()
+
+
+def _many_networks(networks: Any) -> list:
+    """The Networks of ``networks`` (Perceptrons give theirs), checked to train together."""
+    from .network import Network, Perceptron
+    if isinstance(networks, (Network, Perceptron)) or not isinstance(networks, Sequence):
+        raise TypeError(f"networks must be a list of Networks, got {type(networks).__name__}")
+    nets = []
+    for i, net in enumerate(networks):
+        if isinstance(net, Perceptron):
+            net = net.network
+        if not isinstance(net, Network):
+            raise TypeError(f"networks[{i}] must be a gdcore Network or Perceptron, got "
+                            f"{type(net).__name__}")
+        for j, other in enumerate(nets):
+            if other is net:
+                raise ValueError(f"networks[{i}] is networks[{j}] again: each network may "
+                                 f"appear once")
+        nets.append(net)
+    if not nets:
+        raise ValueError("networks must hold at least one network")
+    first = nets[0]
+    for i, net in enumerate(nets[1:], 1):
+        for what, mine, theirs in (("inputs", net.n_inputs, first.n_inputs),
+                                   ("outputs", net.n_outputs, first.n_outputs)):
+            if mine != theirs:
+                raise ValueError(f"networks[{i}] has {mine} {what}, networks[0] has {theirs}: "
+                                 f"fit_many trains networks of the same input and output "
+                                 f"sizes")
+        if net.dtype != first.dtype:
+            raise ValueError(f"networks[{i}] is {net.dtype.name}, networks[0] is "
+                             f"{first.dtype.name}: fit_many trains networks of one dtype")
+        if net.backend != first.backend:
+            raise ValueError(f"networks[{i}] runs on the {net.backend} engine, networks[0] on "
+                             f"the {first.backend} engine: fit_many trains networks of one "
+                             f"engine")
+    return nets
+
+
+def _many_optimizers(optimizers: Any, n: int) -> list:
+    """One optimizer argument per network: None or a name given once are repeated (each
+    network gets its own fresh optimizer, as fit makes one); optimizer objects come in a list,
+    one per network, since each holds the state of one network."""
+    from .optimizers import Optimizer
+    if optimizers is None or isinstance(optimizers, str):
+        return [optimizers] * n
+    if isinstance(optimizers, Optimizer):
+        raise TypeError(
+            "optimizers must be None, a name or a list of one optimizer per network: an "
+            "optimizer object holds the state of one network (for copies of one, pass "
+            "[copy.deepcopy(opt) for _ in networks])")
+    if not isinstance(optimizers, Sequence):
+        raise TypeError(f"optimizers must be None, a name or a list, got "
+                        f"{type(optimizers).__name__}")
+    items = list(optimizers)
+    if len(items) != n:
+        raise ValueError(f"optimizers holds {len(items)} entries for {n} networks; it needs "
+                         f"one per network")
+    for i, opt in enumerate(items):
+        if isinstance(opt, Optimizer):
+            for j in range(i):
+                if items[j] is opt:
+                    raise ValueError(f"optimizers[{i}] is optimizers[{j}] again: an optimizer "
+                                     f"holds the state of one network")
+    return items
+
+
+class _SharedOrders:
+    """The visiting orders of runs that shuffle from the same integer seed: each such run
+    draws the same permutations as its own fit would (a Generator of that seed, one per
+    epoch it trains, undone ones included), so the group draws each one once."""
+
+    def __init__(self, runs: Sequence["_Run"]) -> None:
+        self._groups: dict = {}   # seed -> [Generator, first draw kept, permutations]
+        self._draws: dict = {}    # id(run) -> permutations the run has taken
+        for run in runs:
+            plan = run.plan
+            if plan.rng is not None and isinstance(plan.seed, int) \
+                    and not run.opt.full_batch_solver:
+                self._groups.setdefault(plan.seed, [np.random.default_rng(plan.seed), 0, []])
+                self._draws[id(run)] = 0
+
+    def next_order(self, run: "_Run") -> None:
+        """Set ``run.order`` to the permutation of its next epoch."""
+        plan = run.plan
+        if plan.rng is None:
+            return
+        if id(run) not in self._draws:  # a Generator seed, or fresh entropy: its own stream
+            run.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
+            return
+        group = self._groups[plan.seed]
+        k = self._draws[id(run)] - group[1]
+        while len(group[2]) <= k:
+            group[2].append(group[0].permutation(plan.X.shape[0]).astype(np.int64, copy=False))
+        run.order = group[2][k]
+        self._draws[id(run)] += 1
+
+    def forget(self, live: Sequence["_Run"]) -> None:
+        """Drop the permutations no live run will take any more."""
+        for seed, group in self._groups.items():
+            drawn = [self._draws[id(r)] for r in live
+                     if id(r) in self._draws and r.plan.seed == seed]
+            done = (min(drawn) if drawn else group[1] + len(group[2])) - group[1]
+            if done > 0:
+                del group[2][:done]
+                group[1] += done
+
+
+def fit_many(networks: Sequence[Any], X: Any, y: Any, optimizers: Any = None,
+             **fit_kwargs: Any) -> list:
+    """Train several networks on the same data at once: ``[fit(net, X, y, opt, **fit_kwargs)
+    for net, opt in zip(networks, optimizers)]`` in one engine call per epoch.
+
+    Each network's result (weights, optimizer state, History) equals that of its own
+    :func:`fit` call with the same arguments: the same batches (the same shuffling order for
+    the same seed), the same arithmetic, the same per-epoch decisions (divergence checks and
+    rollbacks, schedules, stopping rules, callbacks, restore_best_weights). The epochs run in
+    lock-step: each epoch, one engine call (``train_epoch_many``) trains every network that is
+    still training, interleaved batch by batch and, on the compiled engine, split over
+    :func:`gdcore.get_num_threads` threads; a network that stops early (tol, divergence,
+    max_time, callbacks) drops out, one whose epoch was undone runs it again.
+
+    Parameters
+    ----------
+    networks : list of Network (or Perceptron)
+        Distinct networks with the same numbers of inputs and outputs, the same dtype and the
+        same engine (ValueError naming the first that differs). Their layers may differ.
+    X, y
+        As in :func:`fit`, shared by all the networks.
+    optimizers : None, str or list
+        None: each network gets fit's default, its own ``SGD(lr=0.01)``; a name: each its own
+        fresh optimizer of that kind; a list of one entry per network (an optimizer object, a
+        name or None each). A single optimizer object is refused (TypeError): an optimizer
+        holds the state of one network (after fit_many each object holds its network's state,
+        so a later ``fit(net, X, y, opt)`` continues it), so pass one per network, e.g.
+        ``[gd.SGD(lr=r) for r in rates]`` or ``[copy.deepcopy(opt) for _ in networks]``.
+    **fit_kwargs
+        Any keyword argument of :func:`fit` (``epochs``, ``batch_size``, ``seed``,
+        ``on_divergence``, ...), applied to every network.
+
+    Returns
+    -------
+    list of History
+        One per network, in order.
+
+    Notes
+    -----
+    Every argument of every network is validated before anything changes. An exception that
+    ends the call (a DivergenceError with ``on_divergence="raise"``, Ctrl-C, a callback's
+    exception) leaves each network and optimizer after the epochs it kept so far, as fit does
+    (a network that kept none: as it was); for sweeps, ``on_divergence="stop"`` or
+    ``"backoff"`` lets a too-large rate end or cut back alone. Shuffling from a shared
+    ``numpy.random.Generator`` seed draws from it in the lock-step order (network 0's epoch 0,
+    network 1's epoch 0, ...), not in the order sequential fit calls would; an integer seed
+    (or each network's own) gives each network exactly its own fit's orders.
+    """
+    from . import _backend
+    nets = _many_networks(networks)
+    opts = _many_optimizers(optimizers, len(nets))
+    unknown = sorted(set(fit_kwargs) - set(_FIT_KEYWORDS))
+    if unknown:
+        raise TypeError(f"fit_many() got unexpected keyword arguments {unknown}; it takes "
+                        f"fit's: {sorted(_FIT_KEYWORDS)}")
+    kwargs = {**_FIT_KEYWORDS, **fit_kwargs}
+    plans = [_validate(net, X, y, opt, **kwargs) for net, opt in zip(nets, opts)]
+    for i, plan in enumerate(plans):
+        for j in range(i):
+            if plans[j].optimizer is plan.optimizer:
+                raise ValueError(f"optimizers[{i}] is optimizers[{j}] again: an optimizer "
+                                 f"holds the state of one network")
+    n_threads = _backend.get_num_threads()
+    with contextlib.ExitStack() as stack:
+        # Every network's lock, in one global order (no deadlock with another fit_many).
+        for net in sorted(nets, key=id):
+            stack.enter_context(net._lock)
+        runs = [_Run(net, plan) for net, plan in zip(nets, plans)]
+        return _run_many(runs, n_threads)
+
+
+def _run_many(runs: list, n_threads: int) -> list:
+    """The runs of fit_many in lock-step (see _Run.run, the same steps for one run)."""
+    engine_class = type(runs[0].engine)
+    orders = _SharedOrders(runs)
+    opened: list = []
+    try:
+        for run in runs:
+            run.open()
+            opened.append(run)
+        for run in runs:
+            run.start()
+        while True:
+            live = [run for run in runs if run.wants_epoch()]
+            if not live:
+                break
+            rates = [run.next_rate() for run in live]
+            try:
+                jobs, solo, losses = [], [], {}
+                for run, lr in zip(live, rates):
+                    run.begin_train()
+                    if run.opt.full_batch_solver:
+                        solo.append((run, lr))
+                    else:
+                        orders.next_order(run)
+                        jobs.append(run.epoch_job(lr))
+                if jobs:
+                    batched = engine_class.train_epoch_many(jobs, n_threads)
+                    for job, loss in zip(jobs, batched):
+                        losses[id(job[0])] = float(loss)
+                for run, lr in solo:
+                    losses[id(run.engine)] = run.engine_epoch(lr)
+                outcomes = [run.check(lr, losses[id(run.engine)])
+                            for run, lr in zip(live, rates)]
+            except BaseException:
+                for run in live:
+                    run.abandon_epoch()
+                raise
+            # Every run settles its epoch (an undo, the stop rules) even when one raises (a
+            # DivergenceError, a callback's exception), so none is left on an epoch it refused;
+            # then the first exception ends the call.
+            error: Optional[BaseException] = None
+            for run, lr, outcome in zip(live, rates, outcomes):
+                try:
+                    run.after_epoch(lr, losses[id(run.engine)], outcome)
+                except BaseException as exc:  # noqa: B036 - re-raised below
+                    error = error or exc
+            if error is not None:
+                raise error
+            orders.forget([run for run in runs if run.wants_epoch()])
+        for run in runs:
+            run.finish()
+    except BaseException:
+        for run in opened:
+            run.failed()
+        raise
+    finally:
+        for run in opened:
+            run.close()
+    return [run.history for run in runs]

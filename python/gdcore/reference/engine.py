@@ -259,6 +259,54 @@ class Engine:
         :meth:`loss`: each batch's loss includes the l2 penalty over its weight sum, its
         dropout masks are those of step ``step[0] + 1``).
         """
+        config, items, reg = self._check_epoch(X, Y, sample_weight, order, batch_size,
+                                               optimizer, hyper, state, step, l2,
+                                               label_smoothing, dropout, dropout_seed)
+        with self._one_call():
+            return train.train_epoch(self.network, X, Y, sample_weight, order,
+                                     batch_size, config, reg, items, step)
+
+    @staticmethod
+    def train_epoch_many(jobs: Sequence[tuple], n_threads: int = 1) -> list:
+        """``train_epoch`` on several engines in one call, each network exactly as its own
+        call, interleaved batch by batch (the twin of ``EngineF32/F64.train_epoch_many``).
+
+        ``jobs``: a list of tuples ``(engine, X, Y, sample_weight, order, batch_size,
+        optimizer, hyper, state, step, l2, label_smoothing, dropout, dropout_seed)``, each
+        checked as that engine's ``train_epoch`` checks its arguments; the engines must be
+        distinct (a repeated one is busy: RuntimeError). ``n_threads`` (>= 1) is the compiled
+        engine's; NumPy runs on this thread. Returns the epoch losses, in the order of the jobs.
+        """
+        items = checks.items(jobs, "jobs")
+        n_threads = checks.integer(n_threads, "n_threads")
+        if n_threads < 1:
+            fail("index", f"n_threads must be at least 1, got {n_threads}")
+        epochs, engines = [], []
+        for i, job in enumerate(items):
+            if not isinstance(job, tuple) or len(job) != 14:
+                fail("type", f"jobs[{i}] must be a tuple (engine, X, Y, sample_weight, order, "
+                             "batch_size, optimizer, hyper, state, step, l2, "
+                             "label_smoothing, dropout, dropout_seed)")
+            engine = job[0]
+            if not isinstance(engine, Engine):
+                fail("type", f"jobs[{i}][0] must be a {Engine.__module__}.Engine, got "
+                             f"{type(engine).__name__}")
+            if any(engine is e for e in engines) or engine._running is not None:
+                raise RuntimeError(BUSY)
+            engines.append(engine)
+            X, Y, sample_weight, order, batch_size = job[1:6]
+            config, state, reg = engine._check_epoch(*job[1:])
+            epochs.append(train.EpochJob(engine.network, X, Y, sample_weight, order,
+                                         int(batch_size), config, reg, state, job[9]))
+        with contextlib.ExitStack() as stack:
+            for engine in engines:
+                stack.enter_context(engine._one_call())
+            train.train_epoch_many(epochs, n_threads)
+        return [job.result for job in epochs]
+
+    def _check_epoch(self, X, Y, sample_weight, order, batch_size, optimizer, hyper, state,
+                     step, l2, label_smoothing, dropout, dropout_seed) -> tuple:
+        """train_epoch's arguments checked: ``(config, state items, regularisers)``."""
         self._check_data(X, Y, sample_weight)
         n = X.shape[0]
         array_of(order, "order", np.int64, 1, "(n_order,)")
@@ -283,9 +331,7 @@ class Engine:
         array_of(step, "step", np.int64, 1, "(1,)", writeable=True)
         dim(step, 0, 1, "step", "(1,)")
         reg = self._regularisers(l2, label_smoothing, dropout, dropout_seed)
-        with self._one_call():
-            return train.train_epoch(self.network, X, Y, sample_weight, order,
-                                     batch_size, config, reg, items, step)
+        return config, items, reg
 
     def _check_state(self, state, slots: int, rule: str) -> list:
         """Optimizer state: ``slots`` arrays per parameter W0, b0, W1, b1, ... in their shapes;

@@ -41,6 +41,126 @@ def parameters_finite(net: Network) -> bool:
                for i in range(net.n_layers()))
 
 
+class EpochRun:
+    """One epoch of one network, a batch at a time: :func:`train_epoch`'s loop as an object,
+    so that :func:`train_epoch_many` can interleave the epochs of several networks (twin of
+    the C++ ``EpochRun``; the arguments are :func:`train_epoch`'s). :meth:`step` does exactly
+    what one iteration of the loop does."""
+
+    def __init__(self, net: Network, X: np.ndarray, Y: np.ndarray,
+                 sample_weight: Optional[np.ndarray], order: np.ndarray, batch_size: int,
+                 config: OptimizerConfig, reg: Regularisers, state: Sequence[np.ndarray],
+                 step: np.ndarray) -> None:
+        self.net, self.X, self.Y, self.sample_weight = net, X, Y, sample_weight
+        self.order, self.batch_size, self.config, self.reg = order, batch_size, config, reg
+        self.state, self.step_count = state, step
+        self._start = 0            # first position in order of the next batch
+        self._ended = False
+        self._non_finite: Optional[float] = None  # the non-finite batch loss that ended it
+        self._weighted_loss = 0.0  # sum_b loss_b w_b
+        self._total_weight = 0.0   # sum_b w_b
+        self._steps = 0
+
+    def more(self) -> bool:
+        """True while batches are left and the epoch has not ended (non-finite loss, end())."""
+        return not self._ended and self._start < len(self.order)
+
+    def step(self) -> None:
+        """The next batch: gather, objective and gradient, update."""
+        net, config, step = self.net, self.config, self.step_count
+        rows = self.order[self._start:self._start + self.batch_size]
+        self._start += len(rows)
+        # A diverging run overflows; inf/nan is then the documented result, not a warning.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
+            #    total sample weight has no gradient to follow: it is skipped (no update, no
+            #    step, not in the loss).
+            batch = gather(self.X, self.Y, self.sample_weight, rows)
+            batch_weight = float(len(rows)) if batch.w is None else float(np.sum(batch.w))
+            if not batch_weight > 0.0:
+                return
+            # The dropout masks are those of step t.
+            t = int(step[0]) + 1
+
+            # 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
+            #    layer) and backpropagate into the network's gradient buffers.
+            dW, db = net.weight_gradients(), net.bias_gradients()
+            loss = objective_gradient(net, batch.x, batch.y, batch.w, self.reg, t, dW, db)
+            if not math.isfinite(loss):
+                self._non_finite, self._ended = loss, True  # stop before this batch's update
+                return
+
+            # 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
+            n_slots, state = config.n_slots(), self.state
+            for i in range(net.n_layers()):
+                l = net.layer(i)
+                w_state = state[(2 * i) * n_slots:(2 * i + 1) * n_slots]
+                b_state = state[(2 * i + 1) * n_slots:(2 * i + 2) * n_slots]
+                optimizer_update(config, t, l.weights, dW[i], w_state)
+                optimizer_update(config, t, l.bias, db[i], b_state)
+        step[0] = t
+        self._steps += 1
+        self._weighted_loss += loss * batch_weight
+        self._total_weight += batch_weight
+
+    def end(self) -> None:
+        """End the epoch here."""
+        self._ended = True
+
+    def result(self, interrupted: bool) -> float:
+        """The epoch's loss once it ended (see :func:`train_epoch`). ``interrupted`` is the
+        C++ flag of an epoch a stop ended; here KeyboardInterrupt propagates instead, and a
+        loss is still given for what ran."""
+        if self._non_finite is not None:
+            return self._non_finite
+        loss = (self._weighted_loss / self._total_weight if self._total_weight > 0.0
+                else math.nan)
+        # The last update may have overflowed with a finite loss: the epoch then diverged too.
+        if self._steps > 0 and not parameters_finite(self.net):
+            loss = math.nan
+        return loss
+
+
+@dataclass
+class EpochJob:
+    """The epoch of one network in :func:`train_epoch_many`: :func:`train_epoch`'s arguments
+    and, once run, its loss in ``result``."""
+    net: Network
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: Optional[np.ndarray]
+    order: np.ndarray
+    batch_size: int
+    config: OptimizerConfig
+    reg: Regularisers
+    state: Sequence[np.ndarray]
+    step: np.ndarray
+    result: float = math.nan
+
+
+def train_epoch_many(jobs: Sequence[EpochJob], n_threads: int) -> None:
+    """:func:`train_epoch` for every job, each network exactly as its own call, interleaved
+    batch by batch (round r runs batch r of every job in turn); each job's loss lands in its
+    ``result``. The networks must be distinct. ``n_threads`` is the C++ thread count (the
+    results do not depend on it); NumPy runs every job on this thread."""
+    runs = []
+    for job in jobs:
+        if len(job.order) == 0 or job.batch_size <= 0:
+            job.result = math.nan  # no batch: no loss
+            runs.append(None)
+        else:
+            runs.append(EpochRun(job.net, job.X, job.Y, job.sample_weight, job.order,
+                                 job.batch_size, job.config, job.reg, job.state, job.step))
+    active = [run for run in runs if run is not None]
+    while active:
+        for run in active:
+            run.step()
+        active = [run for run in active if run.more()]
+    for job, run in zip(jobs, runs):
+        if run is not None:
+            job.result = run.result(False)
+
+
 def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
                 sample_weight: Optional[np.ndarray], order: np.ndarray, batch_size: int,
                 config: OptimizerConfig, reg: Regularisers, state: Sequence[np.ndarray],
@@ -77,48 +197,9 @@ def train_epoch(net: Network, X: np.ndarray, Y: np.ndarray,
         batch's update and returns that loss. NaN if no batch had weight, or if a parameter is
         not finite after the last update.
     """
-    n_layers = net.n_layers()
-    n_slots = config.n_slots()
-    dW, db = net.weight_gradients(), net.bias_gradients()
-
-    weighted_loss = 0.0  # sum_b loss_b w_b
-    total_weight = 0.0   # sum_b w_b
-    steps = 0
-    # A diverging run overflows; inf/nan is then the documented result, not a warning.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-
-            # 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
-            #    total sample weight has no gradient to follow: it is skipped (no update, no
-            #    step, not in the loss).
-            batch = gather(X, Y, sample_weight, rows)
-            batch_weight = float(len(rows)) if batch.w is None else float(np.sum(batch.w))
-            if not batch_weight > 0.0:
-                continue
-            # The dropout masks are those of step t.
-            t = int(step[0]) + 1
-
-            # 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
-            #    layer) and backpropagate into the network's gradient buffers.
-            loss = objective_gradient(net, batch.x, batch.y, batch.w, reg, t, dW, db)
-            if not math.isfinite(loss):
-                return loss  # stop before this batch's update
-
-            # 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
-            for i in range(n_layers):
-                l = net.layer(i)
-                w_state = state[(2 * i) * n_slots:(2 * i + 1) * n_slots]
-                b_state = state[(2 * i + 1) * n_slots:(2 * i + 2) * n_slots]
-                optimizer_update(config, t, l.weights, dW[i], w_state)
-                optimizer_update(config, t, l.bias, db[i], b_state)
-            step[0] = t
-            steps += 1
-            weighted_loss += loss * batch_weight
-            total_weight += batch_weight
-
-    epoch_loss = weighted_loss / total_weight if total_weight > 0.0 else math.nan
-    # The last update may have overflowed with a finite loss: the epoch then diverged too.
-    if steps > 0 and not parameters_finite(net):
-        epoch_loss = math.nan
-    return epoch_loss
+    if len(order) == 0 or batch_size <= 0:
+        return math.nan  # no batch: no loss
+    run = EpochRun(net, X, Y, sample_weight, order, batch_size, config, reg, state, step)
+    while run.more():
+        run.step()
+    return run.result(False)
