@@ -30,7 +30,8 @@ the names and argument order against the headers):
 - ``engine`` ↔ ``csrc/bindings/bind_engine.cpp``: the object a network builds.
 
 ``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
-the reference for them.
+the reference for them. ``csrc/gd/threads.cpp`` (the helper threads that split large products)
+has none either: it decides only which thread computes a piece, never what is computed.
 """
 from . import (codes, activations, losses, dense, optimizers, random, dropout, network, objective,
                train, line_search, lbfgs, engine)
