@@ -239,6 +239,14 @@ LbfgsResult lbfgs_step(Network<T>& net, const T* x, index_t n, Targets<T> y,
     }
 
     auto finish = [&](LbfgsStatus status) { run[lbfgs_run::status] = double(int(status)); };
+    // After a failed direction or line search: forget the pairs and retry along -g
+    // (L-BFGS-B's restart), true; false when there were none, and the run gives up.
+    auto restart = [&](int n_pairs) {
+        if (n_pairs == 0) return false;
+        run[lbfgs_run::n_pairs] = 0.0;
+        run[lbfgs_run::resets] += 1.0;
+        return true;
+    };
     if (run[lbfgs_run::evaluations] > config.max_fun) finish(LbfgsStatus::max_fun);
     else if (v.max_abs(slot_g) <= config.tolerance_grad) finish(LbfgsStatus::tolerance_grad);
     else {
@@ -249,12 +257,8 @@ LbfgsResult lbfgs_step(Network<T>& net, const T* x, index_t n, Targets<T> y,
             const int newest = int(run[lbfgs_run::newest]);
             two_loop(v, m, n_pairs, newest);
             const double gd = v.dot(slot_g, slot_d);
-            if (!(gd < 0.0)) {  // not a descent direction: forget the pairs, or give up
-                if (n_pairs > 0) {
-                    run[lbfgs_run::n_pairs] = 0.0;
-                    run[lbfgs_run::resets] += 1.0;
-                    continue;
-                }
+            if (!(gd < 0.0)) {  // not a descent direction
+                if (restart(n_pairs)) continue;
                 finish(LbfgsStatus::line_search);
                 break;
             }
@@ -308,13 +312,9 @@ LbfgsResult lbfgs_step(Network<T>& net, const T* x, index_t n, Targets<T> y,
             }
             run[lbfgs_run::evaluations] += double(evaluations);
             run[lbfgs_run::step_evaluations] += double(evaluations);
-            if (!accepted) {  // back to x0; retry along -g once, as L-BFGS-B does
+            if (!accepted) {  // back to x0
                 v.load_params(slot_x0);
-                if (n_pairs > 0) {
-                    run[lbfgs_run::n_pairs] = 0.0;
-                    run[lbfgs_run::resets] += 1.0;
-                    continue;
-                }
+                if (restart(n_pairs)) continue;
                 finish(LbfgsStatus::line_search);
                 break;
             }

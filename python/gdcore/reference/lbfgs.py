@@ -198,6 +198,15 @@ def lbfgs_step(net: Network, x: np.ndarray, y: np.ndarray, sample_weight: Option
     def finish(status: str) -> None:
         run[_RUN["status"]] = LBFGS_STATUS[status]
 
+    def restart(n_pairs: int) -> bool:
+        """After a failed direction or line search: forget the pairs and retry along -g
+        (L-BFGS-B's restart), True; False when there were none, and the run gives up."""
+        if n_pairs == 0:
+            return False
+        run[_RUN["n_pairs"]] = 0.0
+        run[_RUN["resets"]] += 1.0
+        return True
+
     if run[_RUN["evaluations"]] > config.max_fun:
         finish("max_fun")
     elif v.max_abs(SLOT_G) <= config.tolerance_grad:
@@ -209,10 +218,8 @@ def lbfgs_step(net: Network, x: np.ndarray, y: np.ndarray, sample_weight: Option
             newest = int(run[_RUN["newest"]])
             two_loop(v, m, n_pairs, newest)
             gd = v.dot(SLOT_G, SLOT_D)
-            if not gd < 0.0:  # not a descent direction: forget the pairs, or give up
-                if n_pairs > 0:
-                    run[_RUN["n_pairs"]] = 0.0
-                    run[_RUN["resets"]] += 1.0
+            if not gd < 0.0:  # not a descent direction
+                if restart(n_pairs):
                     continue
                 finish("line_search")
                 break
@@ -255,11 +262,9 @@ def lbfgs_step(net: Network, x: np.ndarray, y: np.ndarray, sample_weight: Option
                 raise
             run[_RUN["evaluations"]] += evaluations
             run[_RUN["step_evaluations"]] += evaluations
-            if not accepted:  # back to x0; retry along -g once, as L-BFGS-B does
+            if not accepted:  # back to x0
                 v.load_params(SLOT_X0)
-                if n_pairs > 0:
-                    run[_RUN["n_pairs"]] = 0.0
-                    run[_RUN["resets"]] += 1.0
+                if restart(n_pairs):
                     continue
                 finish("line_search")
                 break
