@@ -27,6 +27,11 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// True on a helper thread, and on a caller while it offers work: run_chunks called from inside
+// a chunk then runs alone (a caller must not try to lock the posting mutex it holds, and a
+// helper has no helpers).
+thread_local bool inside_pool_work = false;
+
 // The work of one run_chunks call, shared by the caller and the helpers that took it.
 struct Job {
     ChunkFn work = nullptr;
@@ -60,6 +65,7 @@ struct alignas(64) Helper {
 
     // The helper thread: wait for an offer, spinning first, then sleeping; run it; repeat.
     void loop(void (*on_start)()) noexcept {
+        inside_pool_work = true;
         if (on_start != nullptr) on_start();
         const auto spin = std::chrono::microseconds(spin_microseconds);
         for (;;) {
@@ -146,15 +152,21 @@ int ensure_helpers(int wanted, void (*on_start)()) noexcept {
     return p->size.load();
 }
 
-Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers) noexcept {
+Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers,
+                   void (*waiting)(void* context)) noexcept {
     Job job;
     job.work = work;
     job.context = context;
     job.chunks = chunks;
     Pool* p = pool();
     std::unique_lock<std::mutex> posting;
-    if (p != nullptr && chunks > 1 && helpers > 0)
+    if (p != nullptr && chunks > 1 && helpers > 0 && !inside_pool_work)
         posting = std::unique_lock<std::mutex>(p->posting, std::try_to_lock);
+    struct Inside {  // this thread offers work until the end of the call
+        bool was;
+        explicit Inside(bool now) : was(inside_pool_work) { inside_pool_work |= now; }
+        ~Inside() { inside_pool_work = was; }
+    } inside(posting.owns_lock());
     const int offered =
         posting.owns_lock() ? std::min({helpers, int(p->helpers.size()), chunks - 1}) : 0;
     unsigned asleep = 0;  // bit h: helper h was asleep when offered the work
@@ -184,6 +196,7 @@ Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers) noexcep
         // It took the job: its chunks finish soon (it stops claiming once none is left).
         for (int polls = 1; helper.state.load(std::memory_order_acquire) != done; ++polls) {
             cpu_relax();
+            if (polls % 64 == 0 && waiting != nullptr) waiting(context);
             if (polls % 1024 == 0) std::this_thread::yield();  // it may share our core
         }
         helper.state.store(idle, std::memory_order_relaxed);

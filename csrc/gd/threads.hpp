@@ -23,9 +23,12 @@ struct Outcome {
 // Runs work(context, i) for every i in [0, chunks), each exactly once, on the calling thread and
 // on at most `helpers` helper threads (fewer if the pool has fewer: ensure_helpers), claiming
 // chunks in order from a shared counter. Returns when every chunk is done. Calls from several
-// threads at once are safe: one posts to the helpers, the others run their chunks alone. work
-// must not throw.
-Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers) noexcept;
+// threads at once are safe: one posts to the helpers, the others run their chunks alone; so is
+// a call from inside a chunk (it runs alone). While the caller waits for a helper's last
+// chunks it calls waiting(context) about every 10 us, if given (e.g. to poll for signals).
+// work must not throw.
+Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers,
+                   void (*waiting)(void* context) = nullptr) noexcept;
 
 // Starts helper threads until the pool has `helpers` of them (at most max_helpers()), each
 // running on_start() once first (e.g. a BLAS warm-up while memory is plentiful). Returns the

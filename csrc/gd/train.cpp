@@ -3,14 +3,12 @@
 #include "train.hpp"
 
 #include "finite.hpp"
+#include "threads.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <limits>
-#include <mutex>
-#include <system_error>
 #include <thread>
 
 namespace gd {
@@ -209,22 +207,45 @@ void run_interleaved(std::vector<EpochRun<T>>& runs, std::size_t first, std::siz
     }
 }
 
-// A thread's share: chunks of `chunk` runs taken in turn from `next` until none is left or
-// `stop` says stop (the runs no thread took then end with no step).
+// The networks of one train_epoch_many call, cut into chunks of `chunk` runs that the
+// calling thread and the helper threads (threads.hpp) claim in turn: a thread on a busy core
+// takes fewer. Only the calling thread can run Python's signal handlers, so it polls `stop`
+// (between its rounds, and while it waits for the helpers) and raises `stopping`, which the
+// helpers' own checks read.
 template <class T>
-void take_chunks(std::vector<EpochRun<T>>& runs, std::atomic<std::size_t>& next,
-                 std::size_t chunk, StopCheck& stop) noexcept {
-    while (!stop()) {
-        const std::size_t first = next.fetch_add(chunk, std::memory_order_relaxed);
-        if (first >= runs.size()) return;
-        run_interleaved(runs, first, std::min(first + chunk, runs.size()), stop);
-    }
-}
+struct ManyEpochs {
+    std::vector<EpochRun<T>>* runs;
+    std::size_t chunk;
+    std::thread::id caller;
+    StopCheck* stop;  // the caller's
+    std::atomic<bool> stopping{false};
 
-// The poll of a helper thread: the caller's thread raises the flag when its own poll said stop.
-bool flag_raised(void* flag) {
-    return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed);
-}
+    static bool flag_raised(void* self) {
+        return static_cast<ManyEpochs*>(self)->stopping.load(std::memory_order_relaxed);
+    }
+
+    static void run_chunk(void* self, int c) noexcept {
+        ManyEpochs& many = *static_cast<ManyEpochs*>(self);
+        const std::size_t first = std::size_t(c) * many.chunk;
+        const std::size_t last = std::min(first + many.chunk, many.runs->size());
+        if (std::this_thread::get_id() == many.caller) {
+            run_interleaved(*many.runs, first, last, *many.stop);
+            if (many.stop->stopped()) many.stopping.store(true, std::memory_order_relaxed);
+            return;
+        }
+        Interrupt flag;
+        flag.poll = &flag_raised;
+        flag.context = self;
+        flag.interval = std::chrono::steady_clock::duration::zero();
+        StopCheck stop(flag);
+        run_interleaved(*many.runs, first, last, stop);
+    }
+
+    static void waiting(void* self) noexcept {
+        ManyEpochs& many = *static_cast<ManyEpochs*>(self);
+        if ((*many.stop)()) many.stopping.store(true, std::memory_order_relaxed);
+    }
+};
 
 }  // namespace
 
@@ -252,54 +273,18 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
                                                        runs.size()));
     // Chunks of about a quarter of a thread's share: a few networks interleaved, and threads
     // that run slower (a busy core) take fewer chunks.
-    const std::size_t chunk = std::max<std::size_t>(1, runs.size() / (4 * threads));
-    std::atomic<std::size_t> next{0};
-
-    std::atomic<bool> stopping{false};
-    std::mutex mutex;
-    std::condition_variable finished;
-    std::size_t running = 0;  // helpers started and not yet done (under mutex)
-    std::vector<std::thread> helpers;
-    helpers.reserve(threads - 1);
-    for (std::size_t t = 1; t < threads; ++t) {
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            ++running;
-        }
-        try {
-            helpers.emplace_back([&] {
-                Interrupt flag;
-                flag.poll = &flag_raised;
-                flag.context = &stopping;
-                flag.interval = std::chrono::steady_clock::duration::zero();
-                StopCheck stop(flag);
-                take_chunks(runs, next, chunk, stop);
-                std::lock_guard<std::mutex> lock(mutex);
-                --running;
-                finished.notify_one();
-            });
-        } catch (const std::system_error&) {  // no thread: this one takes more chunks
-            std::lock_guard<std::mutex> lock(mutex);
-            --running;
-            break;
-        }
-    }
     StopCheck stop(interrupt);
-    take_chunks(runs, next, chunk, stop);
-    if (stop.stopped()) stopping.store(true, std::memory_order_relaxed);
-    // Wait for the helpers, still polling, so that a stop asked meanwhile reaches them.
-    {
-        std::unique_lock<std::mutex> lock(mutex);
-        while (running > 0) {
-            if (finished.wait_for(lock, interrupt.interval) == std::cv_status::timeout) {
-                lock.unlock();
-                if (stop()) stopping.store(true, std::memory_order_relaxed);
-                lock.lock();
-            }
-        }
-    }
-    for (std::thread& helper : helpers) helper.join();
-    const bool stopped = stopping.load(std::memory_order_relaxed);
+    ManyEpochs<T> many;
+    many.runs = &runs;
+    many.chunk = std::max<std::size_t>(1, runs.size() / (4 * threads));
+    many.caller = std::this_thread::get_id();
+    many.stop = &stop;
+    const int chunks = int((runs.size() + many.chunk - 1) / many.chunk);
+    // (The helpers are the pool's: started at import, one per core but this one, up to the
+    // thread count; a call asking for more threads than the pool has runs on fewer.)
+    threads::run_chunks(&ManyEpochs<T>::run_chunk, &many, chunks, int(threads) - 1,
+                        &ManyEpochs<T>::waiting);
+    const bool stopped = many.stopping.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < runs.size(); ++i) jobs[owner[i]].result = runs[i].result(stopped);
 }
 

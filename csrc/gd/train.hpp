@@ -105,13 +105,13 @@ struct EpochJob {
 // train_epoch for every job, each network exactly as its own train_epoch call (the same
 // batches, the same arithmetic: equal results bit for bit). The networks must be distinct, and
 // their workspaces reserved as train_epoch needs. Up to n_threads threads (the caller's and
-// helpers started for the call) take chunks of about jobs / (4 n_threads) networks in turn
-// (a thread on a busy core takes fewer) and run each chunk interleaved batch by batch: round
-// r runs batch r of each of its networks. Only the caller's thread polls `interrupt`; the
-// others stop, at a whole step, soon after it says stop. A stop ends every job's epoch
+// the core's helper threads, threads.hpp) take chunks of about jobs / (4 n_threads) networks
+// in turn (a thread on a busy core takes fewer) and run each chunk interleaved batch by batch:
+// round r runs batch r of each of its networks. Only the caller's thread polls `interrupt`;
+// the others stop, at a whole step, soon after it says stop. A stop ends every job's epoch
 // (result.interrupted; a job no thread had begun takes no step). Jobs with no rows or
-// batch_size <= 0 get train_epoch's NaN. When a thread cannot be started, the others take
-// its chunks (the results are the same).
+// batch_size <= 0 get train_epoch's NaN. Fewer helpers than asked (the pool has one per core
+// but the caller's) only means fewer threads: the results are the same.
 template <class T>
 void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads, const Interrupt& interrupt);
 
