@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not CSRC.is_dir(), reason="needs the C++ sources
 # The csrc/gd files with a twin module gdcore.reference.<name>. blas.cpp and kernels*.cpp have
 # none: NumPy's matmul and ufuncs are the reference for them.
 TWINS = ["activations", "dense", "losses", "optimizers", "random", "dropout", "network",
-         "objective", "train", "line_search", "lbfgs"]
+         "objective", "train", "line_search", "lbfgs", "descent"]
 
 # C++ parameters that no twin has: the sizes (NumPy arrays carry them) and the interrupt hook
 # (Python's own KeyboardInterrupt stops the reference).
@@ -40,6 +40,7 @@ RETURNED = {
     "Network.forward": {"out"}, "Network.predict": {"out", "scratch"},
     "smooth_targets": {"out"}, "random_bits": {"out"}, "dropout_mask": {"mask"},
     "dropout_apply": {"out"}, "objective_value": {"value"}, "objective_gradient": {"value"},
+    "descend": {"path"},
 }
 # Per function: a C++ parameter spelled otherwise in Python, in the same place.
 RENAMED = {

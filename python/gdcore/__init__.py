@@ -11,7 +11,7 @@ and otherwise in the NumPy reference (``"numpy"``), with the same results.
 from . import datasets, schedules
 from ._backend import backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .lr_finder import FindLRResult, check_gradients, find_lr
-from .minimize import MinimizeResult, minimize
+from .minimize import MinimizeResult, minimize, minimize_many
 from .network import Layer, Network, Perceptron
 from .optimizers import LBFGS, SGD, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .training import DivergenceError, History
@@ -26,7 +26,7 @@ __all__ = [
     "Layer", "Network", "Perceptron",
     "SGD", "Adam", "AdamW", "RMSprop", "Rprop", "LBFGS", "Optimizer",
     "History", "DivergenceError",
-    "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
+    "minimize", "minimize_many", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
     "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "datasets", "schedules", "build_info",
 ]
