@@ -175,6 +175,9 @@ def python_function(fun: Any, data: Any = None) -> Any:
     """``fun`` as a Python function of one point: a compiled objective becomes ``x -> value``
     (for plotting), anything else is returned as it is."""
     if not is_compiled(fun):
+        if data is not None:
+            raise TypeError("data is for compiled functions; a Python fun takes its data from "
+                            "its closure")
         return fun
     objective = compiled_objective(fun, data)
 
