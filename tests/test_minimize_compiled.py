@@ -556,3 +556,44 @@ def test_plot_descent_takes_minimize_many_and_a_compiled_function(lib):
         results[0].plot(lib.quad, ax=ax, data=a)
     finally:
         plt.close(fig)
+
+
+CYTHON_SOURCE = """# cython: language_level=3
+cdef api double rosen(int n, const double *x, double *grad, void *data) noexcept nogil:
+    cdef double f = 0.0, a, b
+    cdef int i
+    if grad != NULL:
+        for i in range(n):
+            grad[i] = 0.0
+    for i in range(n - 1):
+        a = x[i + 1] - x[i] * x[i]
+        b = 1.0 - x[i]
+        f += 100.0 * a * a + b * b
+        if grad != NULL:
+            grad[i] += -400.0 * x[i] * a - 2.0 * b
+            grad[i + 1] += 200.0 * a
+    return f
+"""
+
+
+def test_cython_function_through_its_capsule(lib, tmp_path, monkeypatch):
+    """The README's Cython example: `cdef api` exports a capsule named by the signature (with
+    `double const *`); gd.minimize takes it as it is, and as scipy's LowLevelCallable."""
+    pytest.importorskip("Cython")
+    import importlib
+    import sys
+    (tmp_path / "gd_cy_objectives.pyx").write_text(CYTHON_SOURCE)
+    done = subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-i", "-q",
+                           "gd_cy_objectives.pyx"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.skip(f"could not build the Cython module: {done.stderr[-500:]}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("gd_cy_objectives")
+    capsule = module.__pyx_capi__["rosen"]
+    kwargs = dict(lr=1e-3, momentum=0.9, max_iter=3000)
+    expected = gd.minimize(lib.rosen, [-1.2, 1.0, -1.2, 1.0], **kwargs)
+    assert_same(gd.minimize(capsule, [-1.2, 1.0, -1.2, 1.0], **kwargs), expected)
+    scipy = pytest.importorskip("scipy")
+    llc = scipy.LowLevelCallable.from_cython(module, "rosen")
+    assert_same(gd.minimize(llc, [-1.2, 1.0, -1.2, 1.0], **kwargs), expected)
