@@ -383,6 +383,15 @@ def test_numba_cfunc(lib):
                     max_iter=2000)
     assert_same(r, gd.minimize(lib.rosen, [-1.2, 1.0, -1.2, 1.0], lr=1e-3, momentum=0.9,
                                max_iter=2000), rtol=1e-9)
+    # the cfunc itself (callable from Python as its Python function) is taken as its .ctypes,
+    # in minimize_many and plot_descent's evaluation too (which must pass a grad buffer)
+    assert _compiled.is_compiled(nb_rosen)
+    assert_same(gd.minimize(nb_rosen, [-1.2, 1.0, -1.2, 1.0], lr=1e-3, momentum=0.9,
+                            max_iter=2000), r, rtol=0)
+    many = gd.minimize_many(nb_rosen, [-1.2, 1.0], [1e-4, 1e-3], momentum=0.9, max_iter=100)
+    assert [m.nit for m in many] == [100, 100]
+    assert _compiled.python_function(nb_rosen)(np.array([-1.2, 1.0])) == rosen(
+        np.array([-1.2, 1.0]))
 
 
 # ---- wrong functions and arguments ------------------------------------------------------------

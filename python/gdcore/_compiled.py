@@ -69,12 +69,13 @@ class CompiledObjective:
         return fun
 
     def value(self, x: Any) -> float:
-        """The function's value at one point ``x`` of shape (d,) (its ``grad`` NULL)."""
+        """The function's value at one point ``x`` of shape (d,). Its ``grad`` is a scratch
+        array, not NULL: gd.minimize always passes one, so functions may well rely on it."""
         arr = np.ascontiguousarray(x, dtype=np.float64)
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"a compiled objective takes one point of shape (d,), got shape "
                              f"{arr.shape}")
-        return self.as_function()(arr, None, self.data)
+        return self.as_function()(arr, np.empty_like(arr), self.data)
 
 
 def _is_low_level_callable(obj: Any) -> bool:
@@ -83,10 +84,18 @@ def _is_low_level_callable(obj: Any) -> bool:
             and cls.__module__.startswith("scipy."))
 
 
+def _is_numba_cfunc(obj: Any) -> bool:
+    """A ``numba.cfunc`` object: callable from Python as its Python function, so recognised
+    (by type name and module, never importing numba) and taken through its ``.ctypes``."""
+    cls = type(obj)
+    return cls.__name__ == "CFunc" and cls.__module__.startswith("numba.")
+
+
 def is_compiled(obj: Any) -> bool:
     """True for what :func:`compiled_objective` takes: a ctypes function pointer, a
-    ``scipy.LowLevelCallable`` or a ``PyCapsule`` (not checked further here)."""
-    return isinstance(obj, (_CFuncPtr, _CapsuleType)) or _is_low_level_callable(obj)
+    ``scipy.LowLevelCallable``, a ``PyCapsule`` or a ``numba.cfunc`` (not checked further)."""
+    return (isinstance(obj, (_CFuncPtr, _CapsuleType)) or _is_low_level_callable(obj)
+            or _is_numba_cfunc(obj))
 
 
 def _capsule(capsule: Any, what: str) -> tuple[int, int]:
@@ -147,9 +156,12 @@ def _data_address(data: Any) -> tuple[int, Any]:
 
 
 def compiled_objective(fun: Any, data: Any = None) -> CompiledObjective:
-    """``fun`` (a ctypes function pointer, a ``scipy.LowLevelCallable`` or a ``PyCapsule``) and
+    """``fun`` (a ctypes function pointer, a ``scipy.LowLevelCallable``, a ``PyCapsule`` or a
+    ``numba.cfunc``, taken as its ``.ctypes``) and
     ``data`` checked: TypeError for a wrong prototype or signature, or for ``data`` given with
     a LowLevelCallable (which carries its own ``user_data``)."""
+    if _is_numba_cfunc(fun):
+        return compiled_objective(fun.ctypes, data)
     if isinstance(fun, _CFuncPtr):
         address = _ctypes_address(fun)
         data_address, owner = _data_address(data)

@@ -265,7 +265,8 @@ def minimize(fun: Any, x0: Any, grad: Optional[Callable] = None, lr: float = 0.1
         gradient into all of ``grad[0..n)`` (gd.minimize always passes ``grad``). It may be
         given as a ctypes function pointer with ``restype`` ``c_double`` and ``argtypes``
         ``(c_int, POINTER(c_double), POINTER(c_double), c_void_p)`` (e.g. a function of a
-        ``ctypes.CDLL``, or numba's ``cfunc(...).ctypes``), a ``scipy.LowLevelCallable``, or a
+        ``ctypes.CDLL``, or numba's ``cfunc(...).ctypes``; a numba ``cfunc`` itself is taken
+        as its ``.ctypes``), a ``scipy.LowLevelCallable``, or a
         ``PyCapsule`` named by the signature ``"double (int, double *, double *, void *)"``
         (``const double *`` accepted; Cython's ``module.__pyx_capi__["f"]``). The whole descent
         then runs in C++ without the GIL, with the same iterates as the Python path. It must

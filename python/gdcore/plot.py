@@ -330,7 +330,7 @@ def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Seq
     ----------
     fun : callable or compiled function
         ``fun(v) -> float`` for ``v`` of shape (2,), the function the results minimised; or
-        the compiled function given to ``gd.minimize`` (evaluated point by point, grad NULL).
+        the compiled function given to ``gd.minimize`` (evaluated point by point).
     results : MinimizeResult or sequence of them
         What ``gd.minimize`` returned, on a function of two variables (``gd.minimize_many``'s
         list of results as it is).
