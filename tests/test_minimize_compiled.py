@@ -606,3 +606,30 @@ def test_cython_function_through_its_capsule(lib, tmp_path, monkeypatch):
     scipy = pytest.importorskip("scipy")
     llc = scipy.LowLevelCallable.from_cython(module, "rosen")
     assert_same(gd.minimize(llc, [-1.2, 1.0, -1.2, 1.0], **kwargs), expected)
+
+
+def test_exception_in_a_python_ctypes_callback_stops_with_a_clear_error(monkeypatch):
+    """An exception cannot cross C: ctypes reports it to sys.unraisablehook and returns 0.0
+    without writing grad, which the unwritten-grad check then turns into ValueError."""
+    import sys
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: reported.append(info.exc_value))
+    calls = [0]
+
+    @_compiled.PROTOTYPE
+    def failing(n, x, grad, data):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise RuntimeError("boom")
+        xs = np.ctypeslib.as_array(x, (n,))
+        np.ctypeslib.as_array(grad, (n,))[:] = 2.0 * xs
+        return float(xs @ xs)
+
+    backends = ["numpy", "cpp"] if _backend._core is not None else ["numpy"]
+    for backend in backends:
+        calls[0] = 0
+        with gd.use_backend(backend):
+            with pytest.raises(ValueError, match=r"did not write grad\[0\] at iterate 3"):
+                gd.minimize(failing, [1.0, 2.0], lr=0.1)
+    assert len(reported) == len(backends)
+    assert all(isinstance(e, RuntimeError) and str(e) == "boom" for e in reported)

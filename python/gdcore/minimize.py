@@ -313,7 +313,8 @@ def minimize(fun: Any, x0: Any, grad: Optional[Callable] = None, lr: float = 0.1
     ``grad``) raises ValueError. A compiled descent checks for signals (Ctrl-C) every 256
     steps. A ctypes function that wraps a Python function works (ctypes takes the GIL), but an
     exception it raises cannot cross the C boundary: ctypes reports it through
-    ``sys.unraisablehook`` and the call returns 0.0; use a Python ``fun`` for such code.
+    ``sys.unraisablehook`` and the call returns 0.0 with ``grad`` unwritten, so the descent
+    stops with the ValueError above; use a Python ``fun`` for such code.
 
     Raises
     ------
