@@ -633,3 +633,41 @@ def test_exception_in_a_python_ctypes_callback_stops_with_a_clear_error(monkeypa
                 gd.minimize(failing, [1.0, 2.0], lr=0.1)
     assert len(reported) == len(backends)
     assert all(isinstance(e, RuntimeError) and str(e) == "boom" for e in reported)
+
+
+def test_a_path_too_large_for_memory_is_a_memory_error(lib):
+    """The path grows with every step: past the address space left (RLIMIT_AS, in a child
+    process) the compiled descent raises MemoryError, not abort, and the next call works."""
+    import os
+    import sys
+    import textwrap
+    if _backend._core is None:
+        pytest.skip("needs the compiled core")
+    if "asan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("an address-space limit starves AddressSanitizer's own shadow memory")
+    code = textwrap.dedent(f"""
+        import ctypes, resource
+        import numpy as np
+        import gdcore as gd
+        gd.set_backend("cpp")
+        quad = ctypes.CDLL({lib._name!r}).quad
+        quad.restype = ctypes.c_double
+        quad.argtypes = gd._compiled.PROTOTYPE._argtypes_
+        d = 10000                                   # 80 kB a row of the path
+        a = np.full(d, 1e-9)                        # creeps: never converges
+        size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (size + (256 << 20), resource.RLIM_INFINITY))
+        try:
+            gd.minimize(quad, np.ones(d), data=a, lr=1e-3, tol=0.0, max_iter=10**7)
+            print("no error")
+        except MemoryError as exc:
+            print("MemoryError", exc)
+        r = gd.minimize(quad, np.ones(d), data=a, lr=1e-3, tol=0.0, max_iter=10)
+        print("then", r.nit, r.path.shape)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("MemoryError not enough memory for the path"), lines
+    assert lines[1] == "then 10 (11, 10000)", lines
