@@ -326,3 +326,20 @@ def test_lbfgs_config_twin_has_the_fields_and_defaults():
             assert default == "true" and python[name] is True
         else:
             assert python[name] == float(default), name
+
+
+def test_descent_structs_twins_have_the_fields_and_defaults():
+    import dataclasses
+    from gdcore.reference import descent
+    for struct in ("DescentConfig", "DescentResult"):
+        cpp = struct_fields("descent.hpp", struct)
+        python = {f.name: f.default for f in dataclasses.fields(getattr(descent, struct))}
+        assert list(python) == list(cpp), struct
+        for name, default in cpp.items():
+            if name == "status":
+                assert default == "DescentStatus::max_iter"
+                assert python[name] == codes.DESCENT_STATUS["max_iter"]
+            else:
+                assert python[name] == float(default), (struct, name)
+    header = (CSRC / "descent.hpp").read_text()
+    assert f"0x{descent.UNWRITTEN_GRAD_BITS:x}ULL" in header
