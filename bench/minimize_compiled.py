@@ -17,6 +17,11 @@ median of ``--repeat`` runs of the whole ``gd.minimize`` call:
 Every variant's path is checked equal (1e-9 relative) to the compiled one's before timing. The
 ratio column is each variant's time over the compiled C one's; the issue's target is >= 30 for
 the Python callables. Prints ``gd.build_info()`` first.
+
+Measured (2026-12-01, gcc 12.2 -O3, AMD EPYC Zen 4, 2 cores shared with other builds, load
+average ~6; wall / CPU microseconds per step): C 0.380 / 0.179, numba 0.331 / 0.136, Python on
+floats 140.9 / 95.3, Python with NumPy 253.8 / 164.9, ctypes callback 114.3 / 75.9. Fastest
+Python callable / compiled C: 371x wall, 533x CPU; 316x to 563x wall over four runs.
 """
 from __future__ import annotations
 
@@ -143,13 +148,16 @@ def build_numba():
 
 
 def timed(call, repeat):
-    """(median seconds, result) of ``repeat`` runs of ``call()``."""
-    times, result = [], None
+    """(median wall seconds, median CPU seconds of this process, result) of ``repeat`` runs of
+    ``call()``. The CPU time is the steadier figure on a shared machine (waiting for a core is
+    not counted); the descent runs on one thread, so the two agree on an idle machine."""
+    walls, cpus, result = [], [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def main(argv=None) -> int:
@@ -183,24 +191,27 @@ def main(argv=None) -> int:
         for name, call in variants:
             if nb is not None and name == "numba cfunc":
                 call()  # compile outside the timing (cfunc compiles at definition already)
-            seconds, result = timed(call, args.repeat if "Python" not in name
-                                    and "callback" not in name else max(3, args.repeat // 2))
+            seconds, cpu, result = timed(call, args.repeat if "Python" not in name
+                                         and "callback" not in name else max(3, args.repeat // 2))
             assert result.nit == args.steps, (name, result.message)
             if reference is None:
                 reference = result
             else:
                 np.testing.assert_allclose(result.path, reference.path, rtol=1e-9, atol=0)
-            rows.append((name, seconds))
+            rows.append((name, seconds, cpu))
 
-    base = rows[0][1]
-    print(f"{'variant':<18}{'total ms':>12}{'per step us':>14}{'x compiled':>12}")
-    for name, seconds in rows:
-        print(f"{name:<18}{seconds * 1e3:>12.2f}{seconds / args.steps * 1e6:>14.3f}"
-              f"{seconds / base:>12.1f}")
+    base, base_cpu = rows[0][1], rows[0][2]
+    print(f"{'variant':<18}{'total ms':>10}{'us/step':>10}{'CPU us/step':>13}{'x compiled':>12}"
+          f"{'x (CPU)':>9}")
+    for name, seconds, cpu in rows:
+        print(f"{name:<18}{seconds * 1e3:>10.2f}{seconds / args.steps * 1e6:>10.3f}"
+              f"{cpu / args.steps * 1e6:>13.3f}{seconds / base:>12.1f}{cpu / base_cpu:>9.1f}")
     if c_rosen is not None:
-        slowest_python = min(s for n, s in rows if n.startswith("Python"))
-        ratio = slowest_python / base
-        print(f"\nfastest Python callable / compiled C: {ratio:.1f}x (target >= 30x): "
+        fastest_python = min(s for n, s, _ in rows if n.startswith("Python"))
+        fastest_python_cpu = min(c for n, _, c in rows if n.startswith("Python"))
+        ratio = fastest_python / base
+        print(f"\nfastest Python callable / compiled C: {ratio:.1f}x wall, "
+              f"{fastest_python_cpu / base_cpu:.1f}x CPU (target >= 30x): "
               f"{'OK' if ratio >= 30 else 'BELOW TARGET'}")
         return 0 if ratio >= 30 else 1
     print("\nno C compiler: the compiled C variant was not measured")
