@@ -39,13 +39,17 @@ _CFuncPtr = ctypes.CFUNCTYPE(None).__mro__[1]   # ctypes' function pointer base 
 _CData = ctypes.c_int.__mro__[-2]               # every ctypes instance's base class
 _CapsuleType = type(datetime.datetime_CAPI)     # types.CapsuleType from Python 3.13
 
-_api = ctypes.pythonapi
-_api.PyCapsule_GetName.restype = ctypes.c_char_p
-_api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-_api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-_api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-_api.PyCapsule_GetContext.restype = ctypes.c_void_p
-_api.PyCapsule_GetContext.argtypes = [ctypes.py_object]
+
+def _python_api(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A private ctypes handle on a C-API function (``ctypes.pythonapi``'s are shared: setting
+    their argtypes would change them for everyone)."""
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ctypes.pythonapi))
+
+
+_capsule_name = _python_api("PyCapsule_GetName", ctypes.c_char_p, ctypes.py_object)
+_capsule_pointer = _python_api("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object,
+                               ctypes.c_char_p)
+_capsule_context = _python_api("PyCapsule_GetContext", ctypes.c_void_p, ctypes.py_object)
 
 
 @dataclass(frozen=True)
@@ -100,16 +104,16 @@ def is_compiled(obj: Any) -> bool:
 
 def _capsule(capsule: Any, what: str) -> tuple[int, int]:
     """(function address, context address) of a PyCapsule whose name is a SIGNATURES entry."""
-    raw = _api.PyCapsule_GetName(capsule)
+    raw = _capsule_name(capsule)
     name = None if raw is None else raw.decode("utf-8", "replace")
     if name is None or "".join(name.split()) not in _NORMALISED:
         raise TypeError(f"{what} must be named by the signature {SIGNATURES[0]!r} (or with "
                         f"const double *x), as scipy.LowLevelCallable and Cython's "
                         f"__pyx_capi__ name them; got the name {name!r}")
-    address = _api.PyCapsule_GetPointer(capsule, raw)
+    address = _capsule_pointer(capsule, raw)
     if not address:
         raise TypeError(f"{what} holds a NULL function pointer")
-    return int(address), int(_api.PyCapsule_GetContext(capsule) or 0)
+    return int(address), int(_capsule_context(capsule) or 0)
 
 
 def _ctypes_address(fun: Any) -> int:
