@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import math
 import shutil
 import statistics
 import subprocess

@@ -23,7 +23,6 @@ import pytest
 
 import gdcore as gd
 from gdcore import _backend, _compiled
-from gdcore.reference.codes import DESCENT_STATUS
 
 C_SOURCE = r"""
 #include <math.h>

@@ -3,7 +3,9 @@
 A perceptron multiplies its inputs by weights and applies a non-linearity; perceptrons side by
 side form a :class:`Layer`; layers stacked form a :class:`Network`, trained by minimising a
 loss with gradient descent (:meth:`Network.fit`). :func:`minimize` runs the same algorithm on
-any differentiable function and :func:`find_lr` helps choose the learning rate.
+any differentiable function (a Python callable, or a compiled C function whose whole descent
+then runs in C++), :func:`minimize_many` one descent per learning rate, and :func:`find_lr`
+helps choose the learning rate.
 
 Training and prediction run in the compiled core when it is installed (``backend() == "cpp"``)
 and otherwise in the NumPy reference (``"numpy"``), with the same results.
