@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not CSRC.is_dir(), reason="needs the C++ sources
 # The csrc/gd files with a twin module gdcore.reference.<name>. blas.cpp and kernels*.cpp have
 # none: NumPy's matmul and ufuncs are the reference for them.
 TWINS = ["activations", "dense", "losses", "optimizers", "random", "dropout", "network",
-         "objective", "train", "line_search", "lbfgs"]
+         "objective", "train", "line_search", "lbfgs", "descent"]
 
 # C++ parameters that no twin has: the sizes (NumPy arrays carry them) and the interrupt hook
 # (Python's own KeyboardInterrupt stops the reference).
@@ -40,6 +40,7 @@ RETURNED = {
     "Network.forward": {"out"}, "Network.predict": {"out", "scratch"},
     "smooth_targets": {"out"}, "random_bits": {"out"}, "dropout_mask": {"mask"},
     "dropout_apply": {"out"}, "objective_value": {"value"}, "objective_gradient": {"value"},
+    "descend": {"path"},
 }
 # Per function: a C++ parameter spelled otherwise in Python, in the same place.
 RENAMED = {
@@ -327,3 +328,20 @@ def test_lbfgs_config_twin_has_the_fields_and_defaults():
             assert default == "true" and python[name] is True
         else:
             assert python[name] == float(default), name
+
+
+def test_descent_structs_twins_have_the_fields_and_defaults():
+    import dataclasses
+    from gdcore.reference import descent
+    for struct in ("DescentConfig", "DescentResult"):
+        cpp = struct_fields("descent.hpp", struct)
+        python = {f.name: f.default for f in dataclasses.fields(getattr(descent, struct))}
+        assert list(python) == list(cpp), struct
+        for name, default in cpp.items():
+            if name == "status":
+                assert default == "DescentStatus::max_iter"
+                assert python[name] == codes.DESCENT_STATUS["max_iter"]
+            else:
+                assert python[name] == float(default), (struct, name)
+    header = (CSRC / "descent.hpp").read_text()
+    assert f"0x{descent.UNWRITTEN_GRAD_BITS:x}ULL" in header

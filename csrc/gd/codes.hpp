@@ -116,6 +116,12 @@ enum class LbfgsStatus : int {
 #include "../../python/gdcore/codes.def"
 };
 
+// Why a descent of gd.minimize ended (descent.hpp's DescentResult::status).
+enum class DescentStatus : int {
+#define GD_DESCENT_STATUS(name, code) name = code,
+#include "../../python/gdcore/codes.def"
+};
+
 // Display names, for error messages (the string names of the Python API).
 inline const char* activation_name(int code) noexcept {
     switch (Activation(code)) {

@@ -3,7 +3,9 @@
 A perceptron multiplies its inputs by weights and applies a non-linearity; perceptrons side by
 side form a :class:`Layer`; layers stacked form a :class:`Network`, trained by minimising a
 loss with gradient descent (:meth:`Network.fit`). :func:`minimize` runs the same algorithm on
-any differentiable function and :func:`find_lr` helps choose the learning rate.
+any differentiable function (a Python callable, or a compiled C function whose whole descent
+then runs in C++), :func:`minimize_many` one descent per learning rate, and :func:`find_lr`
+helps choose the learning rate.
 
 Training and prediction run in the compiled core when it is installed (``backend() == "cpp"``)
 and otherwise in the NumPy reference (``"numpy"``), with the same results.
@@ -11,7 +13,7 @@ and otherwise in the NumPy reference (``"numpy"``), with the same results.
 from . import datasets, schedules
 from ._backend import backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .lr_finder import FindLRResult, check_gradients, find_lr
-from .minimize import MinimizeResult, minimize
+from .minimize import MinimizeResult, minimize, minimize_many
 from .network import Layer, Network, Perceptron
 from .optimizers import LBFGS, SGD, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .training import DivergenceError, History, fit_many
@@ -26,7 +28,7 @@ __all__ = [
     "Layer", "Network", "Perceptron",
     "SGD", "Adam", "AdamW", "RMSprop", "Rprop", "LBFGS", "Optimizer",
     "History", "DivergenceError", "fit_many",
-    "minimize", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
+    "minimize", "minimize_many", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
     "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "datasets", "schedules", "build_info",
 ]

@@ -19,6 +19,13 @@ def dropout_mask(seed: int, step: int, layer: int, rate: float, rows: int, cols:
                  dtype: Any = "float64") -> np.ndarray:
     """The dropout mask (rows, cols) of (seed, step, layer): 1 / (1 - rate) where kept, else 0."""
 
+def descend(function: int, data: int, x0: np.ndarray, lrs: np.ndarray, momentum: float,
+            max_iter: int, tol: float) -> list[tuple[int, int, float, float, float, int,
+                                                     np.ndarray, np.ndarray]]:
+    """One heavy-ball descent per rate of lrs from x0 over the C function at address
+    `function` (gd.minimize's compiled path): (status, nit, fun, grad_norm, limit, unfilled,
+    x, path) per rate."""
+
 def _kernel_isas() -> list[str]: ...
 def _set_kernel_isa(isa: str) -> None: ...
 

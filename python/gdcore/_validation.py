@@ -120,6 +120,17 @@ def callable_(value: Any, name: str, allow_none: bool = False) -> Any:
     return value
 
 
+def objective(value: Any, name: str) -> Any:
+    """``value`` if it is callable or a compiled function (a ctypes function pointer, a
+    ``scipy.LowLevelCallable`` or a ``PyCapsule``: gdcore/_compiled.py checks its prototype)."""
+    from ._compiled import is_compiled
+    if callable(value) or is_compiled(value):
+        return value
+    raise TypeError(f"{name} must be callable or a compiled function (a ctypes function "
+                    f"pointer, a scipy.LowLevelCallable or a PyCapsule), got "
+                    f"{type(value).__name__}")
+
+
 # ------------------------------------------------------------------ declarative constraints
 
 class Constraint:
@@ -211,6 +222,7 @@ FLAG = _Function(flag, "FLAG")
 SEED = _Function(seed, "SEED")
 CALLABLE = _Function(callable_, "CALLABLE")
 CALLABLE_OR_NONE = _Function(functools.partial(callable_, allow_none=True), "CALLABLE_OR_NONE")
+OBJECTIVE = _Function(objective, "OBJECTIVE")  # gd.minimize's fun: Python or compiled
 POSITIVE = Real(low=0.0, closed="right")     # > 0
 NON_NEGATIVE = Real(low=0.0)                 # >= 0
 FRACTION = Real(low=0.0, high=1.0, closed="left")  # [0, 1)

@@ -28,6 +28,7 @@ except ImportError as err:  # the optional extra is not installed
         f"(or pip install matplotlib); importing it failed with: {err}") from err
 
 from .lr_finder import FindLRResult
+from ._compiled import python_function
 from .minimize import MinimizeResult, _scalar_value
 from .network import Network, Perceptron
 from .training import History
@@ -316,7 +317,8 @@ def _status(r: MinimizeResult) -> str:
 
 
 def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Sequence[str]]
-                 = None, bounds: Any = None, levels: int = 25, resolution: int = 120) -> Any:
+                 = None, bounds: Any = None, levels: int = 25, resolution: int = 120,
+                 data: Any = None) -> Any:
     """Contours of a function of two variables with the paths gradient descent walked on it.
 
     The picture of the learning rate: too small a rate crawls, a good one converges, too large
@@ -326,10 +328,12 @@ def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Seq
 
     Parameters
     ----------
-    fun : callable
-        ``fun(v) -> float`` for ``v`` of shape (2,), the function the results minimised.
+    fun : callable or compiled function
+        ``fun(v) -> float`` for ``v`` of shape (2,), the function the results minimised; or
+        the compiled function given to ``gd.minimize`` (evaluated point by point).
     results : MinimizeResult or sequence of them
-        What ``gd.minimize`` returned, on a function of two variables.
+        What ``gd.minimize`` returned, on a function of two variables (``gd.minimize_many``'s
+        list of results as it is).
     ax : matplotlib Axes or None
     labels : sequence of str or None
         One legend entry per result (e.g. ``["lr=0.01", "lr=0.1", "lr=0.21"]``).
@@ -341,6 +345,8 @@ def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Seq
         steep functions such as Rosenbrock's get lines near their minimum too).
     resolution : int
         Grid points per side at which ``fun`` is evaluated.
+    data : optional
+        For a compiled ``fun``: its ``data``, as given to ``gd.minimize``.
 
     Returns
     -------
@@ -354,6 +360,7 @@ def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Seq
         A result of a function of other than two variables; no result; ``labels`` of the
         wrong length; ``fun`` not finite anywhere on the grid.
     """
+    fun = python_function(fun, data)
     if not callable(fun):
         raise TypeError(f"fun must be callable (the function that was minimised), got "
                         f"{type(fun).__name__}")

@@ -27,6 +27,8 @@ the names and argument order against the headers):
 - ``line_search`` ↔ ``csrc/gd/line_search.cpp``: ``LineSearch`` (MINPACK-2's dcsrch, the
   strong Wolfe line search of L-BFGS-B), ``dcstep``.
 - ``lbfgs`` ↔ ``csrc/gd/lbfgs.cpp``: ``LbfgsConfig``, ``lbfgs_step`` (one L-BFGS step).
+- ``descent`` ↔ ``csrc/gd/descent.cpp``: ``DescentConfig``, ``descend`` (the heavy-ball descent
+  of ``gd.minimize``; the loop a Python ``fun`` runs in).
 - ``engine`` ↔ ``csrc/bindings/bind_engine.cpp``: the object a network builds.
 
 ``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
@@ -34,7 +36,7 @@ the reference for them. ``csrc/gd/threads.cpp`` (the helper threads that split l
 has none either: it decides only which thread computes a piece, never what is computed.
 """
 from . import (codes, activations, losses, dense, optimizers, random, dropout, network, objective,
-               train, line_search, lbfgs, engine)
+               train, line_search, lbfgs, engine, descent)
 
 __all__ = ["codes", "activations", "losses", "dense", "optimizers", "random", "dropout",
-           "network", "objective", "train", "line_search", "lbfgs", "engine"]
+           "network", "objective", "train", "line_search", "lbfgs", "engine", "descent"]

@@ -8,6 +8,7 @@
 ``HISTORY_SLOTS``: optimizer name -> state arrays per parameter per history pair (L-BFGS).
 ``LBFGS_CONFIG``, ``LBFGS_RUN``: the names of ``lbfgs_step``'s float64 configuration and
 run-state vectors, in index order; ``LBFGS_STATUS``: status name -> code.
+``DESCENT_STATUS``: why a descent of ``gd.minimize`` ended, name -> code.
 :func:`state_slots` counts an optimizer's state arrays from ``SLOTS`` and ``HISTORY_SLOTS``.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 # An entry: GD_KIND(name, integer, ...) alone on its line (the comments' templates have no
 # integer).
 _KINDS = ("ACTIVATION", "LOSS", "OPTIMIZER", "HYPER", "HISTORY_SLOTS", "LBFGS", "LBFGS_RUN",
-          "LBFGS_STATUS")
+          "LBFGS_STATUS", "DESCENT_STATUS")
 _ENTRY = re.compile(r"^GD_(%s)\((\w+\s*,\s*\d+\s*(?:,\s*\w+\s*)*)\)$" % "|".join(_KINDS))
 
 
@@ -43,6 +44,7 @@ LBFGS_CONFIG: tuple[str, ...] = tuple(
 LBFGS_RUN: tuple[str, ...] = tuple(
     name for name, _ in sorted(_TABLE["LBFGS_RUN"], key=lambda e: int(e[1])))
 LBFGS_STATUS: dict[str, int] = {name: int(code) for name, code in _TABLE["LBFGS_STATUS"]}
+DESCENT_STATUS: dict[str, int] = {name: int(code) for name, code in _TABLE["DESCENT_STATUS"]}
 HISTORY_SLOTS: dict[str, int] = {name: int(slots) for name, slots in _TABLE["HISTORY_SLOTS"]}
 SLOTS: dict[str, tuple[int, int]] = {
     name: (int(slots), int(momentum_slots)) for name, _, slots, momentum_slots in _TABLE["OPTIMIZER"]}
