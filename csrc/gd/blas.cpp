@@ -217,13 +217,17 @@ thread_local RegionState this_thread_region;
 void warm_helper() noexcept { warm_up(); }
 
 // After a split that showed the other cores busy (threads::Outcome::contended), split products
-// run on the caller alone for a while: solo_splits_first of them, doubling while the signs
-// persist (up to solo_splits_most), back to the first count after a split the helpers joined
-// cleanly.
+// run on the caller alone for a while: solo_splits_first of them, doubling at each such sign
+// (up to solo_splits_most); the count halves again only after clean_splits_to_relax splits in
+// a row that the helpers joined cleanly. Asymmetric because the costs are: one wait for a
+// descheduled helper can cost a scheduler time slice (milliseconds), one clean split saves
+// microseconds.
 std::atomic<int> solo_splits_left{0};
 std::atomic<int> solo_splits_next{0};
+std::atomic<int> clean_splits{0};
 constexpr int solo_splits_first = 32;
 constexpr int solo_splits_most = 1 << 14;
+constexpr int clean_splits_to_relax = 64;
 
 template <class T>
 void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
@@ -244,12 +248,19 @@ void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, 
     const threads::Outcome outcome =
         threads::run_chunks(&Chunked<T>::run, &product, plan.chunks, helpers);
     if (helpers == 0) return;
-    if (outcome.contended) {  // (relaxed: a lost update only changes how long we stay solo)
-        const int next = std::max(solo_splits_first, solo_splits_next.load(std::memory_order_relaxed));
+    // (Relaxed, and races between callers tolerated: a lost update only changes how long the
+    // caller stays alone, never a result.)
+    if (outcome.contended) {
+        const int next =
+            std::max(solo_splits_first, solo_splits_next.load(std::memory_order_relaxed));
         solo_splits_left.store(next, std::memory_order_relaxed);
         solo_splits_next.store(std::min(2 * next, solo_splits_most), std::memory_order_relaxed);
-    } else if (outcome.by_helpers > 0) {
-        solo_splits_next.store(solo_splits_first, std::memory_order_relaxed);
+        clean_splits.store(0, std::memory_order_relaxed);
+    } else if (outcome.by_helpers > 0 &&
+               clean_splits.fetch_add(1, std::memory_order_relaxed) + 1 >= clean_splits_to_relax) {
+        clean_splits.store(0, std::memory_order_relaxed);
+        solo_splits_next.store(solo_splits_next.load(std::memory_order_relaxed) / 2,
+                               std::memory_order_relaxed);
     }
 }
 
@@ -259,7 +270,7 @@ ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept {
     ChunkPlan plan;
     const double macs = double(m) * double(n) * double(k);
     if (macs < double(split_gemm_limit)) return plan;
-    const int chunks = int(std::min<double>(max_chunks, macs / double(split_gemm_limit / 2)));
+    const int chunks = int(std::clamp<double>(macs / double(split_gemm_limit), 2, max_chunks));
     if (m >= 2 * chunk_rows) {
         plan.by_rows = true;
         plan.extent = m;
@@ -348,15 +359,19 @@ bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alp
 }
 
 bool warm_up() noexcept {
-    // 512^3 multiply-adds: above OpenBLAS's threading threshold for any thread count it will
-    // use here, so every worker runs a part (a millisecond or so, once).
+    // 512^3 multiply-adds: above OpenBLAS's small-matrix path, which takes no buffer. Run
+    // single-threaded, as every gdcore product runs OpenBLAS (a threaded warm-up left
+    // OpenBLAS's own workers spinning for ~0.1 s after it, and they were never used again:
+    // digits trained 1.9x slower right after set_num_threads(2)).
     constexpr index_t n = 512;
     std::unique_ptr<float[]> a(new (std::nothrow) float[std::size_t(3 * n * n)]);
     if (!a) return false;
     float* b = a.get() + n * n;
     float* c = b + n * n;
     std::fill(a.get(), a.get() + 2 * n * n, 0.0f);
+    enter_region();
     blas_gemm(Op::none, Op::none, n, n, n, 1.0f, a.get(), n, b, n, 0.0f, c, n);
+    leave_region();
     return true;
 }
 

@@ -61,7 +61,9 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 //    rows (or columns, when C has fewer than 2 chunk_rows rows) that its helper threads claim
 //    as they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
 //    is not running costs little; after a split that showed the other core busy, splits run on
-//    the caller alone for a while (blas.cpp, solo_splits_first).
+//    the caller alone for a while (blas.cpp, solo_splits_first). Chunks hold at least about
+//    split_gemm_limit multiply-adds each (2 to max_chunks of them): every chunk is a call of
+//    its own, which repacks the other operand.
 //  * The chunks depend on the shape only, never on the thread count or the load, so results
 //    are the same bit for bit with any number of threads.
 // The thread budget is OpenBLAS's own setting, so set_num_threads, threadpoolctl's limits and
@@ -99,13 +101,14 @@ void set_num_threads(int n) noexcept;
 // returns how many run.
 int prepare_helpers() noexcept;
 
-// OpenBLAS takes a buffer from its pool for the calling thread and for each worker thread on
-// their first product, and when that allocation fails it prints "Memory allocation still
-// failed after 10 retries" and ends the process: no exception reaches the caller. The buffers
-// are kept for reuse, so gdcore fills the pool while memory is plentiful: warm_up() runs one
-// product on every thread (at import and after set_num_threads). Later calls reuse the buffers;
-// the bindings probe for room (reserve_call_buffer) before more calls run at once than ever.
-// False if the warm-up's own arrays could not be allocated.
+// OpenBLAS takes a buffer from its pool for each call in flight, and when that allocation
+// fails it prints "Memory allocation still failed after 10 retries" and ends the process: no
+// exception reaches the caller. The buffers are kept for reuse, so gdcore fills the pool while
+// memory is plentiful: warm_up() runs one single-threaded product (at import, after
+// set_num_threads grows, and on each helper thread as it starts). Later calls reuse the
+// buffers; the bindings probe for room (BlasCall) before more calls run at once than ever, and
+// a call that would put more gdcore calls in flight than buffers are known waits for one
+// (blas.cpp, BlasBuffer). False if the warm-up's own arrays could not be allocated.
 bool warm_up() noexcept;
 // Room for one more OpenBLAS buffer right now: a probe mapping of buffer_probe_bytes, released
 // at once. False when even that address space is not available.
