@@ -3,7 +3,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py \\
         [--repeats N] [--threads T] [--only tiny,small,medium,large,predict-1,memory] \\
-        [--engines gdcore,numpy,torch,sklearn,jax] [--json out.json]
+        [--engines gdcore,numpy,torch,sklearn,jax] [--kernels auto|avx512|avx2|x86-64]
+        [--json out.json]
 
 Everything runs in this one process (the memory probe in a fresh child), with the same thread
 count for every engine. An epoch is timed as the user calls it: ``net.fit(X, y, optimizer=...,
@@ -53,6 +54,10 @@ def main(argv=None) -> int:
                         help=f"comma-separated subset of {','.join(MEASURES)}")
     parser.add_argument("--engines", default=",".join(ENGINES),
                         help=f"comma-separated subset of {','.join(ENGINES)}")
+    parser.add_argument("--kernels", default="auto",
+                        help="gdcore's own kernels: auto (the best this CPU runs), avx512, avx2 "
+                             "or x86-64 (to measure another machine kind's code path; set "
+                             "OPENBLAS_CORETYPE=Haswell as well for AVX2's OpenBLAS kernels)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--memory-probe", choices=("cpp", "numpy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -65,6 +70,11 @@ def main(argv=None) -> int:
         parser.error("--threads must be at least 1")
     only = names(args.only, MEASURES, "--only")
     engines = names(args.engines, ENGINES, "--engines")
+    if args.kernels != "auto":
+        from gdcore import _core
+        if args.kernels not in _core._kernel_isas():
+            parser.error(f"--kernels {args.kernels}: this CPU runs {_core._kernel_isas()}")
+        _core._set_kernel_isa(args.kernels)
     load_libraries(args.threads)
 
     def log(line: str) -> None:
