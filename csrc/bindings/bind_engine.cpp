@@ -26,6 +26,8 @@
 #include "../gd/optimizers.hpp"
 #include "../gd/train.hpp"
 #include "checks.hpp"
+#include "engine_capi.hpp"
+#include "gdcore/capi.h"
 
 namespace py = pybind11;
 using checks::ErrorCode;
@@ -123,22 +125,32 @@ private:
 class BlasCall {
 public:
     BlasCall() {
+        if (!enter()) {
+            PyErr_SetString(PyExc_MemoryError,
+                            "not enough memory left for OpenBLAS's buffer (64 MiB of "
+                            "address space) for another call running at the same time");
+            throw py::error_already_set();
+        }
+    }
+    ~BlasCall() { leave(); }
+    BlasCall(const BlasCall&) = delete;
+    BlasCall& operator=(const BlasCall&) = delete;
+
+    // Count one more call (true), or false when there is no room for its buffer (not counted).
+    // Without Python: the C API's forward takes it without the GIL.
+    static bool enter() noexcept {
         const int now = active().fetch_add(1) + 1;
         int high = most().load();
         while (now > high) {
             if (!gd::blas::buffer_room()) {
                 active().fetch_sub(1);
-                PyErr_SetString(PyExc_MemoryError,
-                                "not enough memory left for OpenBLAS's buffer (64 MiB of "
-                                "address space) for another call running at the same time");
-                throw py::error_already_set();
+                return false;
             }
             if (most().compare_exchange_weak(high, now)) break;
         }
+        return true;
     }
-    ~BlasCall() { active().fetch_sub(1); }
-    BlasCall(const BlasCall&) = delete;
-    BlasCall& operator=(const BlasCall&) = delete;
+    static void leave() noexcept { active().fetch_sub(1); }
 
 private:
     static std::atomic<int>& active() {
@@ -373,6 +385,38 @@ public:
         return out;
     }
 
+    // predict for the C API (engine_capi.hpp): x (n x n_inputs) -> out (n x n_outputs), a
+    // GD_ code, nothing thrown. Needs no GIL: the hidden layers run in this thread's scratch,
+    // the parameters are held shared (a training call is waited for, never torn).
+    int capi_forward(const T* x, index_t n, T* out) noexcept {
+        try {
+            const Hold own = ParamsHold::of_this_thread(this);
+            if (own == Hold::exclusive) return GD_ERR_BUSY;  // waiting would wait for itself
+            if (n == 0) return GD_OK;
+            // (A row count no buffer can have: the sizes below would overflow.)
+            const index_t widest = std::max({n_inputs(), n_outputs(), net_->predict_scratch(1)});
+            if (double(n) * double(widest) > 0x1p60) return GD_ERR_NO_MEMORY;
+            T* scratch = capi_scratch(net_->predict_scratch(n));
+            if (scratch == nullptr) return GD_ERR_NO_MEMORY;
+            // Counted as an OpenBLAS call like predict's large passes (small ones run in the
+            // own kernels).
+            const bool large = double(n) * double(multiply_adds_) > small_predict_multiply_adds;
+            if (large && !BlasCall::enter()) return GD_ERR_NO_MEMORY;
+            struct Leave {
+                bool counted;
+                ~Leave() { if (counted) BlasCall::leave(); }
+            } leave{large};
+            ParamsHold hold(params_mutex_, this, Hold::shared);
+            if (own == Hold::none && !hold.try_take()) take_without_gil(hold);
+            net_->predict(x, n, out, scratch);
+            return GD_OK;
+        } catch (const std::bad_alloc&) {
+            return GD_ERR_NO_MEMORY;
+        } catch (...) {  // std::system_error from a lock: nothing may cross the C boundary
+            return GD_ERR_INTERNAL;
+        }
+    }
+
     double loss(const py::object& X, const py::object& Y, const py::object& sample_weight,
                 double l2, double label_smoothing, const py::object& dropout,
                 std::uint64_t dropout_seed, std::int64_t dropout_step) {
@@ -585,6 +629,40 @@ private:
         thread_local std::unique_ptr<T[]> buffer;
         if (!buffer) buffer.reset(new T[small_predict_elements]);  // bad_alloc -> MemoryError
         return buffer.get();
+    }
+
+    // The C API's scratch: this thread's buffer of at least `size` elements, kept for the next
+    // call up to capi_kept_elements (larger ones are freed when the thread makes a smaller
+    // call), or null when it cannot be allocated.
+    static constexpr index_t capi_kept_elements = index_t(1) << 20;
+    static T* capi_scratch(index_t size) noexcept {
+        thread_local std::unique_ptr<T[]> buffer;
+        thread_local index_t capacity = 0;
+        if (size <= capacity && (capacity <= capi_kept_elements || size > capi_kept_elements / 2))
+            return buffer.get();
+        buffer.reset();  // freed first: the new one may need the room
+        capacity = 0;
+        buffer.reset(new (std::nothrow) T[std::size_t(std::max<index_t>(size, 1))]);
+        if (buffer) capacity = std::max<index_t>(size, 1);
+        return buffer.get();
+    }
+
+    // Wait for `hold` (a training call has the parameters). With the GIL held, release it
+    // while waiting: the training call may need it to poll for signals (a deadlock otherwise).
+    // (PyGILState_Check is callable from any thread, with or without the GIL.)
+    static void take_without_gil(ParamsHold& hold) {
+        if (!PyGILState_Check()) {
+            hold.take();
+            return;
+        }
+        PyThreadState* state = PyEval_SaveThread();
+        try {
+            hold.take();
+        } catch (...) {
+            PyEval_RestoreThread(state);
+            throw;
+        }
+        PyEval_RestoreThread(state);
     }
 
     // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch); when it grew,
@@ -861,3 +939,30 @@ void bind_engine(py::module_& m) {
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
 }
+
+namespace engine_capi {
+
+bool lookup(PyObject* obj, Ref* ref) {
+    const py::handle h(obj);
+    if (py::isinstance<Engine<float>>(h)) {
+        auto* e = h.cast<Engine<float>*>();
+        *ref = {e, int(sizeof(float)), e->n_inputs(), e->n_outputs()};
+        return true;
+    }
+    if (py::isinstance<Engine<double>>(h)) {
+        auto* e = h.cast<Engine<double>*>();
+        *ref = {e, int(sizeof(double)), e->n_inputs(), e->n_outputs()};
+        return true;
+    }
+    return false;
+}
+
+int forward_f32(void* engine, const float* x, index_t n, float* out) noexcept {
+    return static_cast<Engine<float>*>(engine)->capi_forward(x, n, out);
+}
+
+int forward_f64(void* engine, const double* x, index_t n, double* out) noexcept {
+    return static_cast<Engine<double>*>(engine)->capi_forward(x, n, out);
+}
+
+}  // namespace engine_capi

@@ -42,6 +42,7 @@ py::dict kernels_flags() {
 }  // namespace
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: EngineF32, EngineF64
+void bind_capi(py::module_& m);    // bind_capi.cpp: _C_API, the capsule of gdcore/capi.h
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = R"pbdoc(gdcore's compiled core (C++17, pybind11, OpenBLAS).)pbdoc";
@@ -128,6 +129,7 @@ One vectorised pass with no temporary: the public layer's check of user inputs.)
 process-wide. For tests and benchmarks: every engine call afterwards uses them.)pbdoc");
 
     bind_engine(m);
+    bind_capi(m);
 
     // Fill OpenBLAS's buffer pool now, while memory is plentiful (blas.hpp): its allocation
     // failing later would end the process.
