@@ -638,12 +638,13 @@ private:
     static T* capi_scratch(index_t size) noexcept {
         thread_local std::unique_ptr<T[]> buffer;
         thread_local index_t capacity = 0;
+        size = std::max<index_t>(size, 1);  // (a one-layer network needs none: not null)
         if (size <= capacity && (capacity <= capi_kept_elements || size > capi_kept_elements / 2))
             return buffer.get();
         buffer.reset();  // freed first: the new one may need the room
         capacity = 0;
-        buffer.reset(new (std::nothrow) T[std::size_t(std::max<index_t>(size, 1))]);
-        if (buffer) capacity = std::max<index_t>(size, 1);
+        buffer.reset(new (std::nothrow) T[std::size_t(size)]);
+        if (buffer) capacity = size;
         return buffer.get();
     }
 
