@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import faulthandler
 import hashlib
-import importlib.util
-import os
-import shutil
 import signal
-import subprocess
 import sys
-import sysconfig
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gdcore as gd
-from gdcore.reference.codes import LOSSES
 from helpers import OPTIMIZER_CASES, RTOL, assert_close, core_available
 
-HERE = Path(__file__).parent
-PYX = HERE / "capi_user" / "user_forward.pyx"
+sys.path.insert(0, str(Path(__file__).parent / "capi_user"))
+import capi_build  # noqa: E402 - tests/capi_user/capi_build.py
+
+PYX = capi_build.PYX
 PACKAGE = Path(gd.__file__).parent
 HEADER = Path(gd.get_include()) / "gdcore" / "capi.h"
 PXD = PACKAGE / "capi.pxd"
@@ -39,52 +34,15 @@ DTYPES = [np.float32, np.float64]
 
 pytestmark = pytest.mark.skipif(not core_available(), reason="the C API is the compiled core's")
 
-# setup.py of the user's extension: argv = pyx, build folder, "openmp" or "plain".
-BUILD_SCRIPT = r"""
-import sys
-import gdcore
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-pyx, build, mode = sys.argv[1:4]
-flags = ["-fopenmp"] if mode == "openmp" else []
-ext = Extension("user_forward", [pyx], include_dirs=[gdcore.get_include()],
-                extra_compile_args=flags, extra_link_args=flags)
-setup(ext_modules=cythonize([ext], quiet=True, build_dir=build),
-      script_args=["build_ext", "--build-lib", build, "--build-temp", build + "/tmp"])
-"""
-
-
-def c_compiler():
-    """The C compiler Python's extensions are built with, or None."""
-    cc = (sysconfig.get_config_var("CC") or os.environ.get("CC") or "cc").split()
-    return shutil.which(cc[0]) if cc else None
-
-
-def build_user_extension(folder: Path) -> tuple[Path, bool]:
-    """Compile user_forward.pyx into `folder` (with OpenMP if the compiler has it): the module's
-    path and whether OpenMP is in."""
-    # The compiler is not what is under test: no sanitizer runtime preloaded into it.
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    log = []
-    for mode in ("openmp", "plain"):
-        build = folder / mode
-        done = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(PYX), str(build), mode],
-                              capture_output=True, text=True, env=env, cwd=folder)
-        built = sorted(build.glob("user_forward*" + sysconfig.get_config_var("EXT_SUFFIX")))
-        if done.returncode == 0 and built:
-            return built[0], mode == "openmp"
-        log.append(f"--- {mode}:\n{done.stdout}\n{done.stderr}")
-    raise AssertionError("the user extension did not build:\n" + "\n".join(log))
-
 
 @pytest.fixture(scope="module")
 def user(request, tmp_path_factory):
     """The compiled user extension (module), with ``OPENMP`` set."""
-    if c_compiler() is None:
+    if capi_build.c_compiler() is None:
         pytest.skip("no C compiler to build the user extension with")
     import Cython  # the test extra has it: an ImportError here is a failure, not a skip
     key = hashlib.sha256()
-    for path in (PYX, PXD, HEADER):
+    for path in (PYX, PXD, HEADER, Path(capi_build.__file__)):
         key.update(path.read_bytes())
     key.update(f"{sys.version} {Cython.__version__} {gd.get_include()}".encode())
     cache = getattr(request.config, "cache", None)  # (off under tools/sanitize.sh)
@@ -95,11 +53,9 @@ def user(request, tmp_path_factory):
         path, openmp = Path(marker.read_text().split("\n")[0]), "openmp" in marker.read_text()
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        path, openmp = build_user_extension(folder)
+        path, openmp = capi_build.build(folder)
         marker.write_text(f"{path}\n{'openmp' if openmp else 'plain'}\n")
-    spec = importlib.util.spec_from_file_location("user_forward", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = capi_build.load(path)
     module.OPENMP = openmp
     return module
 
@@ -412,5 +368,23 @@ def test_forward_from_the_training_thread_is_busy_not_a_deadlock(user):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert got == [user.CODES["GD_ERR_BUSY"]]
-    assert LOSSES["mse"] == net._engine.loss_code
     assert 0 < step[0] == len(order)  # the training call went on
+
+
+def test_hold_parameters_refuses_nesting_on_one_thread(user):
+    """The Python layer's exclusive hold (writes of the parameter arrays from Python): a second
+    hold on the same thread is an error, not a deadlock; forwards wait for it."""
+    net = cpp_network([3, 4, 2], np.float64)
+    h = user.Handle(net)
+    X, out = rows(2, 3, np.float64), np.zeros((2, 2))
+    with net._writing_parameters():
+        with pytest.raises(RuntimeError, match="same thread"):
+            net._writing_parameters().__enter__()
+        result = []
+        waiting = threading.Thread(target=lambda: result.append(h.call_f64(X, out, 2)))
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive() and not result  # the forward waits for the hold
+    waiting.join()
+    assert result == [0]
+    np.testing.assert_array_equal(out, net.predict(X))
