@@ -333,7 +333,6 @@ public:
     }
 
     index_t n_inputs() const { return net_->n_inputs(); }
-    std::shared_mutex& parameters_mutex() { return params_mutex_; }
     index_t n_outputs() const { return net_->n_outputs(); }
     index_t n_layers() const { return net_->n_layers(); }
     index_t n_outputs_of(index_t layer) const { return net_->layer(layer).n_outputs; }
@@ -345,6 +344,8 @@ public:
     }
     py::list weights() const { return to_list(weights_); }
     py::list biases() const { return to_list(biases_); }
+    // For hold_parameters (ParametersWrite).
+    std::shared_mutex& parameters_mutex() { return params_mutex_; }
 
     py::array forward(const py::object& X) {
         BusyGuard busy(busy_);

@@ -12,15 +12,16 @@ from pathlib import Path
 
 PYX = Path(__file__).parent / "user_forward.pyx"
 
-# setup.py of the user's extension: argv = pyx, build folder, "openmp" or "plain".
+# setup.py of the user's extension: argv = pyx, build folder, "openmp" or "plain", and
+# gdcore.get_include() (passed in: this process need not import gdcore, so it runs without the
+# sanitizer runtime that an instrumented gdcore needs, tools/sanitize.sh).
 SETUP = r"""
 import sys
-import gdcore
 from Cython.Build import cythonize
 from setuptools import Extension, setup
-pyx, build, mode = sys.argv[1:4]
+pyx, build, mode, include = sys.argv[1:5]
 flags = ["-fopenmp"] if mode == "openmp" else []
-ext = Extension("user_forward", [pyx], include_dirs=[gdcore.get_include()],
+ext = Extension("user_forward", [pyx], include_dirs=[include],
                 extra_compile_args=flags, extra_link_args=flags)
 setup(ext_modules=cythonize([ext], quiet=True, build_dir=build),
       script_args=["build_ext", "--build-lib", build, "--build-temp", build + "/tmp"])
@@ -36,12 +37,14 @@ def c_compiler() -> str | None:
 def build(folder: Path) -> tuple[Path, bool]:
     """Compile user_forward.pyx into `folder`, with OpenMP if the compiler has it: the module's
     path and whether OpenMP is in. AssertionError with the compiler's output if it fails."""
-    # The compiler is not what is under test: no sanitizer runtime preloaded into it.
+    import gdcore
+    # Cython and the compiler are not what is under test: no sanitizer runtime preloaded.
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     log = []
     for mode in ("openmp", "plain"):
         out = Path(folder) / mode
-        done = subprocess.run([sys.executable, "-c", SETUP, str(PYX), str(out), mode],
+        done = subprocess.run([sys.executable, "-c", SETUP, str(PYX), str(out), mode,
+                               gdcore.get_include()],
                               capture_output=True, text=True, env=env, cwd=folder)
         built = sorted(out.glob("user_forward*" + sysconfig.get_config_var("EXT_SUFFIX")))
         if done.returncode == 0 and built:
