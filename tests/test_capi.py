@@ -50,7 +50,8 @@ def user(request, tmp_path_factory):
               else tmp_path_factory.mktemp("capi_user")) / key.hexdigest()[:16]
     marker = folder / "built.txt"
     if marker.exists():
-        path, openmp = Path(marker.read_text().split("\n")[0]), "openmp" in marker.read_text()
+        where, mode = marker.read_text().split("\n")[:2]
+        path, openmp = Path(where), mode == "openmp"
     else:
         folder.mkdir(parents=True, exist_ok=True)
         path, openmp = capi_build.build(folder)
@@ -371,7 +372,7 @@ def test_forward_from_the_training_thread_is_busy_not_a_deadlock(user):
     assert 0 < step[0] == len(order)  # the training call went on
 
 
-def test_hold_parameters_refuses_nesting_on_one_thread(user):
+def test_writing_parameters_refuses_nesting_on_one_thread(user):
     """The Python layer's exclusive hold (writes of the parameter arrays from Python): a second
     hold on the same thread is an error, not a deadlock; forwards wait for it."""
     net = cpp_network([3, 4, 2], np.float64)

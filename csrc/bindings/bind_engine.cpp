@@ -118,37 +118,6 @@ private:
     bool taken_ = false;
 };
 
-// An exclusive hold on an engine's parameters taken by Python code that writes the parameter
-// arrays in place (fit's rollback and its start-loss measurement, find_lr's restore, early
-// stopping's best weights): the Python layer's lock keeps Python callers out meanwhile, this
-// keeps out the C API's forwards, which run without the GIL and hold the parameters shared.
-// A context manager (engine.hold_parameters()); no engine call may be made inside it.
-class ParametersWrite {
-public:
-    ParametersWrite(py::object engine, std::shared_mutex& mutex, const void* id)
-        : engine_(std::move(engine)), mutex_(mutex), id_(id) {}
-
-    void enter() {
-        if (hold_) throw std::runtime_error("hold_parameters() is already entered");
-        if (ParamsHold::of_this_thread(id_) != Hold::none)
-            throw std::runtime_error("hold_parameters() in the middle of a call on this engine "
-                                     "on the same thread");
-        auto hold = std::make_unique<ParamsHold>(mutex_, id_, Hold::exclusive);
-        if (!hold->try_take()) {
-            py::gil_scoped_release nogil;  // forwards may be running: wait without the GIL
-            hold->take();
-        }
-        hold_ = std::move(hold);
-    }
-    void exit() { hold_.reset(); }
-
-private:
-    py::object engine_;  // keeps the mutex alive
-    std::shared_mutex& mutex_;
-    const void* id_;
-    std::unique_ptr<ParamsHold> hold_;
-};
-
 // Engine calls that may run OpenBLAS products now, and the most there have ever been at once:
 // OpenBLAS's pool keeps a buffer for each (blas.hpp, warm_up). A call that makes more run at
 // once than ever first checks that one more buffer fits, so that the user gets MemoryError
@@ -344,8 +313,30 @@ public:
     }
     py::list weights() const { return to_list(weights_); }
     py::list biases() const { return to_list(biases_); }
-    // For hold_parameters (ParametersWrite).
-    std::shared_mutex& parameters_mutex() { return params_mutex_; }
+
+    // The parameters held exclusively by Python code that writes the parameter arrays in place
+    // (fit's rollback and start-loss measurement, find_lr's restore, early stopping's best
+    // weights; Network._writing_parameters): the Python layer's lock keeps Python callers out
+    // meanwhile, this keeps out the C API's forwards, which run without the GIL and hold the
+    // parameters shared. No call on this engine may be made before unlock_parameters, which
+    // the same thread calls.
+    void lock_parameters() {
+        if (ParamsHold::of_this_thread(this) != Hold::none)
+            throw std::runtime_error("_lock_parameters() in the middle of a call on this engine "
+                                     "on the same thread");
+        auto hold = std::make_unique<ParamsHold>(params_mutex_, this, Hold::exclusive);
+        if (!hold->try_take()) {
+            py::gil_scoped_release nogil;  // forwards may be running: wait without the GIL
+            hold->take();
+        }
+        python_hold_ = std::move(hold);  // (exclusive: no other thread is here)
+    }
+    void unlock_parameters() {
+        if (!python_hold_ || ParamsHold::of_this_thread(this) != Hold::exclusive)
+            throw std::runtime_error("_unlock_parameters() without _lock_parameters() on this "
+                                     "thread");
+        python_hold_.reset();
+    }
 
     py::array forward(const py::object& X) {
         BusyGuard busy(busy_);
@@ -855,6 +846,7 @@ private:
     // Shared by predict calls, exclusive for the calls that use the workspace or change the
     // parameters; always taken with the GIL released (or without waiting), so never a deadlock.
     std::shared_mutex params_mutex_;
+    std::unique_ptr<ParamsHold> python_hold_;  // lock_parameters' hold, until unlock_parameters
 };
 
 template <class T>
@@ -954,14 +946,12 @@ state: 2 * history_size + 4 arrays per parameter W0, b0, W1, b1, ...
 run: float64 laid out by GD_LBFGS_RUN (the objective and whether it is current, counts, the
 history's ring position, status). step: int64 (1,). l2, label_smoothing: as loss's (the
 objective includes them; L-BFGS never drops out).)pbdoc")
-        .def("hold_parameters",
-             [](py::object self) {
-                 E& e = self.cast<E&>();
-                 return ParametersWrite(self, e.parameters_mutex(), &e);
-             },
-             R"pbdoc(A context manager holding the parameters exclusively: for Python code that
-writes the parameter arrays in place, so that the C API's GIL-free forwards (gdcore/capi.h)
-never read them half-written. Make no call on this engine inside it.)pbdoc")
+        .def("_lock_parameters", &E::lock_parameters,
+             R"pbdoc(Hold the parameters exclusively, for Python code that writes the parameter
+arrays in place: the C API's GIL-free forwards (gdcore/capi.h) wait. Make no call on this
+engine until _unlock_parameters() (from the same thread).)pbdoc")
+        .def("_unlock_parameters", &E::unlock_parameters,
+             R"pbdoc(Release the hold of _lock_parameters().)pbdoc")
         .def("__repr__", [name](const E& e) {
             std::string sizes = std::to_string(e.n_inputs());
             for (index_t i = 0; i < e.n_layers(); ++i) {
@@ -978,12 +968,6 @@ void bind_engine(py::module_& m) {
         py::object(py::module_::import("numpy").attr("ndarray")).release().ptr());
     type_num_float32 = py::dtype::of<float>().num();
     type_num_float64 = py::dtype::of<double>().num();
-    py::class_<ParametersWrite>(m, "_ParametersHold", "engine.hold_parameters()'s context manager.")
-        .def("__enter__", [](ParametersWrite& w) { w.enter(); })
-        .def("__exit__", [](ParametersWrite& w, const py::args&) {
-            w.exit();
-            return false;
-        });
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
 }
