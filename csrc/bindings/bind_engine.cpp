@@ -26,6 +26,8 @@
 #include "../gd/optimizers.hpp"
 #include "../gd/train.hpp"
 #include "checks.hpp"
+#include "engine_capi.hpp"
+#include "gdcore/capi.h"
 
 namespace py = pybind11;
 using checks::ErrorCode;
@@ -123,22 +125,32 @@ private:
 class BlasCall {
 public:
     BlasCall() {
+        if (!enter()) {
+            PyErr_SetString(PyExc_MemoryError,
+                            "not enough memory left for OpenBLAS's buffer (64 MiB of "
+                            "address space) for another call running at the same time");
+            throw py::error_already_set();
+        }
+    }
+    ~BlasCall() { leave(); }
+    BlasCall(const BlasCall&) = delete;
+    BlasCall& operator=(const BlasCall&) = delete;
+
+    // Count one more call (true), or false when there is no room for its buffer (not counted).
+    // Without Python: the C API's forward takes it without the GIL.
+    static bool enter() noexcept {
         const int now = active().fetch_add(1) + 1;
         int high = most().load();
         while (now > high) {
             if (!gd::blas::buffer_room()) {
                 active().fetch_sub(1);
-                PyErr_SetString(PyExc_MemoryError,
-                                "not enough memory left for OpenBLAS's buffer (64 MiB of "
-                                "address space) for another call running at the same time");
-                throw py::error_already_set();
+                return false;
             }
             if (most().compare_exchange_weak(high, now)) break;
         }
+        return true;
     }
-    ~BlasCall() { active().fetch_sub(1); }
-    BlasCall(const BlasCall&) = delete;
-    BlasCall& operator=(const BlasCall&) = delete;
+    static void leave() noexcept { active().fetch_sub(1); }
 
 private:
     static std::atomic<int>& active() {
@@ -303,6 +315,30 @@ public:
     py::list weights() const { return to_list(weights_); }
     py::list biases() const { return to_list(biases_); }
 
+    // The parameters held exclusively by Python code that writes the parameter arrays in place
+    // (fit's rollback and start-loss measurement, find_lr's restore, early stopping's best
+    // weights; Network._writing_parameters): the Python layer's lock keeps Python callers out
+    // meanwhile, this keeps out the C API's forwards, which run without the GIL and hold the
+    // parameters shared. No call on this engine may be made before unlock_parameters, which
+    // the same thread calls.
+    void lock_parameters() {
+        if (ParamsHold::of_this_thread(this) != Hold::none)
+            throw std::runtime_error("_lock_parameters() in the middle of a call on this engine "
+                                     "on the same thread");
+        auto hold = std::make_unique<ParamsHold>(params_mutex_, this, Hold::exclusive);
+        if (!hold->try_take()) {
+            py::gil_scoped_release nogil;  // forwards may be running: wait without the GIL
+            hold->take();
+        }
+        python_hold_ = std::move(hold);  // (exclusive: no other thread is here)
+    }
+    void unlock_parameters() {
+        if (!python_hold_ || ParamsHold::of_this_thread(this) != Hold::exclusive)
+            throw std::runtime_error("_unlock_parameters() without _lock_parameters() on this "
+                                     "thread");
+        python_hold_.reset();
+    }
+
     py::array forward(const py::object& X) {
         BusyGuard busy(busy_);
         const py::array x = check_x(X, 0);
@@ -372,6 +408,38 @@ public:
             if (stop.stopped()) throw py::error_already_set();
         }
         return out;
+    }
+
+    // predict for the C API (engine_capi.hpp): x (n x n_inputs) -> out (n x n_outputs), a
+    // GD_ code, nothing thrown. Needs no GIL: the hidden layers run in this thread's scratch,
+    // the parameters are held shared (a training call is waited for, never torn).
+    int capi_forward(const T* x, index_t n, T* out) noexcept {
+        try {
+            const Hold own = ParamsHold::of_this_thread(this);
+            if (own == Hold::exclusive) return GD_ERR_BUSY;  // waiting would wait for itself
+            if (n == 0) return GD_OK;
+            // (A row count no buffer can have: the sizes below would overflow.)
+            const index_t widest = std::max({n_inputs(), n_outputs(), net_->predict_scratch(1)});
+            if (double(n) * double(widest) > 0x1p60) return GD_ERR_NO_MEMORY;
+            T* scratch = capi_scratch(net_->predict_scratch(n));
+            if (scratch == nullptr) return GD_ERR_NO_MEMORY;
+            // Counted as an OpenBLAS call like predict's large passes (small ones run in the
+            // own kernels).
+            const bool large = double(n) * double(multiply_adds_) > small_predict_multiply_adds;
+            if (large && !BlasCall::enter()) return GD_ERR_NO_MEMORY;
+            struct Leave {
+                bool counted;
+                ~Leave() { if (counted) BlasCall::leave(); }
+            } leave{large};
+            ParamsHold hold(params_mutex_, this, Hold::shared);
+            if (own == Hold::none && !hold.try_take()) take_without_gil(hold);
+            net_->predict(x, n, out, scratch);
+            return GD_OK;
+        } catch (const std::bad_alloc&) {
+            return GD_ERR_NO_MEMORY;
+        } catch (...) {  // std::system_error from a lock: nothing may cross the C boundary
+            return GD_ERR_INTERNAL;
+        }
     }
 
     double loss(const py::object& X, const py::object& Y, const py::object& sample_weight,
@@ -696,6 +764,41 @@ private:
         return buffer.get();
     }
 
+    // The C API's scratch: this thread's buffer of at least `size` elements, kept for the next
+    // call up to capi_kept_elements (larger ones are freed when the thread makes a smaller
+    // call), or null when it cannot be allocated.
+    static constexpr index_t capi_kept_elements = index_t(1) << 20;
+    static T* capi_scratch(index_t size) noexcept {
+        thread_local std::unique_ptr<T[]> buffer;
+        thread_local index_t capacity = 0;
+        size = std::max<index_t>(size, 1);  // (a one-layer network needs none: not null)
+        if (size <= capacity && (capacity <= capi_kept_elements || size > capi_kept_elements / 2))
+            return buffer.get();
+        buffer.reset();  // freed first: the new one may need the room
+        capacity = 0;
+        buffer.reset(new (std::nothrow) T[std::size_t(size)]);
+        if (buffer) capacity = size;
+        return buffer.get();
+    }
+
+    // Wait for `hold` (a training call has the parameters). With the GIL held, release it
+    // while waiting: the training call may need it to poll for signals (a deadlock otherwise).
+    // (PyGILState_Check is callable from any thread, with or without the GIL.)
+    static void take_without_gil(ParamsHold& hold) {
+        if (!PyGILState_Check()) {
+            hold.take();
+            return;
+        }
+        PyThreadState* state = PyEval_SaveThread();
+        try {
+            hold.take();
+        } catch (...) {
+            PyEval_RestoreThread(state);
+            throw;
+        }
+        PyEval_RestoreThread(state);
+    }
+
     // Grow the workspace to `rows` rows (and the batch buffers, for train_epoch); when it grew,
     // check that OpenBLAS still has room for its own allocations (blas::buffer_room; a
     // gemm_driver malloc that fails inside OpenBLAS ends the process). False if either fails.
@@ -852,6 +955,7 @@ private:
     // Shared by predict calls, exclusive for the calls that use the workspace or change the
     // parameters; always taken with the GIL released (or without waiting), so never a deadlock.
     std::shared_mutex params_mutex_;
+    std::unique_ptr<ParamsHold> python_hold_;  // lock_parameters' hold, until unlock_parameters
 };
 
 template <class T>
@@ -963,6 +1067,12 @@ state: 2 * history_size + 4 arrays per parameter W0, b0, W1, b1, ...
 run: float64 laid out by GD_LBFGS_RUN (the objective and whether it is current, counts, the
 history's ring position, status). step: int64 (1,). l2, label_smoothing: as loss's (the
 objective includes them; L-BFGS never drops out).)pbdoc")
+        .def("_lock_parameters", &E::lock_parameters,
+             R"pbdoc(Hold the parameters exclusively, for Python code that writes the parameter
+arrays in place: the C API's GIL-free forwards (gdcore/capi.h) wait. Make no call on this
+engine until _unlock_parameters() (from the same thread).)pbdoc")
+        .def("_unlock_parameters", &E::unlock_parameters,
+             R"pbdoc(Release the hold of _lock_parameters().)pbdoc")
         .def("__repr__", [name](const E& e) {
             std::string sizes = std::to_string(e.n_inputs());
             for (index_t i = 0; i < e.n_layers(); ++i) {
@@ -982,3 +1092,30 @@ void bind_engine(py::module_& m) {
     bind_engine_class<float>(m, "EngineF32");
     bind_engine_class<double>(m, "EngineF64");
 }
+
+namespace engine_capi {
+
+bool lookup(PyObject* obj, Ref* ref) {
+    const py::handle h(obj);
+    if (py::isinstance<Engine<float>>(h)) {
+        auto* e = h.cast<Engine<float>*>();
+        *ref = {e, int(sizeof(float)), e->n_inputs(), e->n_outputs()};
+        return true;
+    }
+    if (py::isinstance<Engine<double>>(h)) {
+        auto* e = h.cast<Engine<double>*>();
+        *ref = {e, int(sizeof(double)), e->n_inputs(), e->n_outputs()};
+        return true;
+    }
+    return false;
+}
+
+int forward_f32(void* engine, const float* x, index_t n, float* out) noexcept {
+    return static_cast<Engine<float>*>(engine)->capi_forward(x, n, out);
+}
+
+int forward_f64(void* engine, const double* x, index_t n, double* out) noexcept {
+    return static_cast<Engine<double>*>(engine)->capi_forward(x, n, out);
+}
+
+}  // namespace engine_capi

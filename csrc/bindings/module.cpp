@@ -44,6 +44,7 @@ py::dict kernels_flags() {
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: EngineF32, EngineF64
 void bind_minimize(py::module_& m);  // bind_minimize.cpp: descend
+void bind_capi(py::module_& m);    // bind_capi.cpp: _C_API, the capsule of gdcore/capi.h
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = R"pbdoc(gdcore's compiled core (C++17, pybind11, OpenBLAS).)pbdoc";
@@ -133,6 +134,7 @@ process-wide. For tests and benchmarks: every engine call afterwards uses them.)
 
     bind_engine(m);
     bind_minimize(m);
+    bind_capi(m);
 
     // Fill OpenBLAS's buffer pool now, while memory is plentiful (blas.hpp): its allocation
     // failing later would end the process.

@@ -31,6 +31,7 @@ __all__ = [
     "minimize", "minimize_many", "MinimizeResult", "find_lr", "FindLRResult", "check_gradients",
     "backend", "set_backend", "use_backend", "set_num_threads", "get_num_threads",
     "datasets", "schedules", "build_info",
+    "get_include",
 ]
 
 
@@ -40,3 +41,11 @@ def build_info() -> dict:
     info = dict(b._core.build_info()) if b._core is not None else {"core": "not built"}
     info["backend"] = backend()
     return info
+
+
+def get_include() -> str:
+    """The directory of gdcore's C header ``gdcore/capi.h``: put it in ``include_dirs`` to
+    compile an extension that calls the C API (``from gdcore cimport capi`` in Cython), as
+    ``numpy.get_include()``. See docs/API.md, "Calling gdcore from compiled code"."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")

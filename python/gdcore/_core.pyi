@@ -29,6 +29,9 @@ def descend(function: int, data: int, x0: np.ndarray, lrs: np.ndarray, momentum:
 def _kernel_isas() -> list[str]: ...
 def _set_kernel_isa(isa: str) -> None: ...
 
+_C_API: Any
+"""The C API's function table (PyCapsule "gdcore._core._C_API"; gdcore/capi.h)."""
+
 class _Engine:
     def __init__(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
                  activations: Sequence[int], loss: int) -> None: ...
@@ -78,6 +81,10 @@ class _Engine:
                    step: np.ndarray, l2: float = 0.0, label_smoothing: float = 0.0) -> float:
         """One L-BFGS step on the full batch; parameters, state, run and step change in place.
         Returns the objective (with l2 and label smoothing) where the step started."""
+    def _lock_parameters(self) -> None:
+        """Hold the parameters exclusively, for Python code writing them in place (the C API's
+        GIL-free forwards wait); no call on this engine until _unlock_parameters()."""
+    def _unlock_parameters(self) -> None: ...
 
 class EngineF32(_Engine): ...
 class EngineF64(_Engine): ...

@@ -166,8 +166,9 @@ def find_lr(network: Any, X: Any, y: Any, optimizer: Any = None, lr_min: float =
                 if value > BLOWUP * best:
                     break
         finally:
-            for p, good in zip(params, saved):
-                np.copyto(p, good)
+            with network._writing_parameters():  # (the C API's forwards wait)
+                for p, good in zip(params, saved):
+                    np.copyto(p, good)
     lrs_out, raw_out = np.array(tried, dtype=np.float64), np.array(raw, dtype=np.float64)
     index, suggestion = _suggest(lrs_out, raw_out, lr_min)
     return FindLRResult(lrs_out, np.array(smoothed, dtype=np.float64), suggestion, raw_out,

@@ -6,9 +6,10 @@ engine, the compiled core or the NumPy reference (see ``gd.backend()``), with th
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -351,6 +352,23 @@ class Network:
     def parameters(self) -> list[np.ndarray]:
         """The parameter arrays in engine order ``W0, b0, W1, b1, ...`` (the live buffers)."""
         return [p for layer in self._layers for p in (layer._weights, layer._bias)]
+
+    @contextlib.contextmanager
+    def _writing_parameters(self) -> Iterator[None]:
+        """A context for Python code that writes the parameter arrays in place (with ``_lock``
+        held): the compiled engine holds them exclusively, so that the C API's forwards, which
+        run without the GIL and outside ``_lock`` (gdcore/capi.h), never read them half-written.
+        No engine call may be made inside it."""
+        engine = self._engine
+        lock = getattr(engine, "_lock_parameters", None)  # (the NumPy engine has no C API)
+        if lock is None:
+            yield
+            return
+        lock()
+        try:
+            yield
+        finally:
+            engine._unlock_parameters()
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self._layers)

@@ -438,8 +438,9 @@ class _BaseMLP(BaseEstimator):
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
         if early_stopping:
-            for target, best in zip(self.network_.parameters(), self._best_params):
-                np.copyto(target, best)
+            with self.network_._writing_parameters():  # (the C API's forwards wait)
+                for target, best in zip(self.network_.parameters(), self._best_params):
+                    np.copyto(target, best)
 
     def _rate_init(self) -> float:
         found = self.history_.lr_found

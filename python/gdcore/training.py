@@ -476,8 +476,10 @@ class _Rollback:
     equals ``accepted`` (at the start of fit and right after an undo).
     """
 
-    def __init__(self, params: Sequence[np.ndarray], optimizer: Any) -> None:
+    def __init__(self, params: Sequence[np.ndarray], optimizer: Any,
+                 writing: Any = contextlib.nullcontext) -> None:
         self._params, self._optimizer = params, optimizer
+        self._writing = writing  # the network's _writing_parameters (the C API's forwards wait)
         self.accepted = Checkpoint(params, optimizer)
         self.accepted_epoch = 0  # the epoch that starts at ``accepted``
         self.epoch_start = self.accepted
@@ -507,12 +509,14 @@ class _Rollback:
 
     def undo(self) -> int:
         """Back to ``accepted``; returns the epoch that starts there."""
-        _restore(self.accepted)
+        with self._writing():
+            _restore(self.accepted)
         self._live_is_accepted = True
         return self.accepted_epoch
 
     def back_to_epoch_start(self) -> None:
-        _restore(self.epoch_start)
+        with self._writing():
+            _restore(self.epoch_start)
 
 
 # --- phases 2 and 3: prepare, then train epoch by epoch ----------------------------------------
@@ -575,7 +579,7 @@ class _Run:
         if opt._bound() is network and last is not None and last[0] == opt.steps_done:
             self.previous_loss = last[1]
         self.bind()
-        self.rollback = _Rollback(params, opt)
+        self.rollback = _Rollback(params, opt, network._writing_parameters)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
         # The starting loss: full batch, the first epoch's loss is exactly it; a continued fit
@@ -611,12 +615,14 @@ class _Run:
                 params = self.network.parameters()
                 current = [p.copy() for p in params]
                 try:
-                    for p, start in zip(params, rollback.accepted.params):
-                        np.copyto(p, start)
+                    with self.network._writing_parameters():
+                        for p, start in zip(params, rollback.accepted.params):
+                            np.copyto(p, start)
                     history.start_loss = self._sampled_loss()
                 finally:  # (an exception here is repaired by fit's undo of the epoch)
-                    for p, now in zip(params, current):
-                        np.copyto(p, now)
+                    with self.network._writing_parameters():
+                        for p, now in zip(params, current):
+                            np.copyto(p, now)
         return history.start_loss
 
     def _sampled_loss(self, samples: int = START_LOSS_SAMPLES) -> float:
@@ -927,8 +933,9 @@ class _Run:
         if not history.stop_reason:
             history.stop_reason = "epochs"
         if self.best_params is not None and history.best_epoch is not None:
-            for target, p in zip(self.network.parameters(), self.best_params):
-                np.copyto(target, p)
+            with self.network._writing_parameters():
+                for target, p in zip(self.network.parameters(), self.best_params):
+                    np.copyto(target, p)
         if plan.callbacks:
             logs = {"network": self.network, "history": history,
                     "stop_reason": history.stop_reason}
