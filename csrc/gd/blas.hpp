@@ -62,10 +62,10 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 //    as they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
 //    is not running costs little; after a split that showed the other core busy, splits run on
 //    the caller alone for a while (blas.cpp, solo_splits_first). Chunks hold at least about
-//    split_gemm_limit multiply-adds each (2 to max_chunks of them): every chunk is a call of
-//    its own, which repacks the other operand.
-//  * The chunks depend on the shape only, never on the thread count or the load, so results
-//    are the same bit for bit with any number of threads.
+//    split_gemm_limit multiply-adds each, at most one per core the process may use (2 to
+//    max_chunks): every chunk is a call of its own, which packs the other operand again.
+//  * The chunks depend on the shape and the machine's core count only, never on the thread
+//    setting or the load, so results are the same bit for bit with any number of threads.
 // The thread budget is OpenBLAS's own setting, so set_num_threads, threadpoolctl's limits and
 // OPENBLAS_NUM_THREADS all govern gdcore too.
 inline constexpr index_t split_gemm_limit = index_t(1) << 18;
