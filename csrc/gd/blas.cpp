@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -217,17 +218,18 @@ thread_local RegionState this_thread_region;
 void warm_helper() noexcept { warm_up(); }
 
 // After a split that showed the other cores busy (threads::Outcome::contended), split products
-// run on the caller alone for a while: solo_splits_first of them, doubling at each such sign
-// (up to solo_splits_most); the count halves again only after clean_splits_to_relax splits in
-// a row that the helpers joined cleanly. Asymmetric because the costs are: one wait for a
-// descheduled helper can cost a scheduler time slice (milliseconds), one clean split saves
-// microseconds.
-std::atomic<int> solo_splits_left{0};
-std::atomic<int> solo_splits_next{0};
+// run on the caller alone for a while: 1 ms at first, doubling at each such sign (up to
+// solo_most); the period halves again after clean_splits_to_relax splits in a row that the
+// helpers joined cleanly. Time, not a count of products: a wait for a descheduled helper costs
+// about the same whatever the product's size, while a large product gains milliseconds from a
+// helper and a small one microseconds.
+using clock = std::chrono::steady_clock;
+std::atomic<clock::rep> solo_until{0};                 // clock ticks
+std::atomic<clock::rep> solo_next{0};                  // the next solo period, ticks
 std::atomic<int> clean_splits{0};
-constexpr int solo_splits_first = 32;
-constexpr int solo_splits_most = 1 << 14;
-constexpr int clean_splits_to_relax = 64;
+constexpr auto solo_first = std::chrono::milliseconds(1);
+constexpr auto solo_most = std::chrono::milliseconds(500);
+constexpr int clean_splits_to_relax = 16;
 
 template <class T>
 void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
@@ -240,27 +242,27 @@ void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, 
     }
     Chunked<T> product{op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, plan};
     int helpers = budget - 1;
-    if (helpers > 0 && solo_splits_left.load(std::memory_order_relaxed) > 0) {
-        solo_splits_left.fetch_sub(1, std::memory_order_relaxed);
+    if (helpers > 0 &&
+        clock::now().time_since_epoch().count() < solo_until.load(std::memory_order_relaxed))
         helpers = 0;
-    }
     if (helpers > 0 && threads::pool_size() < helpers) threads::ensure_helpers(helpers, &warm_helper);
     const threads::Outcome outcome =
         threads::run_chunks(&Chunked<T>::run, &product, plan.chunks, helpers);
     if (helpers == 0) return;
     // (Relaxed, and races between callers tolerated: a lost update only changes how long the
     // caller stays alone, never a result.)
+    const clock::rep first = clock::duration(solo_first).count();
+    const clock::rep most = clock::duration(solo_most).count();
     if (outcome.contended) {
-        const int next =
-            std::max(solo_splits_first, solo_splits_next.load(std::memory_order_relaxed));
-        solo_splits_left.store(next, std::memory_order_relaxed);
-        solo_splits_next.store(std::min(2 * next, solo_splits_most), std::memory_order_relaxed);
+        const clock::rep period = std::clamp(solo_next.load(std::memory_order_relaxed), first, most);
+        solo_until.store(clock::now().time_since_epoch().count() + period,
+                         std::memory_order_relaxed);
+        solo_next.store(std::min(2 * period, most), std::memory_order_relaxed);
         clean_splits.store(0, std::memory_order_relaxed);
     } else if (outcome.by_helpers > 0 &&
                clean_splits.fetch_add(1, std::memory_order_relaxed) + 1 >= clean_splits_to_relax) {
         clean_splits.store(0, std::memory_order_relaxed);
-        solo_splits_next.store(solo_splits_next.load(std::memory_order_relaxed) / 2,
-                               std::memory_order_relaxed);
+        solo_next.store(solo_next.load(std::memory_order_relaxed) / 2, std::memory_order_relaxed);
     }
 }
 

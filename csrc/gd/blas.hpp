@@ -61,7 +61,7 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 //    rows (or columns, when C has fewer than 2 chunk_rows rows) that its helper threads claim
 //    as they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
 //    is not running costs little; after a split that showed the other core busy, splits run on
-//    the caller alone for a while (blas.cpp, solo_splits_first). Chunks hold at least about
+//    the caller alone for a while (blas.cpp, solo_first). Chunks hold at least about
 //    split_gemm_limit multiply-adds each, at most one per core the process may use (2 to
 //    max_chunks): every chunk is a call of its own, which packs the other operand again.
 //  * The chunks depend on the shape and the machine's core count only, never on the thread
