@@ -6,6 +6,9 @@
    the default thread count, against one process alone. Target: each at most 2.5x the time
    alone (2x is the ideal on a 2-core machine: they share the cores).
 3. Whether the weights after training are bit-identical with 1 and 2 threads.
+4. The small workload (64-128-10, batch 32, compare.py's), whose two big products per step
+   (262k multiply-adds) gdcore splits over the two cores: 2 threads against 1, alternating.
+   Target (issue 14, "two cores for mid-sized steps"): faster with 2.
 
 Run without OpenBLAS's kernel overrides:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads.py
@@ -43,6 +46,20 @@ def fit_digits(threads: int, epochs: int):
     start = time.perf_counter()
     net.fit(X, y, optimizer=gd.Adam(lr=1e-3), epochs=epochs, batch_size=200, seed=0)
     return time.perf_counter() - start, net
+
+
+def small_epoch_seconds(threads: int, epochs: int = 3) -> float:
+    """Seconds per epoch of compare.py's small workload with `threads` threads."""
+    sys.path.insert(0, HERE)
+    from workloads import WORKLOADS
+    w = WORKLOADS["small"]
+    X, y = w.data()
+    gd.set_num_threads(threads)
+    net, opt = w.network(), w.optimizer()
+    net.fit(X, y, optimizer=opt, epochs=1, batch_size=w.batch_size, shuffle=False)
+    start = time.perf_counter()
+    net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size, shuffle=False)
+    return (time.perf_counter() - start) / epochs
 
 
 def wide_data(rows: int = 20000):
@@ -108,6 +125,10 @@ def main() -> None:
         ratios.append(t2 / t1)
         identical &= all(np.array_equal(a, b) for a, b in zip(net1.parameters(),
                                                               net2.parameters()))
+    small = {1: [], 2: []}
+    for _ in range(args.repeats):
+        for threads in (1, 2):
+            small[threads].append(small_epoch_seconds(threads))
     gd.set_num_threads(default_threads)
     ratio = statistics.median(ratios)
     print(f"digits 64-100-10 batch 200, {args.epochs} epochs: 1 thread "
@@ -115,6 +136,9 @@ def main() -> None:
           f" 2/1 = {ratio:.2f} (median of {args.repeats} pairs)  "
           f"{'PASS' if ratio <= 1.0 else 'FAIL'} (<= 1)")
     print(f"weights with 1 and 2 threads bit-identical: {identical}")
+    s1, s2 = statistics.median(small[1]), statistics.median(small[2])
+    print(f"small 64-128-10 batch 32 epoch: 1 thread {s1 * 1e3:.2f} ms, 2 threads "
+          f"{s2 * 1e3:.2f} ms, 2/1 = {s2 / s1:.2f}  {'PASS' if s2 < s1 else 'FAIL'} (< 1)")
 
     # 2: two processes at once against one alone
     alone = [run_wide(1, args.wide_epochs)[0] for _ in range(2)]

@@ -43,7 +43,7 @@ trap 'rm -rf "$WORK"' EXIT
 CORE_FLAGS=(-std=c++17 -DNDEBUG -O3 -fno-math-errno -ffp-contract=off -Wall -Wextra -Wno-psabi -Werror)
 KERNEL_FLAGS=(-ffp-contract=fast)
 
-# Headers: OpenBLAS's (blas.cpp), pybind11's and Python's (the bindings).
+# Headers: OpenBLAS's (blas.cpp), pybind11's and Python's (the bindings), gdcore's C API's.
 if ! headers=$("$PYTHON" - <<'EOF'
 import sysconfig
 import pybind11, scipy_openblas32
@@ -56,7 +56,8 @@ EOF
          "(pip install pybind11 scipy-openblas32, or set PYTHON)" >&2
     exit 2
 fi
-INCLUDES=()
+# (and gdcore's own C API header, python/gdcore/include/gdcore/capi.h, as CMakeLists.txt adds it)
+INCLUDES=(-Ipython/gdcore/include)
 while IFS= read -r dir; do INCLUDES+=("-I$dir"); done <<< "$headers"
 
 # Each compile runs in the background; its output goes to $WORK/<its number>.log.
