@@ -18,7 +18,7 @@ Every variant's path is checked equal (1e-9 relative) to the compiled one's befo
 ratio column is each variant's time over the compiled C one's; the issue's target is >= 30 for
 the Python callables. Prints ``gd.build_info()`` first.
 
-Measured (2026-12-01, gcc 12.2 -O3, AMD EPYC Zen 4, 2 cores shared with other builds, load
+Measured (2026-12-01, gcc 12.2 -O3, Intel Xeon VM (AVX-512), 2 cores shared with other builds, load
 average ~6; wall / CPU microseconds per step): C 0.380 / 0.179, numba 0.331 / 0.136, Python on
 floats 140.9 / 95.3, Python with NumPy 253.8 / 164.9, ctypes callback 114.3 / 75.9. Fastest
 Python callable / compiled C: 371x wall, 533x CPU; 316x to 563x wall over four runs.
@@ -26,10 +26,7 @@ Python callable / compiled C: 371x wall, 533x CPU; 316x to 563x wall over four r
 from __future__ import annotations
 
 import argparse
-import ctypes
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,22 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 import gdcore as gd  # noqa: E402
 from gdcore._compiled import PROTOTYPE  # noqa: E402
 
-C_ROSEN = r"""
-double rosen(int n, const double *x, double *grad, void *data) {
-    (void)data;
-    double f = 0.0;
-    if (grad) for (int i = 0; i < n; ++i) grad[i] = 0.0;
-    for (int i = 0; i + 1 < n; ++i) {
-        double a = x[i + 1] - x[i] * x[i], b = 1.0 - x[i];
-        f += 100.0 * a * a + b * b;
-        if (grad) {
-            grad[i] += -400.0 * x[i] * a - 2.0 * b;
-            grad[i + 1] += 200.0 * a;
-        }
-    }
-    return f;
-}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "compiled_objectives"))
+from build import build_objectives  # noqa: E402
+
 
 X0 = [-1.2, 1.0, -1.2, 1.0]
 SETTINGS = dict(lr=1e-4, momentum=0.9, tol=0.0)
@@ -107,18 +91,10 @@ def rosen_callback(n, x, grad, data):
 
 
 def build_c(folder: Path):
-    """The C rosen as a ctypes function, or None without a C compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None
-    (folder / "rosen.c").write_text(C_ROSEN)
-    lib = folder / "librosen.so"
-    subprocess.run([cc, "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(lib),
-                    str(folder / "rosen.c")], check=True)
-    f = ctypes.CDLL(str(lib)).rosen
-    f.restype = ctypes.c_double
-    f.argtypes = PROTOTYPE._argtypes_
-    return f
+    """The C rosen (tests/compiled_objectives) as a ctypes function, or None without a C
+    compiler."""
+    library = build_objectives(folder, PROTOTYPE._argtypes_)
+    return None if library is None else library.rosen
 
 
 def build_numba():

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import _thread
 import ctypes
-import shutil
+import sys
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,109 +25,18 @@ import pytest
 import gdcore as gd
 from gdcore import _backend, _compiled
 
-C_SOURCE = r"""
-#include <math.h>
+sys.path.insert(0, str(Path(__file__).parent / "compiled_objectives"))
+from build import build_objectives  # noqa: E402
 
-/* Rosenbrock in n dimensions. */
-double rosen(int n, const double *x, double *grad, void *data) {
-    (void)data;
-    double f = 0.0;
-    if (grad) for (int i = 0; i < n; ++i) grad[i] = 0.0;
-    for (int i = 0; i + 1 < n; ++i) {
-        double a = x[i + 1] - x[i] * x[i], b = 1.0 - x[i];
-        f += 100.0 * a * a + b * b;
-        if (grad) {
-            grad[i] += -400.0 * x[i] * a - 2.0 * b;
-            grad[i + 1] += 200.0 * a;
-        }
-    }
-    return f;
-}
-
-/* 0.5 sum a_i x_i^2 with the curvatures a = (const double *)data. */
-double quad(int n, const double *x, double *grad, void *data) {
-    const double *a = (const double *)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) {
-        f += 0.5 * a[i] * x[i] * x[i];
-        if (grad) grad[i] = a[i] * x[i];
-    }
-    return f;
-}
-
-/* 0.25 sum x^4: large steps overshoot to infinity. */
-double quartic(int n, const double *x, double *grad, void *data) {
-    (void)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) {
-        f += 0.25 * x[i] * x[i] * x[i] * x[i];
-        if (grad) grad[i] = x[i] * x[i] * x[i];
-    }
-    return f;
-}
-
-/* sum x^2 whose gradient is infinite beyond |x_i| >= 3. */
-double cliff(int n, const double *x, double *grad, void *data) {
-    (void)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) {
-        f += x[i] * x[i];
-        if (grad) grad[i] = fabs(x[i]) < 3.0 ? 2.0 * x[i] : INFINITY;
-    }
-    return f;
-}
-
-/* sum x^2, not a number beyond |x_0| > 5. */
-double nan_beyond(int n, const double *x, double *grad, void *data) {
-    (void)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) {
-        f += x[i] * x[i];
-        if (grad) grad[i] = 2.0 * x[i];
-    }
-    return fabs(x[0]) > 5.0 ? NAN : f;
-}
-
-/* Wrong: never writes grad. */
-double ignores_grad(int n, const double *x, double *grad, void *data) {
-    (void)grad; (void)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) f += x[i] * x[i];
-    return f;
-}
-
-/* Wrong: forgets the last entry of grad, from the second call on. */
-double partial_grad(int n, const double *x, double *grad, void *data) {
-    long long *calls = (long long *)data;
-    double f = 0.0;
-    for (int i = 0; i < n; ++i) {
-        f += x[i] * x[i];
-        if (grad && (i + 1 < n || *calls == 0)) grad[i] = 2.0 * x[i];
-    }
-    ++*calls;
-    return f;
-}
-"""
 
 
 @pytest.fixture(scope="session")
 def lib(tmp_path_factory):
     """The test functions compiled into a shared library with the system C compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
+    library = build_objectives(tmp_path_factory.mktemp("objectives"),
+                               _compiled.PROTOTYPE._argtypes_)
+    if library is None:
         pytest.skip("needs a C compiler")
-    folder = tmp_path_factory.mktemp("objectives")
-    (folder / "objectives.c").write_text(C_SOURCE)
-    out = folder / "libobjectives.so"
-    # No FMA contraction: the Python twins round every product as the C does.
-    subprocess.run([cc, "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(out),
-                    str(folder / "objectives.c"), "-lm"], check=True)
-    library = ctypes.CDLL(str(out))
-    for name in ("rosen", "quad", "quartic", "cliff", "nan_beyond", "ignores_grad",
-                 "partial_grad"):
-        f = getattr(library, name)
-        f.restype = ctypes.c_double
-        f.argtypes = _compiled.PROTOTYPE._argtypes_
     return library
 
 
