@@ -39,7 +39,7 @@ import gdcore as gd  # noqa: E402
 from gdcore._compiled import PROTOTYPE  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "compiled_objectives"))
-from build import build_objectives  # noqa: E402
+from objectives_build import build_objectives  # noqa: E402
 
 
 X0 = [-1.2, 1.0, -1.2, 1.0]

@@ -26,7 +26,7 @@ import gdcore as gd
 from gdcore import _backend, _compiled
 
 sys.path.insert(0, str(Path(__file__).parent / "compiled_objectives"))
-from build import build_objectives  # noqa: E402
+from objectives_build import build_objectives  # noqa: E402
 
 
 
