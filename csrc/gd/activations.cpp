@@ -84,6 +84,13 @@ void map_backward(const T* z, const T* a, const T* da, T* dz, index_t size) noex
     for (index_t i = 0; i < size; ++i) dz[i] = F::backward(z[i], a[i], da[i]);
 }
 
+// float32 tanh: the kernels' pass at the CPU's vector width.
+template <>
+void map_backward<Tanh, float>(const float*, const float* a, const float* da, float* dz,
+                               index_t size) noexcept {
+    kernels::table().tanh_backward_f32(a, da, dz, size);
+}
+
 // softmax row-wise: exp(z - max) of the whole block (float32 by one vectorised exp), then each
 // row divided by its sum. a may equal z.
 template <class T>

@@ -307,10 +307,14 @@ void gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a
           const T* b, index_t ldb, T beta, T* c, index_t ldc,
           const kernels::Epilogue<T>& epilogue) noexcept {
     if (m == 0 || n == 0) return;
-    // A small product on the own kernel needs no region (predict of a row stays ~1 us).
-    if (chunk_plan(m, n, k).chunks <= 1 && use_own_kernel(op_a, op_b, m, n, k)) {
-        gemm_single(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
-        return;
+    // A small product on the own kernel needs no region (predict of a row stays ~1 us), and
+    // none of the checks below: straight to the kernel.
+    if (use_own_kernel(op_a, op_b, m, n, k) && m * n * k < split_gemm_limit) {
+        if (T* work = thread_work<T>()) {
+            own_gemm(T())(op_a == Op::transpose, op_b == Op::transpose, m, n, k, alpha, a, lda, b,
+                          ldb, beta, c, ldc, epilogue, work);
+            return;
+        }
     }
     RegionState& region = this_thread_region;
     if (region.depth > 0) {
@@ -334,7 +338,8 @@ bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alp
     const double macs = double(m) * double(n) * double(k);
     if (stop == nullptr || macs <= 2.0 * double(panel_macs)) {
         gemm(op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
-        return !(stop != nullptr && (*stop)());
+        // A small product is not worth a clock read: its caller asks between batches.
+        return !(stop != nullptr && macs >= double(poll_macs) && (*stop)());
     }
     // Rows of the split dimension per panel: about panel_macs, a multiple of 64, at least
     // min_panel_rows.

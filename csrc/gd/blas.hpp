@@ -35,6 +35,9 @@ bool gemm_interruptible(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alp
                         index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                         const kernels::Epilogue<T>& epilogue, StopCheck* stop) noexcept;
 inline constexpr index_t panel_macs = index_t(1) << 31;
+// gemm_interruptible asks stop() after a product of at least this many multiply-adds (tens of
+// microseconds); after smaller ones a clock read would cost more than a tiny network's product.
+inline constexpr index_t poll_macs = index_t(1) << 20;
 inline constexpr index_t min_panel_rows = 1024;
 
 // Products with at most this many multiply-adds (m * n * k) take the own kernel (when its

@@ -2,8 +2,8 @@
 // kernels_table.hpp) and picked at run time for the CPU (x86-64: "x86-64", "avx2", "avx512"; any
 // other CPU: "generic" only): a register-blocked GEMM for small products and column sums, and
 // float32 exp / tanh / sigmoid / log1p(exp(-|x|)) (polynomial and rational approximations, a few
-// ulp, in loops the compiler vectorises). The formulas built on them (activations, losses) live
-// with their concerns; only the primitives are here.
+// ulp, in loops the compiler vectorises) and tanh's backward pass. The formulas built on them
+// (activations, losses) live with their concerns; only the primitives are here.
 #pragma once
 
 #include "codes.hpp"
@@ -58,6 +58,9 @@ struct Table {
     // instruction set here; buf null without momentum.
     void (*sgd_f32)(float* p, const float* g, float* buf, index_t size, float lr,
                     float momentum, bool nesterov, float weight_decay);
+    // dz = da * (1 - a * a): tanh's backward from its output a (activations.cpp). dz may
+    // equal da.
+    void (*tanh_backward_f32)(const float* a, const float* da, float* dz, index_t size);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

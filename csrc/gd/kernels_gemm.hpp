@@ -8,6 +8,26 @@
 namespace gd::kernels::GD_ISA_NS {
 namespace {
 
+// What the store of C does, known at compile time for the common cases: the kernels below are
+// instantiated per combination (epilogue_flags picks one per call), so a tile's store runs no
+// test per vector; ep_runtime tests everything per element (the rare combinations). The
+// operations and their order are the same either way.
+enum : int {
+    ep_scale = 1,     // alpha != 1
+    ep_beta = 2,      // beta != 0: + beta * C
+    ep_bias = 4,      // + bias[j]
+    ep_relu = 8,      // max(., 0)
+    ep_mask = 16,     // 0 where mask <= 0
+    ep_runtime = 32,  // all of the above tested at run time
+};
+
+template <class T>
+GD_INLINE int epilogue_flags(T alpha, T beta, const Epilogue<T>& ep) noexcept {
+    return (alpha != T(1) ? ep_scale : 0) | (beta != T(0) ? ep_beta : 0) |
+           (ep.bias != nullptr ? ep_bias : 0) | (ep.relu ? ep_relu : 0) |
+           (ep.mask != nullptr ? ep_mask : 0);
+}
+
 // The epilogue of the block of C starting at row i, column j.
 template <class T>
 GD_INLINE Epilogue<T> shifted(const Epilogue<T>& ep, index_t i, index_t j) noexcept {
@@ -16,11 +36,22 @@ GD_INLINE Epilogue<T> shifted(const Epilogue<T>& ep, index_t i, index_t j) noexc
 }
 
 // The epilogue of one element C[i, j] (i, j relative to the epilogue's origin).
-template <class T>
+template <class T, int F = ep_runtime>
 GD_INLINE T finish(T out, const Epilogue<T>& ep, index_t i, index_t j) noexcept {
-    if (ep.bias != nullptr) out += ep.bias[j];
-    if (ep.relu) out = out < T(0) ? T(0) : out;
-    if (ep.mask != nullptr) out = ep.mask[i * ep.ldm + j] > T(0) ? out : T(0);
+    constexpr bool any = F & ep_runtime;
+    if (any ? ep.bias != nullptr : bool(F & ep_bias)) out += ep.bias[j];
+    if (any ? ep.relu : bool(F & ep_relu)) out = out < T(0) ? T(0) : out;
+    if (any ? ep.mask != nullptr : bool(F & ep_mask))
+        out = ep.mask[i * ep.ldm + j] > T(0) ? out : T(0);
+    return out;
+}
+
+// alpha * x + beta * c, as the stores compute it (alpha == 1 and beta == 0 skipped).
+template <class T, int F, class V>
+GD_INLINE V scaled(V x, T alpha, T beta, const T* c) noexcept {
+    constexpr bool any = F & ep_runtime;
+    V out = (any ? alpha != T(1) : bool(F & ep_scale)) ? alpha * x : x;
+    if (any ? beta != T(0) : bool(F & ep_beta)) out += beta * vload<V>(c);
     return out;
 }
 
@@ -53,72 +84,97 @@ struct Tile {
     }
 
     // C = alpha * acc, + beta * C, then the epilogue: NumPy's order for A @ W + b.
+    template <int F>
     GD_INLINE void store(T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) const noexcept {
+        constexpr bool any = F & ep_runtime;
         for (int r = 0; r < MR; ++r) {
             for (int v = 0; v < NV; ++v) {
                 T* cp = c + r * ldc + v * L;
-                V out = alpha == T(1) ? acc[r][v] : alpha * acc[r][v];
-                if (beta != T(0)) out += beta * vload<V>(cp);
-                if (ep.bias != nullptr) out += vload<V>(ep.bias + v * L);
-                if (ep.relu) out = out < V{} ? V{} : out;
-                if (ep.mask != nullptr) out = vload<V>(ep.mask + r * ep.ldm + v * L) > V{} ? out : V{};
+                V out = scaled<T, F>(acc[r][v], alpha, beta, cp);
+                if (any ? ep.bias != nullptr : bool(F & ep_bias))
+                    out += vload<V>(ep.bias + v * L);
+                if (any ? ep.relu : bool(F & ep_relu)) out = out < V{} ? V{} : out;
+                if (any ? ep.mask != nullptr : bool(F & ep_mask))
+                    out = vload<V>(ep.mask + r * ep.ldm + v * L) > V{} ? out : V{};
                 vstore(cp, out);
             }
         }
     }
 
     // The same for the first w < L columns only (NV == 1).
+    template <int F>
     GD_INLINE void store_part(index_t w, T* c, index_t ldc, T alpha, T beta,
                               const Epilogue<T>& ep) const noexcept {
+        constexpr bool any = F & ep_runtime;
         alignas(64) T lanes[L];
         for (int r = 0; r < MR; ++r) {
-            vstore(lanes, alpha == T(1) ? acc[r][0] : alpha * acc[r][0]);
+            vstore(lanes, (any ? alpha != T(1) : bool(F & ep_scale)) ? alpha * acc[r][0]
+                                                                     : acc[r][0]);
             T* cr = c + r * ldc;
             for (index_t q = 0; q < w; ++q) {
                 T out = lanes[q];
-                if (beta != T(0)) out += beta * cr[q];
-                cr[q] = finish(out, ep, r, q);
+                if (any ? beta != T(0) : bool(F & ep_beta)) out += beta * cr[q];
+                cr[q] = finish<T, F>(out, ep, r, q);
             }
         }
     }
-
 };
 
 // Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then 1-row tiles.
-template <class T, int MR, int NV>
+template <class T, int F, int MR, int NV>
 GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs, const T* b,
                      index_t ldb, T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) noexcept {
     index_t i = 0;
     for (; i + MR <= m; i += MR) {
         Tile<T, MR, NV> t;
         t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+        t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
     // The last rows: one tile of 2 or 3 rows where it fits MR (more independent sums), then 1.
     if (MR > 2 && m - i >= 2) {
         if (m - i >= 3 && MR > 3) {
             Tile<T, 3, NV> t;
             t.add(0, k, a + i * ars, ars, acs, b, ldb);
-            t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+            t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
             i += 3;
         } else {
             Tile<T, 2, NV> t;
             t.add(0, k, a + i * ars, ars, acs, b, ldb);
-            t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+            t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
             i += 2;
         }
     }
     for (; i < m; ++i) {
         Tile<T, 1, NV> t;
         t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.store(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+        t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
+}
+
+// The sum of a vector's lanes, pairwise in registers: lanes q and q + w/2 of the first w, for
+// w = L, L/2, ..., 2 (log2(L) dependent adds; the order is fixed, so sums are reproducible).
+template <class T, int W, class V>
+GD_INLINE T fold(V v) noexcept {
+    if constexpr (W == 1) {
+        return v[0];
+    } else {
+        typedef T Half __attribute__((vector_size(sizeof(T) * W / 2)));
+        Half lo, hi;
+        __builtin_memcpy(&lo, &v, sizeof lo);
+        __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+        return fold<T, W / 2>(lo + hi);
+    }
+}
+
+template <class T>
+GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
+    return fold<T, Vec<T>::lanes>(v);
 }
 
 // The last w < L columns b[:, 0:w]. A full vector load of row p reads past column w into the
 // next row, which is harmless (those lanes are dropped) while it stays inside b: rows
 // [0, k_safe) are read in place, the last few from a zero-padded copy.
-template <class T, int MR>
+template <class T, int F, int MR>
 GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, index_t ars,
                           index_t acs, const T* b, index_t ldb, T* c, index_t ldc, T alpha,
                           T beta, const Epilogue<T>& ep, T* last) noexcept {
@@ -146,7 +202,7 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
             acc[1] += a[(k_safe + r) * acs] * vload<V>(last + r * L);
         Tile<T, 1, 1> t;
         t.acc[0][0] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        t.store_part(w, c, ldc, alpha, beta, ep);
+        t.template store_part<F>(w, c, ldc, alpha, beta, ep);
         return;
     }
     index_t i = 0;
@@ -154,21 +210,55 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
         Tile<T, MR, 1> t;
         t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
         t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
-        t.store_part(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+        t.template store_part<F>(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
     for (; i < m; ++i) {
         Tile<T, 1, 1> t;
         t.add(0, k_safe, a + i * ars, ars, acs, b, ldb);
         t.add(0, n_last, a + i * ars + k_safe * acs, ars, acs_last, last, L);
-        t.store_part(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
+        t.template store_part<F>(w, c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
     }
 }
+
+// gemm_direct's panels for the epilogue F (op(B) as stored, k > 0).
+template <class T, int F>
+void direct_panels(index_t m, index_t n, index_t k, T alpha, const T* a, index_t ars,
+                   index_t acs, const T* b, index_t ldb, T beta, T* c, index_t ldc,
+                   const Epilogue<T>& ep, T* work) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
+    // A single row (a prediction) takes panels of 4 vectors: 4 independent sums, not 2.
+    index_t j = 0;
+    if (m == 1)
+        for (; j + 4 * L <= n; j += 4 * L)
+            panel<T, F, 1, 4>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                              shifted(ep, 0, j));
+    for (; j + 2 * L <= n; j += 2 * L)
+        panel<T, F, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                          shifted(ep, 0, j));
+    for (; j + L <= n; j += L)
+        panel<T, F, 8, 1>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                          shifted(ep, 0, j));
+    if (j < n)
+        tail_panel<T, F, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
+                            shifted(ep, 0, j), work + gemm_work_tail);
+}
+
+// The epilogues training uses get their own instantiation; the rest test at run time.
+#define GD_DISPATCH_EPILOGUE(flags, fn, ...)                                           \
+    switch (flags) {                                                                  \
+        case 0: fn<T, 0>(__VA_ARGS__); break;                                         \
+        case ep_bias: fn<T, ep_bias>(__VA_ARGS__); break;                             \
+        case ep_bias | ep_relu: fn<T, ep_bias | ep_relu>(__VA_ARGS__); break;         \
+        case ep_mask: fn<T, ep_mask>(__VA_ARGS__); break;                             \
+        case ep_beta: fn<T, ep_beta>(__VA_ARGS__); break;                             \
+        default: fn<T, ep_runtime>(__VA_ARGS__); break;                               \
+    }
 
 template <class T>
 void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
                  const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                  const Epilogue<T>& ep, T* work) noexcept {
-    constexpr int L = Vec<T>::lanes;
     // op(B) transposed: pack it as k x n (row stride n) first.
     T* const packed = work;
     if (trans_b) {
@@ -185,54 +275,20 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
                 c[i * ldc + j] = finish(beta == T(0) ? T(0) : beta * c[i * ldc + j], ep, i, j);
         return;
     }
-    // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
-    // A single row (a prediction) takes panels of 4 vectors: 4 independent sums, not 2.
-    index_t j = 0;
-    if (m == 1)
-        for (; j + 4 * L <= n; j += 4 * L)
-            panel<T, 1, 4>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                           shifted(ep, 0, j));
-    for (; j + 2 * L <= n; j += 2 * L)
-        panel<T, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                       shifted(ep, 0, j));
-    for (; j + L <= n; j += L)
-        panel<T, 8, 1>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                       shifted(ep, 0, j));
-    if (j < n)
-        tail_panel<T, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                         shifted(ep, 0, j), work + gemm_work_tail);
+    GD_DISPATCH_EPILOGUE(epilogue_flags(alpha, beta, ep), direct_panels, m, n, k, alpha, a, ars,
+                         acs, b, ldb, beta, c, ldc, ep, work)
 }
 
 // One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows
 // at a time, then the horizontal sums.
-template <class T>
-GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
-    T lanes[Vec<T>::lanes];
-    vstore(lanes, v);
-    for (int w = Vec<T>::lanes / 2; w >= 1; w /= 2)  // pairwise: log2(lanes) dependent adds
-        for (int q = 0; q < w; ++q) lanes[q] += lanes[q + w];
-    return lanes[0];
-}
-
-template <class T>
-void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
-              T beta, T* c, index_t ldc, const Epilogue<T>& ep, T* work) noexcept {
+template <class T, int F>
+void dot_rows(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* w, T beta, T* c,
+              index_t ldc, const Epilogue<T>& ep) noexcept {
     using V = typename Vec<T>::type;
     constexpr int L = Vec<T>::lanes;
-    T* const column = work;  // w made contiguous
-    const T* w = b;
-    if (ldb != 1) {
-        if (k > max_packed)
-            return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, ep,
-                                  work);
-        for (index_t p = 0; p < k; ++p) column[p] = b[p * ldb];
-        w = column;
-    }
     const index_t kv = k - k % L;
     const auto emit = [&](index_t i, T dot) {
-        T out = alpha == T(1) ? dot : alpha * dot;
-        if (beta != T(0)) out += beta * c[i * ldc];
-        c[i * ldc] = finish(out, ep, i, 0);
+        c[i * ldc] = finish<T, F>(scaled<T, F>(dot, alpha, beta, c + i * ldc), ep, i, 0);
     };
     index_t i = 0;
     for (; i + 4 <= m; i += 4) {
@@ -255,6 +311,24 @@ void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b
         emit(i, dot);
     }
 }
+
+template <class T>
+void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb,
+              T beta, T* c, index_t ldc, const Epilogue<T>& ep, T* work) noexcept {
+    T* const column = work;  // w made contiguous
+    const T* w = b;
+    if (ldb != 1) {
+        if (k > max_packed)
+            return gemm_direct<T>(false, false, m, 1, k, alpha, a, lda, b, ldb, beta, c, ldc, ep,
+                                  work);
+        for (index_t p = 0; p < k; ++p) column[p] = b[p * ldb];
+        w = column;
+    }
+    GD_DISPATCH_EPILOGUE(epilogue_flags(alpha, beta, ep), dot_rows, m, k, alpha, a, lda, w, beta,
+                         c, ldc, ep)
+}
+
+#undef GD_DISPATCH_EPILOGUE
 
 // Narrow C (n < L columns, more rows than columns) wastes vector lanes; its transpose does not:
 // C^T (n x m) = op(B)^T @ op(A)^T into a scratch block, then copied into C with beta and the

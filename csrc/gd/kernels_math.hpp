@@ -1,5 +1,5 @@
 // The float32 elementwise math: exp, tanh, sigmoid and log1p(exp(-|x|)), polynomial and
-// rational approximations in plain loops the compiler vectorises. Part of kernels_table.hpp.
+// rational approximations in plain loops the compiler vectorises, and tanh's backward. Part of kernels_table.hpp.
 #pragma once
 
 #ifndef GD_INLINE
@@ -108,6 +108,12 @@ GD_INLINE float softplus_neg_abs_f32(float z) noexcept {
 
 void softplus_neg_abs_map(const float* x, float* y, index_t size) noexcept {
     for (index_t i = 0; i < size; ++i) y[i] = softplus_neg_abs_f32(x[i]);
+}
+
+// tanh's backward: one pass the compiler vectorises (the library's own copy in activations.cpp
+// is compiled for the baseline instruction set).
+void tanh_backward_map(const float* a, const float* da, float* dz, index_t size) noexcept {
+    for (index_t i = 0; i < size; ++i) dz[i] = da[i] * (1.0f - a[i] * a[i]);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ void sgd_f32(float* p, const float* g, float* buf, index_t size, float lr, float
 constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<double>,
                           &exp_map,              &tanh_map,           &sigmoid_map,
                           &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
-                          &sgd_f32};
+                          &sgd_f32,              &tanh_backward_map};
 
 }  // namespace
 

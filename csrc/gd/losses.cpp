@@ -115,7 +115,7 @@ double bce_sum(const float* z, const float* y, const float* w, index_t n, index_
             double row = 0.0;
             for (index_t c = j * k; c < (j + 1) * k; ++c)
                 row += double(bce_from_logit(zb[c], yb[c], terms[c]));
-            row /= double(k);
+            if (k != 1) row /= double(k);  // (x / 1 is x: one division less per row)
             total += w ? double(w[j0 + j]) * row : row;
         }
     }
