@@ -132,6 +132,18 @@ One vectorised pass with no temporary: the public layer's check of user inputs.)
     }, py::arg("isa"), R"pbdoc(Use the own kernels of `isa` ("x86-64", "avx2", "avx512" or "auto"),
 process-wide. For tests and benchmarks: every engine call afterwards uses them.)pbdoc");
 
+    m.def("_split_counts", [] {
+        const gd::blas::SplitCounts c = gd::blas::split_counts();
+        py::dict out;
+        out["split"] = c.split;
+        out["solo"] = c.solo;
+        out["joined"] = c.joined;
+        out["contended"] = c.contended;
+        return out;
+    }, R"pbdoc(How gdcore's split products went since the process started (blas.hpp,
+split_counts): split, solo (run alone while the other cores counted as busy), joined (a helper
+took a chunk), contended (a helper was late). For benchmarks; approximate.)pbdoc");
+
     bind_engine(m);
     bind_minimize(m);
     bind_capi(m);

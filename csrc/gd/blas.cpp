@@ -231,6 +231,9 @@ constexpr auto solo_first = std::chrono::milliseconds(1);
 constexpr auto solo_most = std::chrono::milliseconds(500);
 constexpr int clean_splits_to_relax = 16;
 
+// How the splits went (split_counts, for benchmarks): relaxed counters, approximate under races.
+std::atomic<long long> count_split{0}, count_solo{0}, count_joined{0}, count_contended{0};
+
 template <class T>
 void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                     index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
@@ -248,7 +251,13 @@ void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, 
     if (helpers > 0 && threads::pool_size() < helpers) threads::ensure_helpers(helpers, &warm_helper);
     const threads::Outcome outcome =
         threads::run_chunks(&Chunked<T>::run, &product, plan.chunks, helpers);
-    if (helpers == 0) return;
+    count_split.fetch_add(1, std::memory_order_relaxed);
+    if (helpers == 0) {
+        if (budget > 1) count_solo.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (outcome.by_helpers > 0) count_joined.fetch_add(1, std::memory_order_relaxed);
+    if (outcome.contended) count_contended.fetch_add(1, std::memory_order_relaxed);
     // (Relaxed, and races between callers tolerated: a lost update only changes how long the
     // caller stays alone, never a result.)
     const clock::rep first = clock::duration(solo_first).count();
@@ -268,6 +277,10 @@ void gemm_in_region(Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, 
 
 }  // namespace
 
+SplitCounts split_counts() noexcept {
+    return {count_split.load(), count_solo.load(), count_joined.load(), count_contended.load()};
+}
+
 ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept {
     ChunkPlan plan;
     const double macs = double(m) * double(n) * double(k);
@@ -277,11 +290,15 @@ ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept {
     // workload's 512 x 2048 x 1024 products ran at 35% of the GEMM rate, one per core ~90%).
     static const int per_core = std::clamp(threads::max_helpers() + 1, 2, max_chunks);
     const int chunks = int(std::clamp<double>(macs / double(split_gemm_limit), 2, per_core));
-    if (m >= 2 * chunk_rows) {
+    // Every chunk packs the operand the chunks share once more: row chunks all of op(B)
+    // (k x n), column chunks all of op(A) (m x k). Cut the way that repacks the smaller one
+    // (the large workload's forward, 512 x 1024 @ 1024 x 2048, by columns).
+    const bool rows_fit = m >= 2 * chunk_rows, columns_fit = n >= 2 * chunk_columns;
+    if (rows_fit && (!columns_fit || n <= m)) {
         plan.by_rows = true;
         plan.extent = m;
         plan.step = ((m + chunks - 1) / chunks + chunk_rows - 1) / chunk_rows * chunk_rows;
-    } else if (n >= 2 * chunk_columns) {
+    } else if (columns_fit) {
         plan.by_rows = false;
         plan.extent = n;
         plan.step = ((n + chunks - 1) / chunks + chunk_columns - 1) / chunk_columns * chunk_columns;

@@ -61,8 +61,8 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 // multiply-adds (the hand-off costs more than half the product). So:
 //  * gdcore runs OpenBLAS single-threaded while it computes (ThreadRegion below), and
 //  * splits a product of at least split_gemm_limit multiply-adds itself, into chunks of C's
-//    rows (or columns, when C has fewer than 2 chunk_rows rows) that its helper threads claim
-//    as they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
+//    rows or columns (whichever repacks less: chunk_plan) that its helper threads claim as
+//    they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
 //    is not running costs little; after a split that showed the other core busy, splits run on
 //    the caller alone for a while (blas.cpp, solo_first). Chunks hold at least about
 //    split_gemm_limit multiply-adds each, at most one per core the process may use (2 to
@@ -84,6 +84,14 @@ struct ChunkPlan {
 };
 // How gemm splits a product of op(A) (m x k) and op(B) (k x n) (exposed for tests).
 ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept;
+
+// Since the process started: products split, those run on the caller alone while the
+// other cores counted as busy (after a contended split), those a helper joined, and those that
+// showed a busy core. For benchmarks (bench/threads.py), approximate.
+struct SplitCounts {
+    long long split = 0, solo = 0, joined = 0, contended = 0;
+};
+SplitCounts split_counts() noexcept;
 
 // While one exists on a thread, the gdcore products of that thread run inside one region: the
 // first product that reaches OpenBLAS sets OpenBLAS to one thread (process-wide, counted over
