@@ -9,6 +9,8 @@
 4. The small workload (64-128-10, batch 32, compare.py's), whose two big products per step
    (262k multiply-adds) gdcore splits over the two cores: 2 threads against 1, alternating.
    Target (issue 14, "two cores for mid-sized steps"): faster with 2.
+For the 2-thread runs of 1 and 4 it also prints how the split products went: how often a
+helper joined, the caller ran alone because the other core counted as busy, a helper came late.
 
 Run without OpenBLAS's kernel overrides:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/threads.py
@@ -16,6 +18,7 @@ Run without OpenBLAS's kernel overrides:
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -96,6 +99,29 @@ def run_wide(processes: int, epochs: int) -> list:
     return totals
 
 
+def counted(tally: collections.Counter, run):
+    """``run()``, adding the products it split to ``tally`` (``_core._split_counts``: split,
+    solo, joined, contended; nothing without the compiled core)."""
+    core = getattr(gd._backend, "_core", None)
+    if core is None:
+        return run()
+    before = core._split_counts()
+    result = run()
+    after = core._split_counts()
+    tally.update({key: after[key] - before[key] for key in after})
+    return result
+
+
+def split_summary(tally: collections.Counter) -> str:
+    """How often a helper joined a split product, the caller ran alone (the other cores counted
+    busy) and a helper came late."""
+    if not tally["split"]:
+        return "no product split"
+    share = {key: 100.0 * tally[key] / tally["split"] for key in ("joined", "solo", "contended")}
+    return (f"{tally['split']} products split: a helper joined {share['joined']:.0f}%, the "
+            f"caller alone {share['solo']:.0f}%, a helper late {share['contended']:.0f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -117,9 +143,10 @@ def main() -> None:
     # 1 and 3: digits, 1 and 2 threads alternating
     ratios, one, two = [], [], []
     identical = True
+    splits = {"digits": collections.Counter(), "small": collections.Counter()}  # 2 threads
     for _ in range(args.repeats):
         t1, net1 = fit_digits(1, args.epochs)
-        t2, net2 = fit_digits(2, args.epochs)
+        t2, net2 = counted(splits["digits"], lambda: fit_digits(2, args.epochs))
         one.append(t1)
         two.append(t2)
         ratios.append(t2 / t1)
@@ -127,18 +154,20 @@ def main() -> None:
                                                               net2.parameters()))
     small = {1: [], 2: []}
     for _ in range(args.repeats):
-        for threads in (1, 2):
-            small[threads].append(small_epoch_seconds(threads))
+        small[1].append(small_epoch_seconds(1))
+        small[2].append(counted(splits["small"], lambda: small_epoch_seconds(2)))
     gd.set_num_threads(default_threads)
     ratio = statistics.median(ratios)
     print(f"digits 64-100-10 batch 200, {args.epochs} epochs: 1 thread "
           f"{statistics.median(one) * 1e3:.1f} ms, 2 threads {statistics.median(two) * 1e3:.1f} ms,"
           f" 2/1 = {ratio:.2f} (median of {args.repeats} pairs)  "
           f"{'PASS' if ratio <= 1.0 else 'FAIL'} (<= 1)")
+    print(f"  with 2 threads: {split_summary(splits['digits'])}")
     print(f"weights with 1 and 2 threads bit-identical: {identical}")
     s1, s2 = statistics.median(small[1]), statistics.median(small[2])
     print(f"small 64-128-10 batch 32 epoch: 1 thread {s1 * 1e3:.2f} ms, 2 threads "
           f"{s2 * 1e3:.2f} ms, 2/1 = {s2 / s1:.2f}  {'PASS' if s2 < s1 else 'FAIL'} (< 1)")
+    print(f"  with 2 threads: {split_summary(splits['small'])}")
 
     # 2: two processes at once against one alone
     alone = [run_wide(1, args.wide_epochs)[0] for _ in range(2)]
