@@ -20,44 +20,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "tests"))  # the SciPy peer the L-BFGS tests use
 import gdcore as gd  # noqa: E402
+from scipy_lbfgsb import SCIPY_FTOL, scipy_lbfgsb  # noqa: E402
 
-SCIPY_FTOL = 2.220446049250313e-09  # minimize(method="L-BFGS-B")'s default ftol
-
-
-def scipy_lbfgsb(net, X, y, sample_weight=None, *, maxiter=200, maxfun=15000, gtol=1e-5,
-                 ftol=SCIPY_FTOL, maxcor=10):
-    """``scipy.optimize.minimize(method="L-BFGS-B")`` on the network's loss, from its current
-    parameters (which it leaves at SciPy's solution)."""
-    params = net.parameters()
-
-    def unpack(v):
-        start = 0
-        for p in params:
-            p[...] = v[start:start + p.size].reshape(p.shape)
-            start += p.size
-
-    def fun(v):
-        unpack(v)
-        grads = net.gradients(X, y, sample_weight)
-        flat = np.concatenate([g.ravel() for pair in grads for g in pair]).astype(np.float64)
-        return net.loss(X, y, sample_weight), flat
-
-    x0 = np.concatenate([p.ravel() for p in params]).astype(np.float64)
-    trace = [float(fun(x0)[0])]  # the loss at the start, then after each iteration
-
-    def record(intermediate_result):  # (SciPy passes the result to a parameter of this name)
-        trace.append(float(intermediate_result.fun))
-
-    result = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", callback=record,
-                                     options={"maxiter": maxiter, "maxfun": maxfun, "gtol": gtol,
-                                              "ftol": ftol, "maxcor": maxcor})
-    unpack(result.x)
-    result.trace = trace
-    return result
+#: scikit-learn's options for SciPy (problems() overrides maxiter for some).
+SCIPY_OPTIONS = {"maxiter": 200, "maxfun": 15000, "gtol": 1e-5, "ftol": SCIPY_FTOL,
+                 "maxcor": 10}
 
 
 def agreeing_iterations(ours, theirs, rtol=1e-6):
@@ -124,7 +96,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, net, X, y, options in problems(args.dtype):
         twin = net.copy()
-        result = scipy_lbfgsb(net, X, y, **options)
+        result = scipy_lbfgsb(net, X, y, **{**SCIPY_OPTIONS, **options})
         history, opt = gd_lbfgs(twin, X, y, **options)
         print(f"| {name} | {result.nit} | {opt.n_iter} | {result.nfev} | {opt.func_evals} | "
               f"{result.fun:.6g} | {twin.loss(X, y):.6g} | "

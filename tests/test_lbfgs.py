@@ -6,16 +6,15 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.optimize
 
 import gdcore as gd
 from gdcore.reference import codes
 from gdcore.reference.line_search import LineSearch, SearchTask
 
 from helpers import assert_close, make_params
+from scipy_lbfgsb import SCIPY_FTOL, scipy_lbfgsb
 
 RUN = {name: i for i, name in enumerate(codes.LBFGS_RUN)}
-SCIPY_FTOL = 2.220446049250313e-09  # minimize(method="L-BFGS-B")'s default ftol
 
 
 # ------------------------------------------------------------------------------- engine level
@@ -213,32 +212,6 @@ def test_line_search_refuses_an_ascent_direction():
 
 # ------------------------------------------------------------------------------- against SciPy
 
-def _scipy_lbfgsb(net, X, y, **options):
-    """SciPy's L-BFGS-B on the network's loss from its parameters: (result, loss trace)."""
-    params = net.parameters()
-
-    def unpack(v):
-        start = 0
-        for p in params:
-            p[...] = v[start:start + p.size].reshape(p.shape)
-            start += p.size
-
-    def fun(v):
-        unpack(v)
-        grads = net.gradients(X, y)
-        return net.loss(X, y), np.concatenate([g.ravel() for pair in grads for g in pair])
-
-    x0 = np.concatenate([p.ravel() for p in params])
-    trace = [fun(x0)[0]]
-
-    def record(intermediate_result):
-        trace.append(float(intermediate_result.fun))
-
-    result = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", callback=record,
-                                     options=options)
-    return result, trace
-
-
 SCIPY_SUITE = {
     "moons-tanh-ce": lambda: (gd.datasets.two_moons(200, noise=0.1, seed=0), dict(
         sizes=[2, 16, 2], activation="tanh", output_activation="softmax",
@@ -260,7 +233,8 @@ def test_fit_follows_scipy_lbfgsb(backend, name):
     (X, y), spec = SCIPY_SUITE[name]()
     net = gd.Network.from_sizes(spec.pop("sizes"), dtype="float64", **spec)
     twin = net.copy()
-    result, trace = _scipy_lbfgsb(net, X, y, maxiter=300, maxfun=15000, gtol=1e-5)
+    result = scipy_lbfgsb(net, X, y, maxiter=300, maxfun=15000, gtol=1e-5)
+    trace = result.trace
     opt = gd.LBFGS(max_iter=1, tolerance_grad=1e-5, tolerance_change=SCIPY_FTOL, max_fun=15000)
     history = twin.fit(X, y, optimizer=opt, epochs=300)
     ours = history.loss + [twin.loss(X, y)]
@@ -279,7 +253,7 @@ def test_scipy_counts_exactly_on_a_short_run():
     (X, y), spec = SCIPY_SUITE["moons-tanh-ce"]()
     net = gd.Network.from_sizes(spec.pop("sizes"), dtype="float64", **spec)
     twin = net.copy()
-    result, _ = _scipy_lbfgsb(net, X, y, maxiter=300, maxfun=15000, gtol=1e-5)
+    result = scipy_lbfgsb(net, X, y, maxiter=300, maxfun=15000, gtol=1e-5)
     opt = gd.LBFGS(max_iter=1, tolerance_grad=1e-5, tolerance_change=SCIPY_FTOL)
     history = twin.fit(X, y, optimizer=opt, epochs=300)
     assert (opt.n_iter, opt.func_evals) == (result.nit, result.nfev) == (31, 34)
@@ -291,7 +265,7 @@ def test_max_fun_stops_as_scipy_maxfun(backend):
     (X, y), spec = SCIPY_SUITE["moons-tanh-ce"]()
     net = gd.Network.from_sizes(spec.pop("sizes"), dtype="float64", **spec)
     twin = net.copy()
-    result, _ = _scipy_lbfgsb(net, X, y, maxiter=300, maxfun=12, gtol=1e-5)
+    result = scipy_lbfgsb(net, X, y, maxiter=300, maxfun=12, gtol=1e-5)
     opt = gd.LBFGS(max_iter=1, tolerance_grad=1e-5, tolerance_change=SCIPY_FTOL, max_fun=12)
     history = twin.fit(X, y, optimizer=opt, epochs=300)
     assert history.stop_reason == "max_fun" and not history.converged
