@@ -26,21 +26,9 @@ def _sparkline(values: Sequence[float], width: int = 40) -> str:
     return "".join(blocks[int(k)] for k in levels)
 
 
-def _rate(text: str):
-    """``--lr``: a positive number or ``auto`` (the range test picks it)."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options (``python -m gdcore`` and ``gdcore demo``)."""
+    from .cli import _rate  # (the command line's own parser of --lr)
     parser.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
     parser.add_argument("--samples", type=int, default=600, help="samples (default 600)")
     parser.add_argument("--lr", type=_rate, default="auto",
