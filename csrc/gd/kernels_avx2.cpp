@@ -7,5 +7,5 @@
 // kernel (Haswell) it is faster up to 96^3 and even at 128^3 (docs/design.md, "Kernel choice").
 #define GD_GEMM_TILE_ROWS 6
 #define GD_GEMM_TILE_VECTORS 2
-#define GD_OWN_GEMM_LIMITS {index_t(1) << 19, index_t(1) << 19, index_t(1) << 18}
+#define GD_OWN_GEMM_LIMITS {index_t(1) << 19, index_t(1) << 15, index_t(1) << 18}
 #include "kernels_table.hpp"

@@ -10,5 +10,5 @@
 // "Kernel choice"): the own kernel only below.
 #define GD_GEMM_TILE_ROWS 4
 #define GD_GEMM_TILE_VECTORS 2
-#define GD_OWN_GEMM_LIMITS {index_t(1) << 15, index_t(1) << 14, index_t(1) << 13}
+#define GD_OWN_GEMM_LIMITS {index_t(1) << 17, index_t(1) << 14, index_t(1) << 13}
 #include "kernels_table.hpp"
