@@ -71,6 +71,13 @@ PYBIND11_MODULE(_core, m) {
         info["split_gemm_limit"] = static_cast<long>(gd::blas::split_gemm_limit);
         info["helper_threads"] = gd::threads::pool_size();
         info["kernels_isa"] = gd::kernels::table().isa;
+        // Up to how many multiply-adds the kernels in use take a product rather than OpenBLAS.
+        const gd::kernels::GemmLimits& own = gd::kernels::table().own_gemm;
+        py::dict limits;
+        limits["wide"] = static_cast<long>(own.wide);
+        limits["transpose_a"] = static_cast<long>(own.transpose_a);
+        limits["other"] = static_cast<long>(own.other);
+        info["own_gemm_limits"] = limits;
         return info;
     }, R"pbdoc(Compiler, flags, version and BLAS (configuration, CPU kernel, threads) of the build.)pbdoc");
 

@@ -117,11 +117,13 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept 
     if (k > kernels::max_depth || m > small_gemm_limit || n > small_gemm_limit) return false;
     if (op_b == Op::transpose && k * n > kernels::max_packed) return false;
     const index_t macs = m * n * k;
-    // Both operands as stored and C at least 32 columns wide (the kernel's best case: whole
-    // 4 x 2-vector tiles, and no separate epilogue pass after it): up to twice the limit.
-    // (Narrower C wastes vector lanes, and OpenBLAS is then as fast.)
-    if (op_a == Op::none && op_b == Op::none && n >= 32) return macs <= 2 * small_gemm_limit;
-    return macs <= small_gemm_limit;
+    const kernels::GemmLimits& limits = kernels::table().own_gemm;
+    // Both operands as stored and C at least 32 columns wide: the kernel's best case (whole
+    // tiles, and no separate epilogue pass after it). Narrower C wastes vector lanes.
+    index_t limit = limits.other;
+    if (op_a == Op::none && op_b == Op::none && n >= 32) limit = limits.wide;
+    else if (op_a == Op::transpose) limit = limits.transpose_a;
+    return macs <= std::min(limit, small_gemm_limit);
 }
 
 namespace {

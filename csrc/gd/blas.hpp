@@ -40,14 +40,14 @@ inline constexpr index_t panel_macs = index_t(1) << 31;
 inline constexpr index_t poll_macs = index_t(1) << 20;
 inline constexpr index_t min_panel_rows = 1024;
 
-// Products with at most this many multiply-adds (m * n * k) take the own kernel (when its
-// depth and packing limits allow, kernels.hpp); larger ones OpenBLAS, which uses threads.
-// Why here: the own kernel saves OpenBLAS's per-call overhead, which dominates small products,
-// while OpenBLAS's kernel is slightly faster per multiply-add on large ones; the two meet
-// around 2^17. Products with both operands as stored and n >= 32 take the own kernel up to
-// twice this, since it also saves the separate bias/relu pass after OpenBLAS. (The figures
-// behind both choices, and the machine: docs/design.md, "Kernel choice".)
-inline constexpr index_t small_gemm_limit = 1 << 17;
+// Products with at most the kernel table's limit of multiply-adds (m * n * k) take the own
+// kernel (when its depth and packing limits allow, kernels.hpp); larger ones OpenBLAS. The
+// limit depends on the instruction set and the operands' layout (kernels::GemmLimits, set per
+// table in kernels_<isa>.cpp): where the own kernel beats OpenBLAS's kernel for the same
+// instruction set, measured per shape (docs/design.md, "Kernel choice"). It saves OpenBLAS's
+// per-call overhead, which dominates small products, and the separate bias/relu pass after
+// OpenBLAS. No table's limit goes above small_gemm_limit.
+inline constexpr index_t small_gemm_limit = index_t(1) << 19;
 
 // Whether gemm takes the own kernel for this product (exposed for tests and benchmarks).
 bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
@@ -71,7 +71,9 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 //    setting or the load, so results are the same bit for bit with any number of threads.
 // The thread budget is OpenBLAS's own setting, so set_num_threads, threadpoolctl's limits and
 // OPENBLAS_NUM_THREADS all govern gdcore too.
-inline constexpr index_t split_gemm_limit = index_t(1) << 18;
+// (2^20: below it a split lost on this 2-core VM even idle-ish, 64^3 in 2 chunks 19 us against
+// 16 us on the caller alone with the AVX2 kernels, and far more under load.)
+inline constexpr index_t split_gemm_limit = index_t(1) << 20;
 inline constexpr int max_chunks = 8;
 inline constexpr index_t chunk_rows = 8;      // OpenBLAS's and the own kernel's row blocking
 inline constexpr index_t chunk_columns = 16;  // 64 bytes of float32

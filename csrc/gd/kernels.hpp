@@ -38,6 +38,13 @@ inline constexpr index_t max_packed = 4096;
 inline constexpr index_t gemm_work_tail = 2 * max_packed;
 inline constexpr index_t gemm_work_elements = 2 * max_packed + 17 * 16;
 
+// Up to how many multiply-adds a kernel table's GEMM is used rather than OpenBLAS (Table).
+struct GemmLimits {
+    index_t wide;         // both operands as stored and C at least 32 columns wide (A @ W + b)
+    index_t transpose_a;  // A transposed, B as stored (the weight gradient A^T @ dZ)
+    index_t other;        // B transposed (dZ @ W^T), or both as stored with narrower C
+};
+
 // y[i] = f(x[i]) for i < size; y may equal x.
 using MapFn = void (*)(const float* x, float* y, index_t size);
 
@@ -61,6 +68,10 @@ struct Table {
     // dz = da * (1 - a * a): tanh's backward from its output a (activations.cpp). dz may
     // equal da.
     void (*tanh_backward_f32)(const float* a, const float* da, float* dz, index_t size);
+    // The largest products (multiply-adds m * n * k) for which sgemm/dgemm beat OpenBLAS's
+    // kernel for the same instruction set, by operand layout (blas::use_own_kernel; the
+    // figures in kernels_<isa>.cpp and docs/design.md, "Kernel choice").
+    GemmLimits own_gemm;
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

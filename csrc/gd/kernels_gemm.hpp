@@ -51,13 +51,17 @@ template <class T, int F, class V>
 GD_INLINE V scaled(V x, T alpha, T beta, const T* c) noexcept {
     constexpr bool any = F & ep_runtime;
     V out = (any ? alpha != T(1) : bool(F & ep_scale)) ? alpha * x : x;
-    if (any ? beta != T(0) : bool(F & ep_beta)) out += beta * vload<V>(c);
+    if (any ? beta != T(0) : bool(F & ep_beta)) {
+        if constexpr (sizeof(V) == sizeof(T)) out += beta * *c;  // (one element)
+        else out += beta * vload<V>(c);
+    }
     return out;
 }
 
 // A tile of MR rows x NV vectors of C, its accumulators kept in registers over the depth.
 template <class T, int MR, int NV>
 struct Tile {
+    static_assert(NV >= 1 && NV <= 4, "1 to 4 vectors of columns");
     using V = typename Vec<T>::type;
     static constexpr int L = Vec<T>::lanes;
     V acc[MR][NV];
@@ -74,11 +78,17 @@ struct Tile {
         for (index_t p = p0; p < p1; ++p) {
             const T* bp = b + p * ldb;
             const T* ap = a + p * acs;
-            V bv[NV];
-            for (int v = 0; v < NV; ++v) bv[v] = vload<V>(bp + v * L);
+            // (Named vectors, not an array: GCC kept an array of B's vectors in stack slots.)
+            const V b0 = vload<V>(bp);
+            const V b1 = NV > 1 ? vload<V>(bp + L) : V{};
+            const V b2 = NV > 2 ? vload<V>(bp + 2 * L) : V{};
+            const V b3 = NV > 3 ? vload<V>(bp + 3 * L) : V{};
             for (int r = 0; r < MR; ++r) {
                 const T ar = ap[r * ars];
-                for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+                acc[r][0] += ar * b0;
+                if constexpr (NV > 1) acc[r][1] += ar * b1;
+                if constexpr (NV > 2) acc[r][2] += ar * b2;
+                if constexpr (NV > 3) acc[r][3] += ar * b3;
             }
         }
     }
@@ -120,55 +130,69 @@ struct Tile {
     }
 };
 
-// Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then 1-row tiles.
+// One MR x NV-vector tile of C over the whole depth, stored with its epilogue. Not inlined: in
+// the one large gemm_direct, GCC kept other paths' loop invariants in vector registers and spilled
+// B's vectors to the stack inside this loop (a store and two reloads per depth step, ~2x slower
+// on AVX2); on its own the tile's accumulators, B's vectors and the broadcast fit the registers.
+template <class T, int F, int MR, int NV>
+__attribute__((noinline)) void tile(index_t k, const T* a, index_t ars, index_t acs, const T* b,
+                                    index_t ldb, T* c, index_t ldc, T alpha, T beta,
+                                    const Epilogue<T>& ep) noexcept {
+    Tile<T, MR, NV> t;
+    t.add(0, k, a, ars, acs, b, ldb);
+    t.template store<F>(c, ldc, alpha, beta, ep);
+}
+
+// The last rows of a panel (rows < R + 1): one tile of exactly that many rows.
+template <class T, int F, int R, int NV>
+GD_INLINE void last_rows(index_t rows, index_t k, const T* a, index_t ars, index_t acs,
+                         const T* b, index_t ldb, T* c, index_t ldc, T alpha, T beta,
+                         const Epilogue<T>& ep) noexcept {
+    if constexpr (R >= 1) {
+        if (rows == R) return tile<T, F, R, NV>(k, a, ars, acs, b, ldb, c, ldc, alpha, beta, ep);
+        last_rows<T, F, R - 1, NV>(rows, k, a, ars, acs, b, ldb, c, ldc, alpha, beta, ep);
+    }
+}
+
+// Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then one tile of the last rows.
 template <class T, int F, int MR, int NV>
 GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs, const T* b,
                      index_t ldb, T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) noexcept {
     index_t i = 0;
-    for (; i + MR <= m; i += MR) {
-        Tile<T, MR, NV> t;
-        t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
-    }
-    // The last rows: one tile of 2 or 3 rows where it fits MR (more independent sums), then 1.
-    if (MR > 2 && m - i >= 2) {
-        if (m - i >= 3 && MR > 3) {
-            Tile<T, 3, NV> t;
-            t.add(0, k, a + i * ars, ars, acs, b, ldb);
-            t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
-            i += 3;
-        } else {
-            Tile<T, 2, NV> t;
-            t.add(0, k, a + i * ars, ars, acs, b, ldb);
-            t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
-            i += 2;
-        }
-    }
-    for (; i < m; ++i) {
-        Tile<T, 1, NV> t;
-        t.add(0, k, a + i * ars, ars, acs, b, ldb);
-        t.template store<F>(c + i * ldc, ldc, alpha, beta, shifted(ep, i, 0));
-    }
+    for (; i + MR <= m; i += MR)
+        tile<T, F, MR, NV>(k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, alpha, beta,
+                           shifted(ep, i, 0));
+    if (i < m)
+        last_rows<T, F, MR - 1, NV>(m - i, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc,
+                                    alpha, beta, shifted(ep, i, 0));
 }
 
-// The sum of a vector's lanes, pairwise in registers: lanes q and q + w/2 of the first w, for
-// w = L, L/2, ..., 2 (log2(L) dependent adds; the order is fixed, so sums are reproducible).
-template <class T, int W, class V>
-GD_INLINE T fold(V v) noexcept {
-    if constexpr (W == 1) {
-        return v[0];
-    } else {
-        typedef T Half __attribute__((vector_size(sizeof(T) * W / 2)));
-        Half lo, hi;
-        __builtin_memcpy(&lo, &v, sizeof lo);
-        __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
-        return fold<T, W / 2>(lo + hi);
-    }
+// The register tiles of this instruction set (kernels_<isa>.cpp): panels of gemm_tile_vectors
+// vectors of columns in tiles of gemm_tile_rows rows; the last whole vectors of C's width in
+// narrower panels of taller tiles, as many accumulators (up to 8 rows: each row's broadcast is a
+// load, and a tile must keep loads below its multiply-adds).
+inline constexpr int gemm_tile_rows = GD_GEMM_TILE_ROWS;
+inline constexpr int gemm_tile_vectors = GD_GEMM_TILE_VECTORS;
+constexpr int tile_rows_for(int vectors) noexcept {
+    const int rows = gemm_tile_rows * gemm_tile_vectors / vectors;
+    return vectors == gemm_tile_vectors ? gemm_tile_rows : rows < 8 ? rows : 8;
 }
 
-template <class T>
-GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
-    return fold<T, Vec<T>::lanes>(v);
+// The panels of whole vectors b[:, 0:n] (n a multiple of the lanes): NV-vector panels, then
+// the last vectors (fewer than NV) in one narrower panel.
+template <class T, int F, int NV>
+GD_INLINE index_t vector_panels(index_t m, index_t n, index_t k, const T* a, index_t ars,
+                                index_t acs, const T* b, index_t ldb, T* c, index_t ldc, T alpha,
+                                T beta, const Epilogue<T>& ep) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    index_t j = 0;
+    for (; j + NV * L <= n; j += NV * L)
+        panel<T, F, tile_rows_for(NV), NV>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha,
+                                           beta, shifted(ep, 0, j));
+    if constexpr (NV > 1)
+        j += vector_panels<T, F, NV - 1>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha,
+                                         beta, shifted(ep, 0, j));
+    return j;
 }
 
 // The last w < L columns b[:, 0:w]. A full vector load of row p reads past column w into the
@@ -220,25 +244,21 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
     }
 }
 
-// gemm_direct's panels for the epilogue F (op(B) as stored, k > 0).
+// gemm_direct's panels for the epilogue F (op(B) as stored, k > 0): the ISA's register tiles
+// (vector_panels), then the last columns. A single row (a prediction) takes panels of 4
+// vectors: 4 independent sums, not 2.
 template <class T, int F>
 void direct_panels(index_t m, index_t n, index_t k, T alpha, const T* a, index_t ars,
                    index_t acs, const T* b, index_t ldb, T beta, T* c, index_t ldc,
                    const Epilogue<T>& ep, T* work) noexcept {
     constexpr int L = Vec<T>::lanes;
-    // Column panels of 2 vectors (4 x 2 tiles), then 1 vector (8 x 1), then the last columns.
-    // A single row (a prediction) takes panels of 4 vectors: 4 independent sums, not 2.
     index_t j = 0;
     if (m == 1)
         for (; j + 4 * L <= n; j += 4 * L)
             panel<T, F, 1, 4>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
                               shifted(ep, 0, j));
-    for (; j + 2 * L <= n; j += 2 * L)
-        panel<T, F, 4, 2>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                          shifted(ep, 0, j));
-    for (; j + L <= n; j += L)
-        panel<T, F, 8, 1>(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
-                          shifted(ep, 0, j));
+    j += vector_panels<T, F, gemm_tile_vectors>(m, (n - j) / L * L, k, a, ars, acs, b + j, ldb,
+                                                c + j, ldc, alpha, beta, shifted(ep, 0, j));
     if (j < n)
         tail_panel<T, F, 8>(m, n - j, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, beta,
                             shifted(ep, 0, j), work + gemm_work_tail);
@@ -277,6 +297,26 @@ void gemm_direct(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T 
     }
     GD_DISPATCH_EPILOGUE(epilogue_flags(alpha, beta, ep), direct_panels, m, n, k, alpha, a, ars,
                          acs, b, ldb, beta, c, ldc, ep, work)
+}
+
+// The sum of a vector's lanes, pairwise in registers: lanes q and q + w/2 of the first w, for
+// w = L, L/2, ..., 2 (log2(L) dependent adds; the order is fixed, so sums are reproducible).
+template <class T, int W, class V>
+GD_INLINE T fold(V v) noexcept {
+    if constexpr (W == 1) {
+        return v[0];
+    } else {
+        typedef T Half __attribute__((vector_size(sizeof(T) * W / 2)));
+        Half lo, hi;
+        __builtin_memcpy(&lo, &v, sizeof lo);
+        __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+        return fold<T, W / 2>(lo + hi);
+    }
+}
+
+template <class T>
+GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
+    return fold<T, Vec<T>::lanes>(v);
 }
 
 // One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows

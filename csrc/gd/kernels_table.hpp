@@ -1,6 +1,8 @@
 // One instruction set's kernel table (kernels.hpp), written once and compiled per instruction
-// set: a kernels_<isa>.cpp defines GD_ISA_NS (its namespace), GD_ISA_NAME and GD_VECTOR_BYTES
-// and includes this file, which gathers the kernels by concern:
+// set: a kernels_<isa>.cpp defines GD_ISA_NS (its namespace), GD_ISA_NAME, GD_VECTOR_BYTES and
+// the GEMM's register tile (GD_GEMM_TILE_ROWS x GD_GEMM_TILE_VECTORS) and its limits against
+// OpenBLAS (GD_OWN_GEMM_LIMITS, a GemmLimits) and includes this file, which gathers the kernels
+// by concern:
 //   kernels_vectors.hpp  the vector type and its loads and stores
 //   kernels_gemm.hpp     GEMM, its one-column case and column sums (float and double)
 //   kernels_math.hpp     float32 exp, tanh, sigmoid and log1p(exp(-|x|))
@@ -12,6 +14,9 @@
 
 #if !defined(GD_ISA_NS) || !defined(GD_VECTOR_BYTES) || !defined(GD_ISA_NAME)
 #error "define GD_ISA_NS, GD_ISA_NAME and GD_VECTOR_BYTES before including kernels_table.hpp"
+#endif
+#if !defined(GD_GEMM_TILE_ROWS) || !defined(GD_GEMM_TILE_VECTORS) || !defined(GD_OWN_GEMM_LIMITS)
+#error "define GD_GEMM_TILE_ROWS, GD_GEMM_TILE_VECTORS and GD_OWN_GEMM_LIMITS (the GEMM's) too"
 #endif
 
 #define GD_INLINE inline __attribute__((always_inline))
@@ -33,7 +38,8 @@ void sgd_f32(float* p, const float* g, float* buf, index_t size, float lr, float
 constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<double>,
                           &exp_map,              &tanh_map,           &sigmoid_map,
                           &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
-                          &sgd_f32,              &tanh_backward_map};
+                          &sgd_f32,              &tanh_backward_map,
+                          GemmLimits GD_OWN_GEMM_LIMITS};
 
 }  // namespace
 
