@@ -130,14 +130,10 @@ struct Tile {
     }
 };
 
-// One MR x NV-vector tile of C over the whole depth, stored with its epilogue. Not inlined: in
-// the one large gemm_direct, GCC kept other paths' loop invariants in vector registers and spilled
-// B's vectors to the stack inside this loop (a store and two reloads per depth step, ~2x slower
-// on AVX2); on its own the tile's accumulators, B's vectors and the broadcast fit the registers.
+// One MR x NV-vector tile of C over the whole depth, stored with its epilogue.
 template <class T, int F, int MR, int NV>
-__attribute__((noinline)) void tile(index_t k, const T* a, index_t ars, index_t acs, const T* b,
-                                    index_t ldb, T* c, index_t ldc, T alpha, T beta,
-                                    const Epilogue<T>& ep) noexcept {
+GD_INLINE void tile(index_t k, const T* a, index_t ars, index_t acs, const T* b, index_t ldb,
+                    T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) noexcept {
     Tile<T, MR, NV> t;
     t.add(0, k, a, ars, acs, b, ldb);
     t.template store<F>(c, ldc, alpha, beta, ep);
@@ -155,9 +151,15 @@ GD_INLINE void last_rows(index_t rows, index_t k, const T* a, index_t ars, index
 }
 
 // Full-width panel b[:, 0:NV*L] over all rows: MR-row tiles, then one tile of the last rows.
+// Not inlined: in the one large gemm_direct, GCC kept other paths' loop invariants in vector
+// registers and spilled B's vectors to the stack inside the tile's loop (a store and two
+// reloads per depth step, ~2x slower on AVX2); on its own the tile's accumulators, B's vectors
+// and the broadcast fit the registers. (A call per tile instead cost the tiny network's
+// products, a few short tiles each, up to 2x: 32x16x2 took 268 ns against 140.)
 template <class T, int F, int MR, int NV>
-GD_INLINE void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs, const T* b,
-                     index_t ldb, T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) noexcept {
+__attribute__((noinline)) void panel(index_t m, index_t k, const T* a, index_t ars, index_t acs,
+                                     const T* b, index_t ldb, T* c, index_t ldc, T alpha, T beta,
+                                     const Epilogue<T>& ep) noexcept {
     index_t i = 0;
     for (; i + MR <= m; i += MR)
         tile<T, F, MR, NV>(k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, alpha, beta,
