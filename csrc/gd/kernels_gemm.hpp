@@ -61,20 +61,14 @@ struct Tile {
 
     // C = alpha * acc, + beta * C, then the epilogue: NumPy's order for A @ W + b.
     GD_INLINE void store(T* c, index_t ldc, T alpha, T beta, const Epilogue<T>& ep) const noexcept {
-        // The epilogue in locals: a store to C (through a may_alias type) could change ep as
-        // far as the compiler knows, which reloaded and retested its fields at every vector.
-        const T* const bias = ep.bias;
-        const bool relu = ep.relu;
-        const T* const mask = ep.mask;
-        const index_t ldm = ep.ldm;
         for (int r = 0; r < MR; ++r) {
             for (int v = 0; v < NV; ++v) {
                 T* cp = c + r * ldc + v * L;
                 V out = alpha == T(1) ? acc[r][v] : alpha * acc[r][v];
                 if (beta != T(0)) out += beta * vload<V>(cp);
-                if (bias != nullptr) out += vload<V>(bias + v * L);
-                if (relu) out = out < V{} ? V{} : out;
-                if (mask != nullptr) out = vload<V>(mask + r * ldm + v * L) > V{} ? out : V{};
+                if (ep.bias != nullptr) out += vload<V>(ep.bias + v * L);
+                if (ep.relu) out = out < V{} ? V{} : out;
+                if (ep.mask != nullptr) out = vload<V>(ep.mask + r * ep.ldm + v * L) > V{} ? out : V{};
                 vstore(cp, out);
             }
         }
