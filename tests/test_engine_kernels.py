@@ -46,6 +46,10 @@ KERNEL_SHAPES = [
     (64, 64, 8, 32), (65, 64, 8, 32),
     (64, 128, 10, 31), (64, 129, 10, 32), (128, 128, 10, 16), (128, 64, 10, 33),
     (64, 31, 32, 132), (64, 32, 31, 128),
+    # around the per-table limits (build_info()["own_gemm_limits"]): Aᵀ dZ of 2^12, 2^14, 2^15
+    # multiply-adds and one more row; A W of 2^19 (batch 32 x 128 x 128) and beyond
+    (16, 16, 4, 16), (17, 16, 4, 16), (32, 32, 4, 16), (32, 32, 4, 32), (33, 32, 4, 32),
+    (128, 128, 8, 32), (129, 128, 8, 32),
 ]
 
 
@@ -145,3 +149,24 @@ def test_kernel_isa_selection(engine_factory):
     with pytest.raises(ValueError, match="unknown or unsupported"):
         core._set_kernel_isa("sse9")
     assert core.build_info()["kernels_isa"] == isas[-1]
+
+
+@core_only
+def test_own_gemm_limits_follow_the_isa(engine_factory):
+    """Each kernel table reports its own limits against OpenBLAS, within small_gemm_limit."""
+    core = _backend._core
+    seen = {}
+    try:
+        for isa in core._kernel_isas():
+            core._set_kernel_isa(isa)
+            info = core.build_info()
+            limits = info["own_gemm_limits"]
+            assert info["kernels_isa"] == isa
+            assert set(limits) == {"wide", "transpose_a", "other"}
+            assert all(0 < v <= info["small_gemm_limit"] for v in limits.values()), limits
+            assert info["split_gemm_limit"] >= max(limits.values())
+            seen[isa] = limits
+    finally:
+        core._set_kernel_isa("auto")
+    if "x86-64" in seen and "avx2" in seen:  # SSE2 hands more products to OpenBLAS than AVX2
+        assert seen["x86-64"]["wide"] < seen["avx2"]["wide"]

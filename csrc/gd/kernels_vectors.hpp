@@ -13,7 +13,8 @@ template <class T>
 struct Vec {
     typedef T type __attribute__((vector_size(GD_VECTOR_BYTES)));
     // The same vector at the element's alignment (any element offset), aliasing anything.
-    typedef T unaligned __attribute__((vector_size(GD_VECTOR_BYTES), aligned(alignof(T)), may_alias));
+    typedef T unaligned
+        __attribute__((vector_size(GD_VECTOR_BYTES), aligned(alignof(T)), may_alias));
     static constexpr int lanes = GD_VECTOR_BYTES / int(sizeof(T));
 };
 
