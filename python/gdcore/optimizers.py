@@ -254,8 +254,10 @@ class Optimizer:
             The hyper-parameters break a rule between them (see :meth:`_check_combination`).
         """
         self._check_combination()
-        values = {"lr": lr, "weight_decay": self.weight_decay, **self._hyper_values()}
-        return np.array([float(values.get(name, 0.0)) for name in HYPER], dtype=np.float64)
+        # (The zeros first: the entries keep HYPER's order when the values replace them.)
+        values = {**_ZERO_HYPER, "lr": lr, "weight_decay": self.weight_decay,
+                  **self._hyper_values()}
+        return np.array(list(values.values()), dtype=np.float64)
 
     def _hyper_args(self) -> Dict[str, Any]:
         """The constructor arguments besides ``lr``, as their current values."""
@@ -992,6 +994,8 @@ class LBFGS(Optimizer):
 
 
 _RUN_INDEX = {name: i for i, name in enumerate(LBFGS_RUN)}
+#: Every entry of the engines' hyper-parameter vector at 0, in order (``codes.HYPER``).
+_ZERO_HYPER = dict.fromkeys(HYPER, 0.0)
 _STATUS_NAMES = {code: name for name, code in LBFGS_STATUS.items()}
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop, LBFGS)}
