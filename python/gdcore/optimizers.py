@@ -160,7 +160,7 @@ class Optimizer:
     def __setattr__(self, name: str, value: Any) -> None:
         # The constructor's check of a hyper-parameter runs on every assignment, before
         # anything is stored: a refused value leaves the attribute as it was.
-        if name in self._HYPER and name in HYPER_RULES:
+        if name in HYPER_RULES and name in self._HYPER:
             value = HYPER_RULES[name](value, name)
         object.__setattr__(self, name, value)
 
@@ -257,7 +257,7 @@ class Optimizer:
         # (The zeros first: the entries keep HYPER's order when the values replace them.)
         values = {**_ZERO_HYPER, "lr": lr, "weight_decay": self.weight_decay,
                   **self._hyper_values()}
-        return np.array(list(values.values()), dtype=np.float64)
+        return np.fromiter(values.values(), np.float64, len(HYPER))
 
     def _hyper_args(self) -> Dict[str, Any]:
         """The constructor arguments besides ``lr``, as their current values."""
