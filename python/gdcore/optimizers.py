@@ -319,8 +319,13 @@ class Optimizer:
         self._check_combination()
         owner = self._bound()
         if owner is network:
-            self._adopt = False
-            self.state = self._with_slots(self.state, params)
+            # (Assigned only when they change: every assignment runs __setattr__, and fit
+            # binds on every call.)
+            if self._adopt:
+                self._adopt = False
+            state = self._with_slots(self.state, params)
+            if state is not self.state:
+                self.state = state
             return
         if owner is not None:
             raise ValueError(

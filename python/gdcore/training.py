@@ -695,9 +695,11 @@ class _Run:
                     return False
             elif self.screen_loss is not None and loss <= SCREEN_MARGIN * self.screen_loss:
                 return False
-        start = self._starting_loss()
-        if math.isnan(start):
-            return False
+        start = self.history.start_loss
+        if math.isnan(start):  # (known after the first epochs: no call then)
+            start = self._starting_loss()
+            if math.isnan(start):
+                return False
         return loss > DIVERGENCE_FACTOR * start + self.floor
 
     def undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
