@@ -133,3 +133,13 @@ def test_bce_targets_range_edges(dtype):
             _validation.targets(np.array(bad, dtype=dtype), "bce", 1, 2, np.dtype(dtype))
     # (a single sample, and float64 targets for a float32 network: cast first, then checked)
     assert _validation.targets([1.0], "bce", 1, 1, np.dtype(dtype)).shape == (1, 1)
+
+
+def test_checked_params_hashes_no_user_object():
+    class Odd:
+        def __hash__(self):
+            raise RuntimeError("hashed")
+
+    checks = _validation.CheckedParams({"rate": _validation.FRACTION})
+    with pytest.raises(TypeError, match="rate must be a real number, got Odd"):
+        checks(Odd())

@@ -317,17 +317,16 @@ class CheckedParams:
 
     def __call__(self, *values: Any) -> tuple:
         """The values checked and normalised, as a tuple in the table's order."""
-        key = (values, tuple(map(type, values)))  # (True == 1 == 1.0: the types tell them apart)
-        try:
-            if key in self._passed:
-                return values
-        except TypeError:  # an unhashable value: the checks below refuse it
-            pass
+        types = tuple(map(type, values))  # (True == 1 == 1.0: the types tell them apart)
+        # Only builtin scalars are looked up: hashing them runs no user code.
+        scalars = self._SCALARS.issuperset(types)
+        if scalars and (values, types) in self._passed:
+            return values
         checked = tuple(constraint(value, name)
                         for (name, constraint), value in zip(self.constraints, values))
-        if (len(self._passed) < self._LIMIT and self._SCALARS.issuperset(key[1])
+        if (scalars and len(self._passed) < self._LIMIT
                 and all(a is b for a, b in zip(checked, values))):
-            self._passed.add(key)
+            self._passed.add((values, types))
         return checked
 
 
