@@ -143,3 +143,10 @@ def test_checked_params_hashes_no_user_object():
     checks = _validation.CheckedParams({"rate": _validation.FRACTION})
     with pytest.raises(TypeError, match="rate must be a real number, got Odd"):
         checks(Odd())
+
+
+def test_within_reads_the_extremes():
+    assert _validation._within(np.zeros((0, 1), np.float32), 0.0, 1.0)
+    assert _validation._within(np.array([[0.25], [1.0], [0.0]]), 0.0, 1.0)
+    assert not _validation._within(np.array([[0.25], [1.5], [0.0]]), 0.0, 1.0)
+    assert not _validation._within(np.array([[0.25], [0.5], [-0.5]]), 0.0, 1.0)

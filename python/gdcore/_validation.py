@@ -495,12 +495,12 @@ def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: np.dtype,
 
 
 def _within(arr: np.ndarray, low: float, high: float) -> bool:
-    """Whether every value of the finite, non-empty ``arr`` is in ``[low, high]``.
+    """Whether every value of the finite ``arr`` is in ``[low, high]``.
 
     (Read at the smallest and largest entries' indices: ``argmin``/``argmax`` skip the
     reduction machinery of ``min``/``max``, several times cheaper on the small arrays of
     mini-batch loops.)"""
-    return arr.item(arr.argmin()) >= low and arr.item(arr.argmax()) <= high
+    return arr.size == 0 or (arr.item(arr.argmin()) >= low and arr.item(arr.argmax()) <= high)
 
 
 def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
