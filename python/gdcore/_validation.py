@@ -261,11 +261,11 @@ def regularisers(l2: Any, label_smoothing: Any, loss: str) -> tuple:
     """``(l2, label_smoothing)`` checked (REGULARISER_CONSTRAINTS) as floats; label smoothing
     other than 0 only with a loss of SMOOTHABLE_LOSSES."""
     checked = check_params(REGULARISER_CONSTRAINTS, {"l2": l2, "label_smoothing": label_smoothing})
-    smoothing_applies(checked["label_smoothing"], loss)
+    check_label_smoothing(checked["label_smoothing"], loss)
     return checked["l2"], checked["label_smoothing"]
 
 
-def smoothing_applies(label_smoothing: float, loss: str) -> None:
+def check_label_smoothing(label_smoothing: float, loss: str) -> None:
     """ValueError for a (checked) label smoothing other than 0 with a loss outside
     SMOOTHABLE_LOSSES."""
     if label_smoothing > 0 and loss not in SMOOTHABLE_LOSSES:

@@ -337,7 +337,7 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
      max_time, on_divergence, batch_size, l2, label_smoothing) = _FIT_CHECKS(
         epochs, shuffle, restore_best_weights, progress, validation_split, tol,
         n_iter_no_change, max_time, on_divergence, batch_size, l2, label_smoothing)
-    v.smoothing_applies(label_smoothing, network.loss_name)
+    v.check_label_smoothing(label_smoothing, network.loss_name)
     rates = network._dropout_rates()
     cbs = _callbacks(callbacks)
     chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
