@@ -2,7 +2,13 @@
 """Where the Python layer spends its time, for the tiny and predict-1 targets.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py \\
-        [--backend cpp|numpy] [--threads 2] [--workload tiny]
+        [--backend cpp|numpy] [--threads 2] [--workload tiny] [--calls 3000]
+
+calls: the Python around one engine call. ``fit``, ``train_epoch`` and ``predict`` on one
+batch of the workload (X[:batch_size]: one step per epoch) against the raw engine calls they
+make (``engine.train_epoch`` of that step with ready arrays, ``engine.forward``): the median of
+single calls each, so the difference is what the Python layer adds per call; ``fit(epochs=11)``
+against ``fit(epochs=1)`` gives what it adds per extra epoch.
 
 fit: ``fit(epochs=1)`` and ``fit(epochs=21)`` on a workload (tiny by default) against
 ``net.train_epoch`` (the engine call fit makes per epoch, with its argument checks, without
@@ -16,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
+import statistics
 import sys
+import time
 import timeit
 
 import numpy as np
@@ -38,8 +47,56 @@ def per_call(fn, min_seconds: float = 0.2) -> float:
     return min(timer.repeat(repeat=5, number=number)) / number
 
 
+def median_call(fn, calls: int, warmup: int = 200) -> float:
+    """Seconds of one call of ``fn()``: the median of ``calls`` single calls after a warm-up
+    (a median ignores the calls a busy machine or the garbage collector interrupted)."""
+    for _ in range(warmup):
+        fn()
+    clock, times = time.perf_counter_ns, []
+    for _ in range(calls):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return statistics.median(times) * 1e-9
+
+
 def show(label: str, seconds: float, note: str = "") -> None:
     print(f"  {label:58s} {seconds * 1e6:9.2f} us  {note}")
+
+
+def call_overhead(w, calls: int) -> None:
+    """fit, train_epoch and predict on one batch of ``w`` against the raw engine calls."""
+    net, (X, y), opt = w.network(), w.data(), w.optimizer()
+    X, y = X[:w.batch_size], y[:w.batch_size]
+    net.train_epoch(X, y, opt, batch_size=w.batch_size)  # binds the optimizer (its state)
+    engine = net._engine
+    X_ready, Y_ready, _ = net._data(X, y)  # the engines' layout, as fit makes it
+    order = np.arange(X_ready.shape[0], dtype=np.int64)
+    hyper = opt.hyper(opt.lr)
+
+    def raw_step():
+        engine.train_epoch(X_ready, Y_ready, None, order, w.batch_size, opt.code, hyper,
+                           opt.state, opt.step)
+
+    def fit(epochs):
+        return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
+                               shuffle=False)
+
+    raw = median_call(raw_step, calls)
+    one, eleven = median_call(fit(1), calls), median_call(fit(11), calls // 4)
+    epoch = median_call(lambda: net.train_epoch(X, y, opt, batch_size=w.batch_size), calls)
+    forward = median_call(lambda: engine.forward(X_ready), calls)
+    predict = median_call(lambda: net.predict(X), calls)
+    print(f"calls on one batch of {w.name} ({w.batch_size} samples: one step per epoch), "
+          f"{net.backend} engine, medians of {calls} calls ({calls // 4} for epochs=11)")
+    show("raw engine.train_epoch (the step, ready arrays)", raw)
+    show("net.fit(epochs=1)", one, f"overhead {(one - raw) * 1e6:.1f} us")
+    show("net.fit(epochs=11)", eleven,
+         f"per extra epoch {((eleven - one) / 10 - raw) * 1e6:.1f} us over the raw step")
+    show("net.train_epoch", epoch, f"overhead {(epoch - raw) * 1e6:.1f} us")
+    show("raw engine.forward (ready array)", forward)
+    show("net.predict", predict, f"overhead {(predict - forward) * 1e6:.1f} us")
+    print()
 
 
 def fit_overhead(w) -> None:
@@ -108,11 +165,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workload", choices=WORKLOADS, default="tiny",
                         help="the workload whose fit is dissected (default tiny)")
+    parser.add_argument("--calls", type=int, default=3000,
+                        help="single calls per median in the per-call section (default 3000)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(args.threads)
     gd.set_num_threads(args.threads)
     gd.set_backend(args.backend)
+    print("build_info:", json.dumps(gd.build_info()))
+    call_overhead(WORKLOADS[args.workload], args.calls)
     fit_overhead(WORKLOADS[args.workload])
     forward_overhead()
     return 0

@@ -39,6 +39,8 @@ def as_dtype(dtype: Any) -> np.dtype:
 
 def seed(seed: Any, name: str = "seed") -> Any:
     """``seed`` checked: None, a non-negative int or a numpy Generator."""
+    if type(seed) is int and seed >= 0:  # (the common case, without the ABC isinstance)
+        return seed
     if seed is None or isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
@@ -98,6 +100,8 @@ def real(value: Any, name: str, *, low: Optional[float] = None, high: Optional[f
 
 def flag(value: Any, name: str) -> bool:
     """``value`` as a bool: only True, False or a NumPy bool (no 0/1, no strings)."""
+    if value is True or value is False:  # (the common case, without the isinstance)
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -135,7 +139,12 @@ def objective(value: Any, name: str) -> Any:
 
 class Constraint:
     """What one scalar argument must be: ``constraint(value, name)`` returns the value checked
-    and normalised (an ``int``, a ``float``, ...) or raises TypeError/ValueError."""
+    and normalised (an ``int``, a ``float``, ...) or raises TypeError/ValueError.
+
+    fit checks a dozen of them on every call, so the common cases are short: an ``int`` in
+    range passes :class:`Integer` in one test, a plain ``str`` among the options
+    :class:`Options`, True or False :data:`FLAG`.
+    """
 
     def __call__(self, value: Any, name: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -153,6 +162,9 @@ class Integer(Constraint):
         self.low, self.high = low, high
 
     def __call__(self, value: Any, name: str) -> int:
+        if type(value) is int and (self.low is None or value >= self.low) and (
+                self.high is None or value <= self.high):
+            return value
         return integer(value, name, self.low, self.high)
 
     def __repr__(self) -> str:
@@ -169,11 +181,20 @@ class Real(Constraint):
         if closed not in ("both", "left", "right", "neither"):
             raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
         self.low, self.high, self.closed, self.finite = low, high, closed, finite
+        self._low_open = closed in ("right", "neither")
+        self._high_open = closed in ("left", "neither")
+        # The common case's test: a float in [lo, hi] that is neither an open end nor infinite.
+        self._lo = -math.inf if low is None else low
+        self._hi = math.inf if high is None else high
+        self._excluded = (-math.inf, math.inf, *([low] if self._low_open else []),
+                          *([high] if self._high_open else []))
 
     def __call__(self, value: Any, name: str) -> float:
-        return real(value, name, low=self.low, high=self.high,
-                    low_open=self.closed in ("right", "neither"),
-                    high_open=self.closed in ("left", "neither"), finite=self.finite)
+        if self.finite and type(value) is float and self._lo <= value <= self._hi \
+                and value not in self._excluded:  # (NaN fails the comparisons)
+            return value
+        return real(value, name, low=self.low, high=self.high, low_open=self._low_open,
+                    high_open=self._high_open, finite=self.finite)
 
     def __repr__(self) -> str:
         return f"Real(low={self.low}, high={self.high}, closed={self.closed!r})"
@@ -186,6 +207,8 @@ class Options(Constraint):
         self.options = tuple(options)
 
     def __call__(self, value: Any, name: str) -> Any:
+        if type(value) is str and value in self.options:
+            return value
         return option(value, name, self.options)
 
     def __repr__(self) -> str:
@@ -238,10 +261,16 @@ def regularisers(l2: Any, label_smoothing: Any, loss: str) -> tuple:
     """``(l2, label_smoothing)`` checked (REGULARISER_CONSTRAINTS) as floats; label smoothing
     other than 0 only with a loss of SMOOTHABLE_LOSSES."""
     checked = check_params(REGULARISER_CONSTRAINTS, {"l2": l2, "label_smoothing": label_smoothing})
-    if checked["label_smoothing"] > 0 and loss not in SMOOTHABLE_LOSSES:
+    check_label_smoothing(checked["label_smoothing"], loss)
+    return checked["l2"], checked["label_smoothing"]
+
+
+def check_label_smoothing(label_smoothing: float, loss: str) -> None:
+    """ValueError for a (checked) label smoothing other than 0 with a loss outside
+    SMOOTHABLE_LOSSES."""
+    if label_smoothing > 0 and loss not in SMOOTHABLE_LOSSES:
         raise ValueError(f"label_smoothing applies to the losses {SMOOTHABLE_LOSSES}; this "
                          f"network uses {loss!r}")
-    return checked["l2"], checked["label_smoothing"]
 
 
 def dropout_rates(rates: Any) -> Optional[np.ndarray]:
@@ -264,6 +293,41 @@ def check_params(constraints: Mapping[str, Constraint], values: Mapping[str, Any
         if name in checked:
             checked[name] = constraint(checked[name], name)
     return checked
+
+
+class CheckedParams:
+    """:func:`check_params` for one table, on the values given in the table's order, that
+    remembers the tuples of values it passed unchanged.
+
+    A constraint is a pure function of the value, and on the builtin scalars (None, bool,
+    int, float, str) values of the same types that compare equal pass or fail alike; a value
+    that passes unchanged (an int for :class:`Integer`, a float for :class:`Real`, ...) is
+    returned as it is. So a tuple of such values that passed unchanged once passes again
+    without running the checks: fit called again with the same arguments checks them in one
+    set lookup. Every other tuple is checked as :func:`check_params` checks it.
+    """
+
+    _SCALARS = frozenset((type(None), bool, int, float, str))
+    #: At most this many remembered tuples per table (then the others are always checked).
+    _LIMIT = 256
+
+    def __init__(self, constraints: Mapping[str, Constraint]) -> None:
+        self.constraints = tuple(constraints.items())
+        self._passed: set = set()
+
+    def __call__(self, *values: Any) -> tuple:
+        """The values checked and normalised, as a tuple in the table's order."""
+        types = tuple(map(type, values))  # (True == 1 == 1.0: the types tell them apart)
+        # Only builtin scalars are looked up: hashing them runs no user code.
+        scalars = self._SCALARS.issuperset(types)
+        if scalars and (values, types) in self._passed:
+            return values
+        checked = tuple(constraint(value, name)
+                        for (name, constraint), value in zip(self.constraints, values))
+        if (scalars and len(self._passed) < self._LIMIT
+                and all(a is b for a, b in zip(checked, values))):
+            self._passed.add((values, types))
+        return checked
 
 
 def validate_params(constraints: Mapping[str, Constraint]) -> Callable:
@@ -425,9 +489,18 @@ def targets(y: Any, loss: str, n_outputs: int, n_samples: int, dtype: np.dtype,
         )
     out = _cast(arr, dtype)
     _check_finite(out, name)
-    if loss == "bce" and not ((out >= 0) & (out <= 1)).all():
+    if loss == "bce" and not _within(out, 0.0, 1.0):
         raise ValueError(f"{name} for bce must hold targets in [0, 1]")
     return out
+
+
+def _within(arr: np.ndarray, low: float, high: float) -> bool:
+    """Whether every value of the finite ``arr`` is in ``[low, high]``.
+
+    (Read at the smallest and largest entries' indices: ``argmin``/``argmax`` skip the
+    reduction machinery of ``min``/``max``, several times cheaper on the small arrays of
+    mini-batch loops.)"""
+    return arr.size == 0 or (arr.item(arr.argmin()) >= low and arr.item(arr.argmax()) <= high)
 
 
 def class_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:

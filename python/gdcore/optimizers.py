@@ -160,7 +160,7 @@ class Optimizer:
     def __setattr__(self, name: str, value: Any) -> None:
         # The constructor's check of a hyper-parameter runs on every assignment, before
         # anything is stored: a refused value leaves the attribute as it was.
-        if name in self._HYPER and name in HYPER_RULES:
+        if name in HYPER_RULES and name in self._HYPER:
             value = HYPER_RULES[name](value, name)
         object.__setattr__(self, name, value)
 
@@ -254,8 +254,10 @@ class Optimizer:
             The hyper-parameters break a rule between them (see :meth:`_check_combination`).
         """
         self._check_combination()
-        values = {"lr": lr, "weight_decay": self.weight_decay, **self._hyper_values()}
-        return np.array([float(values.get(name, 0.0)) for name in HYPER], dtype=np.float64)
+        # (The zeros first: the entries keep HYPER's order when the values replace them.)
+        values = {**_ZERO_HYPER, "lr": lr, "weight_decay": self.weight_decay,
+                  **self._hyper_values()}
+        return np.fromiter(values.values(), np.float64, len(HYPER))
 
     def _hyper_args(self) -> Dict[str, Any]:
         """The constructor arguments besides ``lr``, as their current values."""
@@ -317,8 +319,13 @@ class Optimizer:
         self._check_combination()
         owner = self._bound()
         if owner is network:
-            self._adopt = False
-            self.state = self._with_slots(self.state, params)
+            # (Assigned only when they change: every assignment runs __setattr__, and fit
+            # binds on every call.)
+            if self._adopt:
+                self._adopt = False
+            state = self._with_slots(self.state, params)
+            if state is not self.state:
+                self.state = state
             return
         if owner is not None:
             raise ValueError(
@@ -992,6 +999,8 @@ class LBFGS(Optimizer):
 
 
 _RUN_INDEX = {name: i for i, name in enumerate(LBFGS_RUN)}
+#: Every entry of the engines' hyper-parameter vector at 0, in order (``codes.HYPER``).
+_ZERO_HYPER = dict.fromkeys(HYPER, 0.0)
 _STATUS_NAMES = {code: name for name, code in LBFGS_STATUS.items()}
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop, LBFGS)}

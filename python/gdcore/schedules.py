@@ -74,15 +74,19 @@ class Schedule:
 
     def __call__(self, epoch: int) -> float:
         """The base learning rate for the 0-based ``epoch`` (an int >= 0)."""
-        return float(self._lr(v.integer(epoch, "epoch", low=0)))
+        if type(epoch) is not int or epoch < 0:  # (fit's epochs need no more checking)
+            epoch = v.integer(epoch, "epoch", low=0)
+        return float(self._lr(epoch))
 
     def _lr(self, epoch: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def observe(self, epoch: int, loss: float) -> None:
         """Called after ``epoch`` with its monitored loss. A no-op for epoch-only schedules."""
-        v.integer(epoch, "epoch", low=0)
-        v.real(loss, "loss", finite=False)
+        if type(epoch) is not int or epoch < 0:  # (fit's arguments need no more checking)
+            v.integer(epoch, "epoch", low=0)
+        if type(loss) is not float:
+            v.real(loss, "loss", finite=False)
 
     def accepts(self, loss: float) -> bool:
         """Whether the epoch that just ended with monitored ``loss`` is kept (always, here)."""

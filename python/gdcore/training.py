@@ -295,6 +295,7 @@ FIT_CONSTRAINTS = {
     "batch_size": v.OrNone(v.Integer(low=1)),
     **v.REGULARISER_CONSTRAINTS,
 }
+_FIT_CHECKS = v.CheckedParams(FIT_CONSTRAINTS)
 
 
 @dataclasses.dataclass
@@ -332,19 +333,12 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
               on_divergence: Any, callbacks: Any, progress: Any, seed: Any,
               metrics: Any, l2: Any = 0.0, label_smoothing: Any = 0.0) -> _Plan:
     """Check every argument of fit and put the data in the engines' layout. Changes nothing."""
-    checked = v.check_params(FIT_CONSTRAINTS, dict(
-        epochs=epochs, shuffle=shuffle, restore_best_weights=restore_best_weights,
-        progress=progress, validation_split=validation_split, tol=tol,
-        n_iter_no_change=n_iter_no_change, max_time=max_time, on_divergence=on_divergence,
-        batch_size=batch_size, l2=l2, label_smoothing=label_smoothing))
-    l2, label_smoothing = v.regularisers(checked["l2"], checked["label_smoothing"],
-                                         network.loss_name)
+    (epochs, shuffle, restore_best_weights, progress, validation_split, tol, n_iter_no_change,
+     max_time, on_divergence, batch_size, l2, label_smoothing) = _FIT_CHECKS(
+        epochs, shuffle, restore_best_weights, progress, validation_split, tol,
+        n_iter_no_change, max_time, on_divergence, batch_size, l2, label_smoothing)
+    v.check_label_smoothing(label_smoothing, network.loss_name)
     rates = network._dropout_rates()
-    epochs, shuffle, progress = checked["epochs"], checked["shuffle"], checked["progress"]
-    restore_best_weights = checked["restore_best_weights"]
-    validation_split, tol, max_time = (checked["validation_split"], checked["tol"],
-                                       checked["max_time"])
-    n_iter_no_change, batch_size = checked["n_iter_no_change"], checked["batch_size"]
     cbs = _callbacks(callbacks)
     chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
     X, Y, w, weight_shift = network._data(X, y, sample_weight, with_scale=True)
@@ -441,8 +435,8 @@ class Checkpoint:
 
     def save(self) -> None:
         for saved, live in zip(self._saved, self._live):
-            np.copyto(saved, live)
-        self.save_scalars()
+            saved[...] = live  # (a third cheaper than np.copyto for small arrays)
+        self._scalars = self._read_scalars()
 
     def save_scalars(self) -> None:
         """Save only the counts, scale and schedule state (after a rate cut at this point)."""
@@ -544,8 +538,15 @@ class _Run:
     """One call of fit on a validated plan: prepare, then the epochs (under the network's lock)."""
 
     def __init__(self, network: Any, plan: _Plan) -> None:
+        # What the engine's epochs need (train_epoch's too); fit's own state is made by open.
         self.network, self.plan, self.opt = network, plan, plan.optimizer
         self.engine = network._engine
+        # The visiting order without shuffling (engine_epoch draws one per epoch with it).
+        self.order = np.arange(plan.X.shape[0], dtype=np.int64) if plan.rng is None else None
+
+    def _new_history(self) -> None:
+        """The History and the bookkeeping of fit's epochs (open)."""
+        plan, network = self.plan, self.network
         self.history = History(backend=network.backend)
         if plan.val is not None:
             self.history.monitor = "val_loss"
@@ -559,7 +560,6 @@ class _Run:
                 self.history.metrics[f"val_{name}"] = []
         if self.history.monitor == "train_loss":
             self.history.metrics["train_loss"] = []
-        self.order = np.arange(plan.X.shape[0], dtype=np.int64)
         self.best_monitored = math.inf
         self.best_params: Optional[list] = None
         self.tol_best, self.no_improvement = math.inf, 0
@@ -579,6 +579,7 @@ class _Run:
         if opt._bound() is network and last is not None and last[0] == opt.steps_done:
             self.previous_loss = last[1]
         self.bind()
+        self.history.lr_found = opt.lr_found
         self.rollback = _Rollback(params, opt, network._writing_parameters)
         if plan.restore_best_weights:
             self.best_params = [p.copy() for p in params]
@@ -599,7 +600,6 @@ class _Run:
             found = find_lr(network, plan.X, plan.Y, optimizer=opt,
                             batch_size=min(plan.batch_size, AUTO_LR_MAX_BATCH), seed=plan.seed)
             opt.resolve_lr(found.suggestion)
-        self.history.lr_found = opt.lr_found
 
     def _starting_loss(self) -> float:
         """The loss of the weights fit started from: measured once, when first needed.
@@ -695,9 +695,11 @@ class _Run:
                     return False
             elif self.screen_loss is not None and loss <= SCREEN_MARGIN * self.screen_loss:
                 return False
-        start = self._starting_loss()
-        if math.isnan(start):
-            return False
+        start = self.history.start_loss
+        if math.isnan(start):  # (known after the first epochs: no call then)
+            start = self._starting_loss()
+            if math.isnan(start):
+                return False
         return loss > DIVERGENCE_FACTOR * start + self.floor
 
     def undo(self, epoch: int, reason: str, loss: float, lr: float) -> int:
@@ -843,8 +845,10 @@ class _Run:
         return self.history
 
     def open(self) -> None:
-        """Start the clock and the progress bar; note what a failed call puts back."""
+        """Start the history, the clock and the progress bar; note what a failed call puts
+        back."""
         plan, opt = self.plan, self.opt
+        self._new_history()
         self.bar = _progress_bar(plan.progress, plan.epochs)
         self.started = time.perf_counter()
         # A call that fails before keeping any epoch leaves the optimizer as it was: unbound
