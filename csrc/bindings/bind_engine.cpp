@@ -625,9 +625,9 @@ public:
         d.keep.push_back(c);
 
         std::vector<T*> state_ptr;
-        check_state(state, lconfig.n_slots(),
-                    "lbfgs with history_size " + std::to_string(lconfig.history_size), d.keep,
-                    state_ptr);
+        check_state(state, lconfig.n_slots(), [&lconfig] {
+                        return "lbfgs with history_size " + std::to_string(lconfig.history_size);
+                    }, d.keep, state_ptr);
 
         const std::string run_shape = "(" + std::to_string(gd::n_lbfgs_run) + ",)";
         py::array r = checks::array_of<double>(run, "run", 1, run_shape, true);
@@ -718,10 +718,11 @@ private:
         p.config = gd::OptimizerConfig::from_hyper(gd::Optimizer(optimizer_code),
                                                    static_cast<const double*>(h.data()));
 
-        check_state(state, p.config.n_slots(),
-                    std::string(gd::optimizer_name(int(p.config.optimizer))) + " with momentum " +
-                        std::to_string(p.config.momentum),
-                    d.keep, p.state);
+        const gd::OptimizerConfig& config = p.config;
+        check_state(state, config.n_slots(), [&config] {
+                        return std::string(gd::optimizer_name(int(config.optimizer))) +
+                               " with momentum " + std::to_string(config.momentum);
+                    }, d.keep, p.state);
 
         py::array st = checks::array_of<std::int64_t>(step, "step", 1, "(1,)", true);
         checks::dim(st, 0, 1, "step", "(1,)");
@@ -930,15 +931,17 @@ private:
     }
 
     // Optimizer state: n_slots arrays per parameter W0, b0, W1, b1, ... in their shapes;
-    // `rule` names the optimizer and what sets its slot count, for the message.
-    void check_state(const py::object& obj, int n_slots, const std::string& rule,
+    // rule() names the optimizer and what sets its slot count, for the message (built only
+    // then: formatting it cost a training call ~1 us).
+    template <class Rule>
+    void check_state(const py::object& obj, int n_slots, const Rule& rule,
                      std::vector<py::array>& keep, std::vector<T*>& ptrs) const {
         const auto list = checks::items(obj, "state");
         const index_t expected = 2 * n_layers() * n_slots;
         if (index_t(list.size()) != expected)
             checks::fail(ErrorCode::shape,
                          "state must hold " + str(expected) + " arrays (" +
-                             std::to_string(n_slots) + " per parameter for " + rule + "), got " +
+                             std::to_string(n_slots) + " per parameter for " + rule() + "), got " +
                              std::to_string(list.size()));
         for (std::size_t e = 0; e < list.size(); ++e) {
             const index_t p = index_t(e) / n_slots;  // parameter: W_i (p = 2i) or b_i (p = 2i + 1)

@@ -224,14 +224,16 @@ void warm_helper() noexcept { warm_up(); }
 // solo_most); the period halves again after clean_splits_to_relax splits in a row that the
 // helpers joined cleanly. Time, not a count of products: a wait for a descheduled helper costs
 // about the same whatever the product's size, while a large product gains milliseconds from a
-// helper and a small one microseconds.
+// helper and a small one microseconds. (At most 50 ms, relaxed after 4 clean splits: with 0.5 s
+// and 16, two hiccups of the hypervisor kept the medium workload on one core for 72% of its
+// splits on an idle machine; 50 ms is still several of a busy core's scheduler slices.)
 using clock = std::chrono::steady_clock;
 std::atomic<clock::rep> solo_until{0};                 // clock ticks
 std::atomic<clock::rep> solo_next{0};                  // the next solo period, ticks
 std::atomic<int> clean_splits{0};
 constexpr auto solo_first = std::chrono::milliseconds(1);
-constexpr auto solo_most = std::chrono::milliseconds(500);
-constexpr int clean_splits_to_relax = 16;
+constexpr auto solo_most = std::chrono::milliseconds(50);
+constexpr int clean_splits_to_relax = 4;
 
 // How the splits went (split_counts, for benchmarks): relaxed counters, approximate under races.
 std::atomic<long long> count_split{0}, count_solo{0}, count_joined{0}, count_contended{0};

@@ -1,5 +1,6 @@
 // The float32 elementwise math: exp, tanh, sigmoid and log1p(exp(-|x|)), polynomial and
-// rational approximations in plain loops the compiler vectorises, and tanh's backward. Part of kernels_table.hpp.
+// rational approximations in plain loops the compiler vectorises, and tanh's backward. Part of
+// kernels_table.hpp.
 #pragma once
 
 #ifndef GD_INLINE

@@ -186,6 +186,7 @@ Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers,
     if (offered == 0) return Outcome{};
     const auto ran = clock::now();
     Outcome outcome;
+    bool woken = false;  // a helper that was asleep took chunks: its lateness was its waking
     for (int h = 0; h < offered; ++h) {
         Helper& helper = *p->helpers[std::size_t(h)];
         int expected = posted;
@@ -194,6 +195,7 @@ Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers,
             continue;
         }
         // It took the job: its chunks finish soon (it stops claiming once none is left).
+        if (asleep & (1u << (h % 32))) woken = true;
         for (int polls = 1; helper.state.load(std::memory_order_acquire) != done; ++polls) {
             cpu_relax();
             if (polls % 64 == 0 && waiting != nullptr) waiting(context);
@@ -205,7 +207,8 @@ Outcome run_chunks(ChunkFn work, void* context, int chunks, int helpers,
     // The helpers' chunks would have cost the caller about own_time / own each.
     const auto waited = clock::now() - ran;
     const auto own_time = ran - start;
-    if (own > 0 && waited * own > own_time * outcome.by_helpers) outcome.contended = true;
+    if (!woken && own > 0 && waited * own > own_time * outcome.by_helpers)
+        outcome.contended = true;
     return outcome;
 }
 

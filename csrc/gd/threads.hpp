@@ -16,7 +16,7 @@ struct Outcome {
     // Signs that the other cores are busy (another process): a helper that was awake
     // (spinning) when offered the work never came, or the caller waited for a helper's chunks
     // longer than they would have taken it (a helper descheduled mid-chunk). A helper that was
-    // asleep and came too late is no sign: it was only waking up.
+    // asleep, whether it never came or came late, is no sign: it was only waking up.
     bool contended = false;
 };
 
