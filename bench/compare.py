@@ -12,8 +12,10 @@ epochs=1, batch_size=bs, shuffle=False)`` from the same initial weights and a fr
 each repetition; the "engine" column is ``net.train_epoch(X, y, optimizer, batch_size=bs)``,
 the engine call fit makes per epoch without its history and divergence check, so the
 difference is fit's own work. JAX runs the whole epoch as one ``jit`` function (``lax.scan``
-over the batches), compiled in the warm-up run, so compilation is not timed. Each time is the median of ``--repeats`` runs after one warm-up
-run. Engines that are not installed are reported as skipped.
+over the batches), compiled in the warm-up run, so compilation is not timed. Each time is the
+median of at least ``--repeats`` runs after one warm-up run; short epochs run until the timed
+runs add up to 0.25 s (at most 1000 runs), by the same rule for every engine. Engines that
+are not installed are reported as skipped.
 
 The pieces: ``engines.py`` (one adapter per engine), ``measurement.py`` (timing, memory, the
 machine), ``targets.py`` (the table of targets), ``report.py`` (printing and JSON).

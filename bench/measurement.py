@@ -26,6 +26,9 @@ from workloads import PREDICT_WORKLOAD, WORKLOADS, Workload, cpp_available
 PREDICT_CALLS = 5000
 GEMM_SIZE = 2048
 SETTLE_SECONDS = 0.5
+#: Epochs are timed until their runs add up to this (see median_seconds), at most MAX_REPEATS.
+MIN_TIMED_SECONDS = 0.25
+MAX_REPEATS = 1000
 #: Environment variables that force OpenBLAS's kernel choice; benchmarks run without them.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MiB = 2 ** 20
@@ -47,13 +50,15 @@ def spread(times: list) -> float:
 
 
 def median_seconds(epoch: Epoch, repeats: int) -> tuple[float, float, float]:
-    """Median wall time of ``run`` over ``repeats`` (after one warm-up), the last loss, and
-    the spread of the times."""
+    """Median wall time of ``run`` over at least ``repeats`` runs (after one warm-up), the
+    last loss, and the spread of the times. Short epochs run more often, until the timed runs
+    add up to MIN_TIMED_SECONDS (at most MAX_REPEATS runs): the same rule for every engine,
+    so that a sub-millisecond epoch's median is not five samples of a noisy machine."""
     settle()
     epoch.reset()
     epoch.run()
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_REPEATS):
         epoch.reset()
         start = time.perf_counter()
         loss = epoch.run()
