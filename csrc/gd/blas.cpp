@@ -294,11 +294,12 @@ ChunkPlan chunk_plan(index_t m, index_t n, index_t k) noexcept {
     // workload's 512 x 2048 x 1024 products ran at 35% of the GEMM rate, one per core ~90%).
     static const int per_core = std::clamp(threads::max_helpers() + 1, 2, max_chunks);
     const int chunks = int(std::clamp<double>(macs / double(split_gemm_limit), 2, per_core));
-    // Every chunk packs the operand the chunks share once more: row chunks all of op(B)
-    // (k x n), column chunks all of op(A) (m x k). Cut the way that repacks the smaller one
-    // (the large workload's forward, 512 x 1024 @ 1024 x 2048, by columns).
+    // Columns where C is wide enough: OpenBLAS ran the large workload's four products in two
+    // single-threaded chunks at 62-102 GFLOP/s cut by columns against 47-78 by rows (OpenBLAS's
+    // own two threads: 89-99), also 2048 x 512^T @ 512 x 2048, where both cuts repack as much
+    // (docs/design.md, "Threads").
     const bool rows_fit = m >= 2 * chunk_rows, columns_fit = n >= 2 * chunk_columns;
-    if (rows_fit && (!columns_fit || n <= m)) {
+    if (rows_fit && !columns_fit) {
         plan.by_rows = true;
         plan.extent = m;
         plan.step = ((m + chunks - 1) / chunks + chunk_rows - 1) / chunk_rows * chunk_rows;

@@ -61,8 +61,8 @@ bool use_own_kernel(Op op_a, Op op_b, index_t m, index_t n, index_t k) noexcept;
 // multiply-adds (the hand-off costs more than half the product). So:
 //  * gdcore runs OpenBLAS single-threaded while it computes (ThreadRegion below), and
 //  * splits a product of at least split_gemm_limit multiply-adds itself, into chunks of C's
-//    rows or columns (whichever repacks less: chunk_plan) that its helper threads claim as
-//    they arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
+//    columns (rows when C is narrow: chunk_plan) that its helper threads claim as they
+//    arrive (threads.hpp). The caller runs every chunk no helper took, so a helper that
 //    is not running costs little; after a split that showed the other core busy, splits run on
 //    the caller alone for a while (blas.cpp, solo_first). Chunks hold at least about
 //    split_gemm_limit multiply-adds each, at most one per core the process may use (2 to
