@@ -64,6 +64,12 @@ def show(label: str, seconds: float, note: str = "") -> None:
     print(f"  {label:58s} {seconds * 1e6:9.2f} us  {note}")
 
 
+def fit_call(net, X, y, opt, w, epochs: int):
+    """``net.fit`` of ``epochs`` epochs over (X, y) in the workload's batches, as a call."""
+    return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
+                           shuffle=False)
+
+
 def call_overhead(w, calls: int) -> None:
     """fit, train_epoch and predict on one batch of ``w`` against the raw engine calls."""
     net, (X, y), opt = w.network(), w.data(), w.optimizer()
@@ -78,12 +84,9 @@ def call_overhead(w, calls: int) -> None:
         engine.train_epoch(X_ready, Y_ready, None, order, w.batch_size, opt.code, hyper,
                            opt.state, opt.step)
 
-    def fit(epochs):
-        return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
-                               shuffle=False)
-
     raw = median_call(raw_step, calls)
-    one, eleven = median_call(fit(1), calls), median_call(fit(11), calls // 4)
+    one = median_call(fit_call(net, X, y, opt, w, 1), calls)
+    eleven = median_call(fit_call(net, X, y, opt, w, 11), calls // 4)
     epoch = median_call(lambda: net.train_epoch(X, y, opt, batch_size=w.batch_size), calls)
     forward = median_call(lambda: engine.forward(X_ready), calls)
     predict = median_call(lambda: net.predict(X), calls)
@@ -102,14 +105,12 @@ def call_overhead(w, calls: int) -> None:
 def fit_overhead(w) -> None:
     net, (X, y), opt = w.network(), w.data(), w.optimizer()
 
-    def fit(epochs):
-        return lambda: net.fit(X, y, optimizer=opt, epochs=epochs, batch_size=w.batch_size,
-                               shuffle=False)
-
     def engine_epoch():
         net.train_epoch(X, y, opt, batch_size=w.batch_size)
 
-    one, twenty_one, engine = per_call(fit(1)), per_call(fit(21)), per_call(engine_epoch)
+    one = per_call(fit_call(net, X, y, opt, w, 1))
+    twenty_one = per_call(fit_call(net, X, y, opt, w, 21))
+    engine = per_call(engine_epoch)
     per_epoch = (twenty_one - one) / 20 - engine
     per_fit = one - engine - per_epoch
     steps = -(-w.n_samples // w.batch_size)
@@ -124,7 +125,7 @@ def fit_overhead(w) -> None:
 
     print(" where fit's time goes (cProfile, own time per fit(epochs=1) call, inflated by the "
           "profiler):")
-    profile_top(fit(1))
+    profile_top(fit_call(net, X, y, opt, w, 1))
 
 
 def profile_top(fn, calls: int = 500, top: int = 10) -> None:
