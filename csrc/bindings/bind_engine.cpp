@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../gd/blas.hpp"
+#include "../gd/finite.hpp"
 #include "../gd/lbfgs.hpp"
 #include "../gd/losses.hpp"
 #include "../gd/network.hpp"
@@ -194,13 +195,6 @@ std::string str(index_t v) { return std::to_string(v); }
 // A float as Python prints it (the NumPy engine's messages use repr).
 std::string float_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
 
-// All of x[0..size) finite (no NaN, no inf): x * 0 is 0 exactly for finite x.
-template <class T>
-bool all_finite(const T* x, index_t size) noexcept {
-    T acc = T(0);
-    for (index_t i = 0; i < size; ++i) acc += x[i] * T(0);
-    return acc == T(0);
-}
 
 // numpy.ndarray itself (subclasses such as masked arrays go through the Python layer) and the
 // type numbers of float32 and float64, set when the module is imported (bind_engine).
@@ -232,9 +226,26 @@ const T* ready_input(const py::handle& X, index_t n_inputs, index_t* n_rows) {
     else return nullptr;
     if (!checks::aligned<T>(a)) return nullptr;
     const T* x = static_cast<const T*>(a.data());
-    if (!all_finite(x, n * n_inputs)) return nullptr;
+    if (!gd::all_finite(x, n * n_inputs)) return nullptr;
     *n_rows = n;
     return x;
+}
+
+// A new C-contiguous (rows, cols) array of T, uninitialised: NumPy's constructor called
+// directly (py::array_t's builds shape and stride vectors on the heap first: a tenth of a
+// one-row predict's cost). Throws error_already_set (MemoryError) when NumPy cannot.
+template <class T>
+py::array new_array(index_t rows, index_t cols) {
+    const auto& api = py::detail::npy_api::get();
+    Py_intptr_t dims[2] = {Py_intptr_t(rows), Py_intptr_t(cols)};
+    PyObject* descr = api.PyArray_DescrFromType_(std::is_same_v<T, float> ? type_num_float32
+                                                                           : type_num_float64);
+    if (descr == nullptr) throw py::error_already_set();
+    // (NewFromDescr steals the descriptor's reference, even when it fails.)
+    PyObject* out = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, 2, dims, nullptr,
+                                              nullptr, 0, nullptr);
+    if (out == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::array>(out);
 }
 
 // The checked arrays of a call, kept alive while the GIL is released, and their pointers.
@@ -370,7 +381,7 @@ public:
         index_t n = 0;
         const T* x = ready_input<T>(X, n_inputs(), &n);
         if (x == nullptr) return py::none();
-        py::array_t<T> out({n, n_outputs()});
+        py::array out = new_array<T>(n, n_outputs());
         T* op = static_cast<T*>(out.mutable_data());
         // Small inputs keep the GIL and compute in this thread's buffer (no allocation per
         // call; on the heap, not the stack, which may be 64 KiB), larger ones release it.
