@@ -81,9 +81,9 @@ def bench(user, openmp: bool, name: str, threads: int) -> None:
 
     h = user.Handle(net)
     out = np.zeros_like(want)
-    repeats = max(1, calls_for(lambda: h.rows_f32(X, out), 0.1))
-    capi = median_seconds(lambda: h.rows_f32(X, out, repeats), n_rows * repeats)
-    assert h.rows_f32(X, out) == 0
+    repeats = max(1, calls_for(lambda: h.rows(X, out), 0.1))
+    capi = median_seconds(lambda: h.rows(X, out, repeats), n_rows * repeats)
+    assert h.rows(X, out) == 0
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-6)
 
     print(f"\n{name} {'-'.join(map(str, sizes))} float32, one row per call "
@@ -94,7 +94,7 @@ def bench(user, openmp: bool, name: str, threads: int) -> None:
     if openmp:
         codes = np.zeros(n_rows, np.int32)
         tid = np.zeros(n_rows, np.int32)
-        par = median_seconds(lambda: h.prange_f32(X, out, codes, tid, threads, 1), n_rows)
+        par = median_seconds(lambda: h.rows_prange(X, out, codes, tid, threads, 1), n_rows)
         assert (codes == 0).all()
         np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-6)
         show(f"gd_forward_f32 from a prange of {threads} threads", par, public,

@@ -105,7 +105,7 @@ def test_forward_matches_predict(user, spec, dtype):
         # one call per row, as a user's loop makes them
         out = np.full_like(want, np.nan)
         h = user.Handle(net)
-        assert getattr(h, "rows_f32" if dtype == np.float32 else "rows_f64")(X, out) == 0
+        assert h.rows(X, out) == 0
         assert_close(out, want, RTOL[dtype], f"{n} rows, one call each")
     empty = user.predict(net, np.zeros((0, sizes[0]), dtype=dtype))
     assert empty.shape == (0, sizes[-1])
@@ -131,7 +131,7 @@ def test_handle_sees_the_weights_as_they_are_now(user):
     net.fit(X, rows(10, 2, np.float32, seed=2), epochs=3, batch_size=5,
             optimizer=gd.SGD(lr=0.1))
     out = np.zeros((10, 2), np.float32)
-    assert h.call_f32(X, out, 10) == 0
+    assert h.call(X, out, 10) == 0
     assert_close(out, net.predict(X), RTOL[np.float32])
 
 
@@ -159,9 +159,9 @@ def test_dtype_mismatch_is_an_error_code(user, dtype):
     net = cpp_network([3, 5, 2], dtype)
     h = user.Handle(net)
     other = np.float64 if dtype == np.float32 else np.float32
-    call = h.call_f64 if dtype == np.float32 else h.call_f32
     X, out = rows(4, 3, other), np.full((4, 2), 7.0, dtype=other)
-    assert call(X, out, 4) == user.CODES["GD_ERR_DTYPE"]
+    # the arrays pick the call: gd_forward_f64 for a float32 network, _f32 for a float64 one
+    assert h.call(X, out, 4) == user.CODES["GD_ERR_DTYPE"]
     assert (out == 7.0).all()  # nothing written
     assert "float32" in user.error_message(user.CODES["GD_ERR_DTYPE"])
 
@@ -170,15 +170,14 @@ def test_dtype_mismatch_is_an_error_code(user, dtype):
 def test_bad_calls_are_error_codes(user, dtype):
     net = cpp_network([3, 5, 2], dtype)
     h = user.Handle(net)
-    call = h.call_f32 if dtype == np.float32 else h.call_f64
     X, out = rows(4, 3, dtype), np.full((4, 2), 7.0, dtype=dtype)
     codes = user.CODES
-    assert call(X, out, -1) == codes["GD_ERR_N_ROWS"]
-    assert call(X, out, 4, null_x=True) == codes["GD_ERR_NULL_POINTER"]
-    assert call(X, out, 4, null_out=True) == codes["GD_ERR_NULL_POINTER"]
+    assert h.call(X, out, -1) == codes["GD_ERR_N_ROWS"]
+    assert h.call(X, out, 4, null_x=True) == codes["GD_ERR_NULL_POINTER"]
+    assert h.call(X, out, 4, null_out=True) == codes["GD_ERR_NULL_POINTER"]
     assert (out == 7.0).all()
-    assert call(X, out, 0, null_x=True, null_out=True) == codes["GD_OK"]  # nothing to do
-    assert call(X, out, 4) == codes["GD_OK"]
+    assert h.call(X, out, 0, null_x=True, null_out=True) == codes["GD_OK"]  # nothing to do
+    assert h.call(X, out, 4) == codes["GD_OK"]
     assert_close(out, net.predict(X), RTOL[dtype])
 
 
@@ -209,7 +208,7 @@ def test_handle_holds_a_reference_to_the_network(user):
     assert sys.getrefcount(net) == before + 1
     del net  # the handle keeps it alive
     out = np.zeros((5, 2))
-    assert h.call_f64(X, out, 5) == 0
+    assert h.call(X, out, 5) == 0
     np.testing.assert_array_equal(out, want)
     del h
     # a failed gd_acquire holds nothing
@@ -231,12 +230,11 @@ def test_python_threads_share_a_handle(user, dtype):
     want = net.predict(X)
     h = user.Handle(net)
     out = np.full_like(want, np.nan)
-    method = h.rows_f32 if dtype == np.float32 else h.rows_f64
     codes = [None] * 4
 
     def work(t):
         part = slice(100 * t, 100 * (t + 1))
-        codes[t] = method(X[part], out[part], 50)  # (each row 50 times)
+        codes[t] = h.rows(X[part], out[part], 50)  # (each row 50 times)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
     for t in threads:
@@ -259,7 +257,7 @@ def test_prange(user, dtype, chunk):
     out = np.full_like(want, np.nan)
     codes = np.full(n_chunks, 99, dtype=np.int32)
     thread = np.full(n_chunks, -1, dtype=np.int32)
-    (h.prange_f32 if dtype == np.float32 else h.prange_f64)(X, out, codes, thread, 4, chunk)
+    h.rows_prange(X, out, codes, thread, 4, chunk)
     assert (codes == 0).all()
     assert_close(out, want, RTOL[dtype])
     if user.OPENMP:
@@ -299,7 +297,7 @@ def test_forwards_during_fit_never_see_torn_weights(user):
         worker = threading.Thread(target=train)
         worker.start()
         while worker.is_alive():
-            assert h.call_f64(x, out, 1) == 0  # (releases the GIL)
+            assert h.call(x, out, 1) == 0  # (releases the GIL)
             assert out.min() == out.max(), "a forward saw half-updated weights"
             seen.add(float(out[0, 0]))
         worker.join()
@@ -329,7 +327,7 @@ def test_forward_with_the_gil_waits_for_training_without_deadlock(user):
         started.wait()
         results = []
         while worker.is_alive():
-            assert h.call_f32_with_gil(x, out) == 0
+            assert h.call_with_gil(x, out) == 0
             assert out.min() == out.max()
             results.append(float(out[0, 0]))
         worker.join()
@@ -359,7 +357,7 @@ def test_forward_from_the_training_thread_is_busy_not_a_deadlock(user):
 
     def handler(signum, frame):
         out = np.zeros((64, 4))
-        got.append(h.call_f64(X, out, 64))
+        got.append(h.call(X, out, 64))
 
     previous = signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, 0.05)
@@ -382,7 +380,7 @@ def test_writing_parameters_refuses_nesting_on_one_thread(user):
         with pytest.raises(RuntimeError, match="same thread"):
             net._writing_parameters().__enter__()
         result = []
-        waiting = threading.Thread(target=lambda: result.append(h.call_f64(X, out, 2)))
+        waiting = threading.Thread(target=lambda: result.append(h.call(X, out, 2)))
         waiting.start()
         waiting.join(0.2)
         assert waiting.is_alive() and not result  # the forward waits for the hold

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import _thread
 import ctypes
-import sys
+import importlib
+import os
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from gdcore import _backend, _compiled
 sys.path.insert(0, str(Path(__file__).parent / "compiled_objectives"))
 from objectives_build import build_objectives  # noqa: E402
 
+needs_core = pytest.mark.skipif(_backend._core is None, reason="needs the compiled core")
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +107,15 @@ def data_for(name):
     return CURVATURES if name == "quad" else None
 
 
+QUAD_X0 = [1.0, -2.0, 0.5]  # the quadratic's start, where a test does not need another
+
+
+def python_descent(name, x0, **kwargs):
+    """gd.minimize on the Python twin of the compiled function ``name`` (fun and grad)."""
+    fun, grad = TWINS[name]
+    return gd.minimize(fun, x0, grad=grad, **kwargs)
+
+
 def assert_same(a, b, rtol=1e-9):
     """Two MinimizeResults with the same iterates (rtol) and the same outcome."""
     assert (a.nit, a.converged, a.diverged, a.message) == (b.nit, b.converged, b.diverged,
@@ -119,13 +132,9 @@ def three_ways(lib, name, x0, **kwargs):
     compiled = dict(kwargs, data=data_for(name))
     with gd.use_backend("numpy"):
         reference = gd.minimize(getattr(lib, name), x0, **compiled)
-    if _backend._core is None:
-        pytest.skip("needs the compiled core")
     with gd.use_backend("cpp"):
         cpp = gd.minimize(getattr(lib, name), x0, **compiled)
-    fun, grad = TWINS[name]
-    python = gd.minimize(fun, x0, grad=grad, **kwargs)
-    return cpp, reference, python
+    return cpp, reference, python_descent(name, x0, **kwargs)
 
 
 # ---- equal to the Python path -------------------------------------------------------------------
@@ -149,6 +158,7 @@ CASES = [
 ]
 
 
+@needs_core
 @pytest.mark.parametrize("name, x0, kwargs", CASES)
 def test_compiled_descent_equals_the_python_path(lib, name, x0, kwargs):
     cpp, reference, python = three_ways(lib, name, np.array(x0), **kwargs)
@@ -209,21 +219,27 @@ def test_ctypes_callback_wrapping_python_is_called_back_without_the_gil(lib):
     assert set(calls) == {threading.get_ident()}
 
 
-def test_data_as_ndarray_int_address_and_ctypes_pointer(lib):
+DATA_FORMS = {  # the other ways of passing an array ``a`` as data, besides ``a`` itself
+    "int": lambda a: a.ctypes.data,
+    "POINTER(c_double)": lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+    "c_void_p": lambda a: ctypes.c_void_p(a.ctypes.data),
+    "c_double_array": lambda a: (ctypes.c_double * len(a))(*a),
+}
+
+
+@pytest.mark.parametrize("form", DATA_FORMS.values(), ids=list(DATA_FORMS))
+def test_data_as_an_address_or_a_ctypes_object_equals_the_ndarray(lib, form):
     a = CURVATURES.copy()
     kwargs = dict(lr=0.2, max_iter=40)
-    base = gd.minimize(lib.quad, [1.0, -2.0, 0.5], data=a, **kwargs)
-    as_int = gd.minimize(lib.quad, [1.0, -2.0, 0.5], data=a.ctypes.data, **kwargs)
-    as_pointer = gd.minimize(lib.quad, [1.0, -2.0, 0.5],
-                             data=a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), **kwargs)
-    as_void = gd.minimize(lib.quad, [1.0, -2.0, 0.5], data=ctypes.c_void_p(a.ctypes.data),
-                          **kwargs)
-    carray = (ctypes.c_double * 3)(*a)
-    as_carray = gd.minimize(lib.quad, [1.0, -2.0, 0.5], data=carray, **kwargs)
-    for other in (as_int, as_pointer, as_void, as_carray):
-        assert_same(other, base, rtol=0)
-    # other curvatures, other descent: the data reaches the function
-    steeper = gd.minimize(lib.quad, [1.0, -2.0, 0.5], data=2 * a, **kwargs)
+    assert_same(gd.minimize(lib.quad, QUAD_X0, data=form(a), **kwargs),
+                gd.minimize(lib.quad, QUAD_X0, data=a, **kwargs), rtol=0)
+
+
+def test_data_reaches_the_function(lib):
+    """Other curvatures, other descent."""
+    kwargs = dict(lr=0.2, max_iter=40)
+    base = gd.minimize(lib.quad, QUAD_X0, data=CURVATURES, **kwargs)
+    steeper = gd.minimize(lib.quad, QUAD_X0, data=2 * CURVATURES, **kwargs)
     assert not np.array_equal(steeper.path, base.path)
 
 
@@ -232,11 +248,10 @@ def test_scipy_low_level_callable_with_user_data(lib):
     a = CURVATURES.copy()
     llc = scipy.LowLevelCallable(lib.quad, ctypes.cast(a.ctypes.data, ctypes.c_void_p))
     assert _compiled.compiled_objective(llc).data == a.ctypes.data
-    assert_same(gd.minimize(llc, [1.0, -2.0, 0.5], lr=0.2),
-                gd.minimize(quad, [1.0, -2.0, 0.5], grad=quad_grad, lr=0.2))
+    assert_same(gd.minimize(llc, QUAD_X0, lr=0.2), python_descent("quad", QUAD_X0, lr=0.2))
     plain = scipy.LowLevelCallable(lib.rosen)
     assert_same(gd.minimize(plain, [-1.2, 1.0], lr=1e-3, max_iter=200),
-                gd.minimize(rosen, [-1.2, 1.0], grad=rosen_grad, lr=1e-3, max_iter=200))
+                python_descent("rosen", [-1.2, 1.0], lr=1e-3, max_iter=200))
     with pytest.raises(TypeError, match="user_data"):
         gd.minimize(llc, [1.0, 2.0, 3.0], data=a)
 
@@ -260,12 +275,12 @@ def _capsule(address, name, context=0):
 def test_pycapsule_named_by_the_signature(lib, name):
     a = CURVATURES.copy()
     address = ctypes.cast(lib.quad, ctypes.c_void_p).value
-    expected = gd.minimize(quad, [1.0, -2.0, 0.5], grad=quad_grad, lr=0.2)
+    expected = python_descent("quad", QUAD_X0, lr=0.2)
     with_context = _capsule(address, name, a.ctypes.data)
-    assert_same(gd.minimize(with_context, [1.0, -2.0, 0.5], lr=0.2), expected)
+    assert_same(gd.minimize(with_context, QUAD_X0, lr=0.2), expected)
     # data= overrides a capsule's context
     bare = _capsule(address, name)
-    assert_same(gd.minimize(bare, [1.0, -2.0, 0.5], lr=0.2, data=a), expected)
+    assert_same(gd.minimize(bare, QUAD_X0, lr=0.2, data=a), expected)
 
 
 def test_numba_cfunc(lib):
@@ -288,15 +303,13 @@ def test_numba_cfunc(lib):
             grad[i + 1] += 200.0 * a
         return f
 
-    r = gd.minimize(nb_rosen.ctypes, [-1.2, 1.0, -1.2, 1.0], lr=1e-3, momentum=0.9,
-                    max_iter=2000)
-    assert_same(r, gd.minimize(lib.rosen, [-1.2, 1.0, -1.2, 1.0], lr=1e-3, momentum=0.9,
-                               max_iter=2000), rtol=1e-9)
+    x0, kwargs = [-1.2, 1.0, -1.2, 1.0], dict(lr=1e-3, momentum=0.9, max_iter=2000)
+    r = gd.minimize(nb_rosen.ctypes, x0, **kwargs)
+    assert_same(r, gd.minimize(lib.rosen, x0, **kwargs), rtol=1e-9)
     # the cfunc itself (callable from Python as its Python function) is taken as its .ctypes,
     # in minimize_many and plot_descent's evaluation too (which must pass a grad buffer)
     assert _compiled.is_compiled(nb_rosen)
-    assert_same(gd.minimize(nb_rosen, [-1.2, 1.0, -1.2, 1.0], lr=1e-3, momentum=0.9,
-                            max_iter=2000), r, rtol=0)
+    assert_same(gd.minimize(nb_rosen, x0, **kwargs), r, rtol=0)
     many = gd.minimize_many(nb_rosen, [-1.2, 1.0], [1e-4, 1e-3], momentum=0.9, max_iter=100)
     assert [m.nit for m in many] == [100, 100]
     assert _compiled.python_function(nb_rosen)(np.array([-1.2, 1.0])) == rosen(
@@ -305,14 +318,12 @@ def test_numba_cfunc(lib):
 
 # ---- wrong functions and arguments ------------------------------------------------------------
 
-def test_function_that_ignores_grad_is_a_clear_error(lib):
-    for backend in (["numpy", "cpp"] if _backend._core is not None else ["numpy"]):
-        with gd.use_backend(backend):
-            with pytest.raises(ValueError, match=r"did not write grad\[0\] at x0"):
-                gd.minimize(lib.ignores_grad, [1.0, 2.0])
-            calls = ctypes.c_longlong(0)
-            with pytest.raises(ValueError, match=r"did not write grad\[2\] at iterate 1"):
-                gd.minimize(lib.partial_grad, [1.0, 2.0, 3.0], data=ctypes.pointer(calls))
+def test_function_that_ignores_grad_is_a_clear_error(lib, backend):
+    with pytest.raises(ValueError, match=r"did not write grad\[0\] at x0"):
+        gd.minimize(lib.ignores_grad, [1.0, 2.0])
+    calls = ctypes.c_longlong(0)
+    with pytest.raises(ValueError, match=r"did not write grad\[2\] at iterate 1"):
+        gd.minimize(lib.partial_grad, [1.0, 2.0, 3.0], data=ctypes.pointer(calls))
 
 
 def test_not_finite_at_x0(lib):
@@ -381,9 +392,8 @@ def test_data_with_a_python_function_is_a_type_error():
         gd.minimize(3.0, [1.0, 2.0])
 
 
+@needs_core
 def test_binding_checks_its_arrays():
-    if _backend._core is None:
-        pytest.skip("needs the compiled core")
     core = _backend._core
     lrs = np.array([0.1])
     with pytest.raises(TypeError) as info:
@@ -402,10 +412,9 @@ def test_binding_checks_its_arrays():
 
 # ---- Ctrl-C ---------------------------------------------------------------------------------
 
+@needs_core
 def test_a_long_compiled_descent_stops_on_ctrl_c(lib):
     """max_iter=10**12 would run for hours: an interrupt (as Ctrl-C) ends it promptly."""
-    if _backend._core is None:
-        pytest.skip("needs the compiled core")
     a = np.array([1e-12, 1e-12])  # creeps: never converges at tol 0
     timer = threading.Timer(0.3, _thread.interrupt_main)
     start = time.monotonic()
@@ -423,21 +432,17 @@ def test_a_long_compiled_descent_stops_on_ctrl_c(lib):
 RATES = [0.01, 0.1, 0.2, 0.3]   # heavy ball 0.1: stable below 2.2 / 9; too small ... too large
 
 
-@pytest.mark.parametrize("backend", ["cpp", "numpy"])
 def test_minimize_many_equals_one_minimize_per_rate(lib, backend):
-    if backend == "cpp" and _backend._core is None:
-        pytest.skip("needs the compiled core")
-    with gd.use_backend(backend):
-        many = gd.minimize_many(lib.quad, [1.0, -2.0, 0.5], RATES, data=CURVATURES,
-                                momentum=0.1, max_iter=500)
-        singles = [gd.minimize(lib.quad, [1.0, -2.0, 0.5], lr=lr, data=CURVATURES,
-                               momentum=0.1, max_iter=500) for lr in RATES]
+    many = gd.minimize_many(lib.quad, QUAD_X0, RATES, data=CURVATURES, momentum=0.1,
+                            max_iter=500)
+    singles = [gd.minimize(lib.quad, QUAD_X0, lr=lr, data=CURVATURES, momentum=0.1,
+                           max_iter=500) for lr in RATES]
     assert len(many) == len(RATES)
     for m, s in zip(many, singles):
         assert_same(m, s, rtol=0)
     assert [m.converged for m in many] == [False, True, True, False]
     assert many[-1].diverged
-    python = gd.minimize_many(quad, [1.0, -2.0, 0.5], np.array(RATES), grad=quad_grad,
+    python = gd.minimize_many(quad, QUAD_X0, np.array(RATES), grad=quad_grad,
                               momentum=0.1, max_iter=500)
     for m, p in zip(many, python):
         assert_same(m, p)
@@ -498,8 +503,6 @@ def test_cython_function_through_its_capsule(lib, tmp_path, monkeypatch):
     """The README's Cython example: `cdef api` exports a capsule named by the signature (with
     `double const *`); gd.minimize takes it as it is, and as scipy's LowLevelCallable."""
     pytest.importorskip("Cython")
-    import importlib
-    import sys
     (tmp_path / "gd_cy_objectives.pyx").write_text(CYTHON_SOURCE)
     done = subprocess.run([sys.executable, "-m", "Cython.Build.Cythonize", "-i", "-q",
                            "gd_cy_objectives.pyx"], cwd=tmp_path, capture_output=True,
@@ -517,10 +520,9 @@ def test_cython_function_through_its_capsule(lib, tmp_path, monkeypatch):
     assert_same(gd.minimize(llc, [-1.2, 1.0, -1.2, 1.0], **kwargs), expected)
 
 
-def test_exception_in_a_python_ctypes_callback_stops_with_a_clear_error(monkeypatch):
+def test_exception_in_a_python_ctypes_callback_stops_with_a_clear_error(monkeypatch, backend):
     """An exception cannot cross C: ctypes reports it to sys.unraisablehook and returns 0.0
     without writing grad, which the unwritten-grad check then turns into ValueError."""
-    import sys
     reported = []
     monkeypatch.setattr(sys, "unraisablehook", lambda info: reported.append(info.exc_value))
     calls = [0]
@@ -534,24 +536,16 @@ def test_exception_in_a_python_ctypes_callback_stops_with_a_clear_error(monkeypa
         np.ctypeslib.as_array(grad, (n,))[:] = 2.0 * xs
         return float(xs @ xs)
 
-    backends = ["numpy", "cpp"] if _backend._core is not None else ["numpy"]
-    for backend in backends:
-        calls[0] = 0
-        with gd.use_backend(backend):
-            with pytest.raises(ValueError, match=r"did not write grad\[0\] at iterate 3"):
-                gd.minimize(failing, [1.0, 2.0], lr=0.1)
-    assert len(reported) == len(backends)
-    assert all(isinstance(e, RuntimeError) and str(e) == "boom" for e in reported)
+    with pytest.raises(ValueError, match=r"did not write grad\[0\] at iterate 3"):
+        gd.minimize(failing, [1.0, 2.0], lr=0.1)
+    assert len(reported) == 1
+    assert isinstance(reported[0], RuntimeError) and str(reported[0]) == "boom"
 
 
+@needs_core
 def test_a_path_too_large_for_memory_is_a_memory_error(lib):
     """The path grows with every step: past the address space left (RLIMIT_AS, in a child
     process) the compiled descent raises MemoryError, not abort, and the next call works."""
-    import os
-    import sys
-    import textwrap
-    if _backend._core is None:
-        pytest.skip("needs the compiled core")
     if "asan" in os.environ.get("LD_PRELOAD", ""):
         pytest.skip("an address-space limit starves AddressSanitizer's own shadow memory")
     code = textwrap.dedent(f"""

@@ -17,7 +17,7 @@ import functools
 import inspect
 import math
 import numbers
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -251,7 +251,7 @@ NON_NEGATIVE = Real(low=0.0)                 # >= 0
 FRACTION = Real(low=0.0, high=1.0, closed="left")  # [0, 1)
 
 #: The regularisers of fit, train_epoch, loss and gradients (docs/API.md): l2 is scikit-learn's
-#: alpha, label_smoothing torch's; a layer's dropout rate is a FRACTION too.
+#: alpha, label_smoothing torch's; a layer's dropout rate is DROPOUT_RATE below.
 REGULARISER_CONSTRAINTS = {"l2": NON_NEGATIVE, "label_smoothing": FRACTION}
 #: The losses label smoothing applies to (their targets are probabilities).
 SMOOTHABLE_LOSSES = ("cross_entropy", "bce")
@@ -273,12 +273,34 @@ def check_label_smoothing(label_smoothing: float, loss: str) -> None:
                          f"network uses {loss!r}")
 
 
+#: A layer's dropout rate (``Layer(..., dropout=)``, ``layer.dropout = ``,
+#: ``Network.from_sizes(..., dropout=)``): the fraction of its outputs dropped while training.
+#: A network's output layer has none (:func:`output_dropout`).
+DROPOUT_RATE = FRACTION
+
+
+def hidden_dropout(dropout: Any, n_hidden: int) -> list:
+    """``Network.from_sizes``' ``dropout`` as one DROPOUT_RATE per hidden layer: one rate for
+    all ``n_hidden`` of them, or a sequence of ``n_hidden`` rates."""
+    if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Sequence, np.ndarray)):
+        return [DROPOUT_RATE(dropout, "dropout")] * n_hidden
+    if len(dropout) != n_hidden:
+        raise ValueError(f"dropout must hold one rate per hidden layer ({n_hidden}), "
+                         f"got {len(dropout)}")
+    return [DROPOUT_RATE(r, f"dropout[{i}]") for i, r in enumerate(dropout)]
+
+
+def output_dropout(rate: float, which: str) -> None:
+    """ValueError unless ``rate``, the dropout rate of a network's output layer, is 0:
+    dropout applies to hidden layers only. ``which`` ends the message (the layer, its rate)."""
+    if not rate == 0.0:
+        raise ValueError(f"dropout applies to hidden layers only; {which}")
+
+
 def dropout_rates(rates: Any) -> Optional[np.ndarray]:
     """The dropout rates of a network's layers (first to last) as the engines take them: a
     float64 array, or None when every rate is 0. ValueError when the last layer has one."""
-    if not rates[-1] == 0.0:
-        raise ValueError(f"dropout applies to hidden layers only; the output layer has rate "
-                         f"{rates[-1]}")
+    output_dropout(rates[-1], f"the output layer has rate {rates[-1]}")
     if not any(rates):
         return None
     return np.array(rates, dtype=np.float64)

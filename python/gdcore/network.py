@@ -113,7 +113,7 @@ class Layer:
                  seed: Seed = None) -> None:
         n_inputs = v.positive_int(n_inputs, "n_inputs")
         n_outputs = v.positive_int(n_outputs, "n_outputs")
-        self._dropout = v.FRACTION(dropout, "dropout")
+        self._dropout = v.DROPOUT_RATE(dropout, "dropout")
         self._activation = _check_activation(activation)
         if init is None:
             init = "sklearn"
@@ -166,12 +166,10 @@ class Layer:
 
     @dropout.setter
     def dropout(self, value: float) -> None:
-        rate = v.FRACTION(value, "dropout")
-        if rate > 0:
-            for network in list(_NETWORKS_OF_LAYER.get(self, ())):
-                if network._layers[-1] is self:
-                    raise ValueError("dropout applies to hidden layers only; this layer is "
-                                     "the output layer of a network")
+        rate = v.DROPOUT_RATE(value, "dropout")
+        for network in list(_NETWORKS_OF_LAYER.get(self, ())):
+            if network._layers[-1] is self:
+                v.output_dropout(rate, "this layer is the output layer of a network")
         self._dropout = rate
 
     @property
@@ -251,9 +249,8 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
         v.layer_stack([(layer.n_inputs, layer.n_outputs, layer.activation) for layer in layers],
                       loss)
-        if layers[-1].dropout:
-            raise ValueError(f"dropout applies to hidden layers only; the output layer "
-                             f"layers[{len(layers) - 1}] has dropout={layers[-1].dropout}")
+        v.output_dropout(layers[-1].dropout, f"the output layer layers[{len(layers) - 1}] has "
+                                             f"dropout={layers[-1].dropout}")
         _rng(seed)  # validates it
         dtype = v.as_dtype(dtype)
         for i, layer in enumerate(layers):
@@ -302,13 +299,7 @@ class Network:
         if init is not None and init not in INITS:
             raise ValueError(f"init must be one of {INITS} or None, got {init!r}")
         n_hidden = len(sizes) - 2
-        if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Sequence, np.ndarray)):
-            rates = [v.FRACTION(dropout, "dropout")] * n_hidden
-        else:
-            if len(dropout) != n_hidden:
-                raise ValueError(f"dropout must hold one rate per hidden layer ({n_hidden}), "
-                                 f"got {len(dropout)}")
-            rates = [v.FRACTION(r, f"dropout[{i}]") for i, r in enumerate(dropout)]
+        rates = v.hidden_dropout(dropout, n_hidden)
         rng = _rng(seed)
         layers = [Layer(sizes[i], sizes[i + 1],
                         activation if i < n_hidden else output_activation,

@@ -42,6 +42,20 @@ LOG_SPAN = 10.0
 #: fraction of its width on each side.
 MARGIN = 0.1
 
+# What each colour stands for, the same in every picture: matplotlib's cycle "C0".."C9" for
+# the curves and markers, greys for the learning rate on its twin axis, black for the starts.
+_COLORS = {
+    "loss": "C0",             # the training loss; the range test's loss
+    "validation loss": "C1",
+    "best": "C2",             # the best epoch
+    "diverged": "C3",         # an epoch undone because it diverged
+    "loss rose": "C5",        # an epoch undone because the loss rose
+    "suggestion": "C3",       # the range test's suggested rate
+    "learning rate": "0.45",
+    "rate cut": "0.3",        # a back-off's new rate
+    "start": "k",             # where the descents started
+}
+
 
 def _axes(ax: Any) -> Any:
     """``ax``, or the Axes of a new figure when it is None."""
@@ -58,6 +72,19 @@ def _spans_decades(values: Any) -> bool:
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     return arr.size > 1 and bool(arr.min() > 0) and arr.max() >= LOG_SPAN * arr.min()
+
+
+def _legend(ax: Any, twin: Any = None, **kwargs: Any) -> None:
+    """The legend of ``ax`` in small type, with the entries of ``twin`` (its twin axis, or
+    None) after its own; ``ax`` then goes in front of ``twin``, its background cleared, so
+    its curves and the legend are not hidden under the twin's."""
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+        ax.set_zorder(twin.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    ax.legend(handles, labels, fontsize="small", **kwargs)
 
 
 def _flag(value: Any, name: str) -> Optional[bool]:
@@ -118,52 +145,50 @@ def plot_history(history: History, ax: Any = None, *, logy: Optional[bool] = Non
     ax = _axes(ax)
     epochs = np.arange(len(history.loss))
     curves = [np.asarray(history.loss, dtype=np.float64)]
-    ax.plot(epochs, curves[0], color="C0", label="training loss")
+    ax.plot(epochs, curves[0], color=_COLORS["loss"], label="training loss")
     if history.val_loss:
         curves.append(np.asarray(history.val_loss, dtype=np.float64))
-        ax.plot(np.arange(len(curves[-1])), curves[-1], color="C1", label="validation loss")
+        ax.plot(np.arange(len(curves[-1])), curves[-1], color=_COLORS["validation loss"],
+                label="validation loss")
     monitored = np.asarray(history._monitored(), dtype=np.float64)
     if history.monitor == "train_loss" and monitored.size:
         curves.append(monitored)
-        ax.plot(np.arange(monitored.size), monitored, color="C0", linestyle="--",
+        ax.plot(np.arange(monitored.size), monitored, color=_COLORS["loss"], linestyle="--",
                 label="training loss (end of epoch)")
     best = history.best_epoch
     if best is not None and 0 <= best < monitored.size:
         ax.plot([best], [monitored[best]], linestyle="none", marker="*", markersize=12,
-                color="C2", label=f"best: epoch {best}")
+                color=_COLORS["best"], label=f"best: epoch {best}")
     # Undone epochs: their losses are not kept (they may be huge or infinite), so they are
     # marked at the top of the axes (x in epochs, y in axes coordinates).
-    for reason, color in (("diverged", "C3"), ("loss rose", "C5")):
+    for reason in ("diverged", "loss rose"):
         undone = [e["epoch"] for e in history.events if e["reason"] == reason]
         if undone:
             ax.plot(undone, np.full(len(undone), 0.97), transform=ax.get_xaxis_transform(),
-                    linestyle="none", marker="x", color=color, label=f"undone: {reason}")
+                    linestyle="none", marker="x", color=_COLORS[reason],
+                    label=f"undone: {reason}")
     if logy is None:
         logy = _spans_decades(np.concatenate(curves))
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    handles, labels = ax.get_legend_handles_labels()
+    twin = None
     if lr and history.lr:
         twin = ax.twinx()
         twin.set_label("learning rate")
         rates = np.asarray(history.lr, dtype=np.float64)
-        twin.plot(np.arange(rates.size), rates, color="0.45", linestyle=":",
+        twin.plot(np.arange(rates.size), rates, color=_COLORS["learning rate"], linestyle=":",
                   drawstyle="steps-post", label="learning rate")
         cuts = [(e["epoch"], e["new_lr"]) for e in history.events if e["new_lr"] is not None]
         if cuts:
             x, y = zip(*cuts)
-            twin.plot(x, y, linestyle="none", marker="v", color="0.3", label="rate cut")
+            twin.plot(x, y, linestyle="none", marker="v", color=_COLORS["rate cut"],
+                      label="rate cut")
         if _spans_decades(np.concatenate([rates, [c[1] for c in cuts]])):
             twin.set_yscale("log")
         twin.set_ylabel("learning rate")
-        more_handles, more_labels = twin.get_legend_handles_labels()
-        # the losses and the legend above the rate: ax in front, its background cleared
-        ax.set_zorder(twin.get_zorder() + 1)
-        ax.patch.set_visible(False)
-        handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, loc="upper right", fontsize="small")
+    _legend(ax, twin, loc="upper right")
     return ax
 
 
@@ -214,14 +239,15 @@ def plot_lr_finder(result: FindLRResult, ax: Any = None, *, raw: bool = True) ->
     ax = _axes(ax)
     raw_losses = np.asarray(result.raw_losses, dtype=np.float64)
     if raw and raw_losses.size == lrs.size:
-        ax.plot(lrs, raw_losses, color="C0", alpha=0.3, linewidth=0.8, label="loss per step")
-    ax.plot(lrs, losses, color="C0", label="loss (smoothed)")
+        ax.plot(lrs, raw_losses, color=_COLORS["loss"], alpha=0.3, linewidth=0.8,
+                label="loss per step")
+    ax.plot(lrs, losses, color=_COLORS["loss"], label="loss (smoothed)")
     s = float(result.suggestion)
     # The dot sits on the smoothed curve, interpolated in log(rate) between the tried rates.
     at = float(np.interp(math.log(s), np.log(lrs), losses))
     label = f"suggestion {s:.3g}"
-    ax.axvline(s, color="C3", linestyle=":", linewidth=1, label="_nolegend_")
-    ax.plot([s], [at], linestyle="none", marker="o", color="C3", label=label)
+    ax.axvline(s, color=_COLORS["suggestion"], linestyle=":", linewidth=1, label="_nolegend_")
+    ax.plot([s], [at], linestyle="none", marker="o", color=_COLORS["suggestion"], label=label)
     ax.set_xscale("log")
     finite = losses[np.isfinite(losses)]
     if finite.size:
@@ -236,7 +262,7 @@ def plot_lr_finder(result: FindLRResult, ax: Any = None, *, raw: bool = True) ->
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title(f"range test ({result.optimizer})", fontsize="medium")
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
@@ -397,13 +423,13 @@ def plot_descent(fun: Any, results: Any, ax: Any = None, *, labels: Optional[Seq
         ax.plot(path[-1, 0], path[-1, 1], linestyle="none", marker="o", markersize=7,
                 markerfacecolor="none", markeredgecolor=line.get_color(), label="_nolegend_")
     starts = np.array([r.path[0] for r in items])
-    ax.plot(starts[:, 0], starts[:, 1], linestyle="none", marker="o", color="k",
+    ax.plot(starts[:, 0], starts[:, 1], linestyle="none", marker="o", color=_COLORS["start"],
             markersize=5, label="start")
     ax.set_xlim(box[0], box[1])
     ax.set_ylim(box[2], box[3])
     ax.set_xlabel("$x_0$")
     ax.set_ylabel("$x_1$")
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
