@@ -2,7 +2,8 @@
 """gdcore against its NumPy reference, PyTorch, scikit-learn and JAX on the benchmark workloads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py \\
-        [--repeats N] [--threads T] [--only tiny,small,medium,large,predict-1,memory] \\
+        [--repeats N] [--rounds R] [--threads T] \\
+        [--only tiny,small,medium,large,predict-1,memory] \\
         [--engines gdcore,numpy,torch,sklearn,jax] [--kernels auto|avx512|avx2|x86-64]
         [--json out.json]
 
@@ -14,8 +15,10 @@ the engine call fit makes per epoch without its history and divergence check, so
 difference is fit's own work. JAX runs the whole epoch as one ``jit`` function (``lax.scan``
 over the batches), compiled in the warm-up run, so compilation is not timed. Each time is the
 median of at least ``--repeats`` runs after one warm-up run; short epochs run until the timed
-runs add up to 0.25 s (at most 1000 runs), by the same rule for every engine. Engines that
-are not installed are reported as skipped.
+runs add up to 0.25 s (at most 1000 runs), by the same rule for every engine. The engines take
+turns: ``--rounds`` rounds (3 by default), each timing a block of every engine in order, so that
+the machine's speed drifting between minutes (these VMs drift by up to 2x) meets every engine
+alike instead of one block each. Engines that are not installed are reported as skipped.
 
 The pieces: ``engines.py`` (one adapter per engine), ``measurement.py`` (timing, memory, the
 machine), ``targets.py`` (the table of targets), ``report.py`` (printing and JSON).
@@ -30,8 +33,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from engines import ENGINES, load_libraries  # noqa: E402
-from measurement import (gemm_gflops, machine_info, measure_memory, memory_probe,  # noqa: E402
-                         predict_one, run_workload, settle)
+from measurement import (ROUNDS, gemm_gflops, machine_info, measure_memory,  # noqa: E402
+                         memory_probe, predict_one, run_workload, settle)
 from report import gemm_line, print_machine, print_report, write_json  # noqa: E402
 from targets import Results, evaluate  # noqa: E402
 from workloads import WORKLOADS, cpp_available  # noqa: E402
@@ -51,6 +54,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5,
                         help="repetitions per median (3 or more for figures worth quoting)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="rounds in which the engines take turns (at most --repeats)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every engine")
     parser.add_argument("--only", default=",".join(MEASURES),
                         help=f"comma-separated subset of {','.join(MEASURES)}")
@@ -68,6 +73,8 @@ def main(argv=None) -> int:
         return 0
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     only = names(args.only, MEASURES, "--only")
@@ -93,8 +100,9 @@ def main(argv=None) -> int:
     rows = []
     for name in only:
         if name in WORKLOADS:
-            rows += run_workload(WORKLOADS[name], engines, args.repeats, log)
-    per_call = predict_one(engines, args.repeats, log) if "predict-1" in only else {}
+            rows += run_workload(WORKLOADS[name], engines, args.repeats, log, args.rounds)
+    per_call = (predict_one(engines, args.repeats, log, args.rounds) if "predict-1" in only
+                else {})
     memory = measure_memory(engines, args.threads, log) if "memory" in only else {}
 
     results = Results(rows, per_call, memory, gemm)

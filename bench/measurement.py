@@ -29,6 +29,8 @@ SETTLE_SECONDS = 0.5
 #: Epochs are timed until their runs add up to this (see median_seconds), at most MAX_REPEATS.
 MIN_TIMED_SECONDS = 0.25
 MAX_REPEATS = 1000
+#: The engines are timed in turns, this many rounds (at most --repeats): see median_seconds.
+ROUNDS = 3
 #: Environment variables that force OpenBLAS's kernel choice; benchmarks run without them.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MiB = 2 ** 20
@@ -49,21 +51,43 @@ def spread(times: list) -> float:
     return (max(times) - min(times)) / statistics.median(times)
 
 
-def median_seconds(epoch: Epoch, repeats: int) -> tuple[float, float, float]:
-    """Median wall time of ``run`` over at least ``repeats`` runs (after one warm-up), the
-    last loss, and the spread of the times. Short epochs run more often, until the timed runs
-    add up to MIN_TIMED_SECONDS (at most MAX_REPEATS runs): the same rule for every engine,
-    so that a sub-millisecond epoch's median is not five samples of a noisy machine."""
+def timed_block(epoch: Epoch, runs: int, min_seconds: float, max_runs: int) -> tuple[list, float]:
+    """One block of timed runs of ``epoch`` (each from ``reset``), after a settle: at least
+    ``runs``, and more until they add up to ``min_seconds`` (at most ``max_runs``). The times
+    and the last loss."""
     settle()
-    epoch.reset()
-    epoch.run()
-    times = []
-    while len(times) < repeats or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_REPEATS):
+    times: list = []
+    loss = float("nan")
+    while len(times) < runs or (sum(times) < min_seconds and len(times) < max_runs):
         epoch.reset()
         start = time.perf_counter()
         loss = epoch.run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), float(loss), spread(times)
+    return times, float(loss)
+
+
+def median_seconds(epochs: dict, repeats: int, rounds: int = ROUNDS) -> dict:
+    """name -> (median wall time, last loss, spread) of each epoch in ``epochs`` (name ->
+    Epoch), timed in turns: ``rounds`` rounds, each running a block of every epoch in order.
+    A VM's speed drifts by up to 2x from one minute to the next, so epochs timed one after the
+    other in single blocks could each meet a different speed; in turns they share the drift.
+    Over all rounds each epoch runs at least ``repeats`` times (after one warm-up run), and
+    short epochs more often, until their timed runs add up to MIN_TIMED_SECONDS (at most
+    MAX_REPEATS runs): the same rule for every engine, so that a sub-millisecond epoch's median
+    is not five samples of a noisy machine."""
+    rounds = max(1, min(rounds, repeats))
+    for epoch in epochs.values():
+        epoch.reset()
+        epoch.run()
+    times: dict = {name: [] for name in epochs}
+    losses: dict = {}
+    for r in range(rounds):
+        runs = (repeats * (r + 1)) // rounds - (repeats * r) // rounds
+        for name, epoch in epochs.items():
+            block, losses[name] = timed_block(epoch, runs, MIN_TIMED_SECONDS / rounds,
+                                              MAX_REPEATS // rounds)
+            times[name] += block
+    return {name: (statistics.median(t), losses[name], spread(t)) for name, t in times.items()}
 
 
 @dataclasses.dataclass
@@ -76,50 +100,61 @@ class Row:
     engine_seconds: Optional[float] = None  # gdcore: net.train_epoch alone
 
 
-def run_workload(w: Workload, engines, repeats: int, log) -> list[Row]:
-    """One Row per engine: a timed epoch from the same initial weights on every engine."""
+def run_workload(w: Workload, engines, repeats: int, log, rounds: int = ROUNDS) -> list[Row]:
+    """One Row per engine: a timed epoch from the same initial weights on every engine, the
+    engines timed in turns (median_seconds)."""
     data = w.data()
     initial = [p.copy() for p in w.network().parameters()]  # seeded: the same on every engine
-    rows = []
+    epochs: dict = {}
     for engine in engines:
         try:
-            row = Row(w.name, engine,
-                      *median_seconds(EPOCH_RUNNERS[engine](w, data, initial), repeats))
+            epochs[engine] = EPOCH_RUNNERS[engine](w, data, initial)
             if engine in GDCORE_BACKENDS:
-                bare = gdcore_epoch(w, data, initial, GDCORE_BACKENDS[engine], bare=True)
-                row.engine_seconds = median_seconds(bare, repeats)[0]
+                epochs[(engine, "bare")] = gdcore_epoch(w, data, initial,
+                                                        GDCORE_BACKENDS[engine], bare=True)
         except Skipped as reason:
             log(f"  {w.name:7s} {engine:8s} skipped: {reason}")
+    timed = median_seconds(epochs, repeats, rounds)
+    rows = []
+    for engine in engines:
+        if engine not in timed:
             continue
+        row = Row(w.name, engine, *timed[engine])
+        if (engine, "bare") in timed:
+            row.engine_seconds = timed[(engine, "bare")][0]
         rows.append(row)
     return rows
 
 
-def predict_one(engines, repeats: int, log) -> dict:
+def predict_one(engines, repeats: int, log, rounds: int = ROUNDS) -> dict:
     """predict-1: forward on one row of the small network. Median over repetitions of the
-    mean time per call (``PREDICT_CALLS`` calls each)."""
+    mean time per call (``PREDICT_CALLS`` calls each), the engines in turns as in
+    median_seconds."""
     w = WORKLOADS[PREDICT_WORKLOAD]
     x_row = w.data()[0][0]  # 1-D float32 (n_inputs,)
     initial = [p.copy() for p in w.network().parameters()]
-    per_call = {}
+    callables = {}
     for engine in engines:
         try:
-            predict, context = predict_callables(engine, w, x_row, initial)
+            callables[engine] = predict_callables(engine, w, x_row, initial)
         except Skipped as reason:
             log(f"  predict-1 {engine:8s} skipped: {reason}")
-            continue
-        settle()
-        with context:
-            for _ in range(PREDICT_CALLS // 10):  # warm-up
-                predict()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                for _ in range(PREDICT_CALLS):
+    rounds = max(1, min(rounds, repeats))
+    times: dict = {engine: [] for engine in callables}
+    for r in range(rounds):
+        runs = (repeats * (r + 1)) // rounds - (repeats * r) // rounds
+        for engine, (predict, context) in callables.items():
+            settle()
+            with context:
+                for _ in range(PREDICT_CALLS // 10):  # warm-up
                     predict()
-                times.append((time.perf_counter() - start) / PREDICT_CALLS)
-        per_call[engine] = {"seconds": statistics.median(times), "spread": spread(times)}
-    return per_call
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    for _ in range(PREDICT_CALLS):
+                        predict()
+                    times[engine].append((time.perf_counter() - start) / PREDICT_CALLS)
+    return {engine: {"seconds": statistics.median(t), "spread": spread(t)}
+            for engine, t in times.items()}
 
 
 # --- memory: peak of one medium fit, in a fresh child process ------------------------------
