@@ -14,7 +14,9 @@ gradient ``dZ @ W^T``, all float32), with the same thread count. The libraries t
 conditions; each block starts after a pause (compare.py's ``settle``), because a library's
 workers spin for a while after its calls and would take the cores from the next library's. Prints the median GFLOP/s
 per product and library, and the step's total time per library (the sum of the medians) as a
-ratio to NumPy's. ``gd.build_info()`` is printed first.
+ratio to NumPy's. PyTorch is timed twice: on gdcore's layouts (W stored n_in x n_out) and on
+the layouts its own ``nn.Linear`` uses (W^T stored; the weight gradient computed transposed).
+``gd.build_info()`` is printed first.
 """
 from __future__ import annotations
 
@@ -64,8 +66,21 @@ def libraries(threads: int) -> dict:
             x, y = torch.from_numpy(a), torch.from_numpy(b)
             x, y = (x.t() if ta else x), (y.t() if tb else y)
             return lambda: torch.mm(x, y)
-        libs[f"PyTorch ({'MKL' if torch.backends.mkl.is_available() else 'BLAS'})"] = \
-            torch_product
+        def torch_linear_product(a, b, ta, tb):
+            # The same product in the layouts nn.Linear keeps: its weight is W^T (n_out, n_in),
+            # so the forward is A @ (W^T)^T, the weight gradient dZ^T @ A (W^T's shape) and
+            # the input gradient dZ @ W^T as stored.
+            x, y = torch.from_numpy(a), torch.from_numpy(b)
+            if not ta and not tb:  # forward: A @ W
+                wt = y.t().contiguous()
+                return lambda: torch.mm(x, wt.t())
+            if ta:  # weight gradient: A^T @ dZ, as dZ^T @ A
+                return lambda: torch.mm(y.t(), x)
+            wt = y.t().contiguous()  # input gradient: dZ @ W^T, W^T as stored
+            return lambda: torch.mm(x, wt)
+        library = "MKL" if torch.backends.mkl.is_available() else "BLAS"
+        libs[f"PyTorch ({library})"] = torch_product
+        libs["PyTorch, Linear's layouts"] = torch_linear_product
     except ImportError:
         print("PyTorch: not installed, skipped")
     try:
@@ -122,13 +137,13 @@ def main() -> int:
     names = list(libs)
     print(f"{w.name} {list(w.sizes)}, batch {w.batch_size}, {args.threads} threads, medians of "
           f"{args.rounds} x {args.repeats} calls, GFLOP/s")
-    print(f"{'product':46s}" + "".join(f"{name:>20s}" for name in names))
+    print(f"{'product':46s}" + "".join(f"{name:>27s}" for name in names))
     for label, flops, medians in rows:
-        print(f"{label:46s}" + "".join(f"{flops / medians[name] / 1e9:20.1f}" for name in names))
+        print(f"{label:46s}" + "".join(f"{flops / medians[name] / 1e9:27.1f}" for name in names))
     totals = {name: sum(medians[name] for _, _, medians in rows) for name in names}
     base = totals[names[0]]
     print(f"{'step total, time relative to NumPy':46s}" +
-          "".join(f"{totals[name] / base:20.3f}" for name in names))
+          "".join(f"{totals[name] / base:27.3f}" for name in names))
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return 0
 

@@ -292,15 +292,17 @@ def hidden_dropout(dropout: Any, n_hidden: int) -> list:
 
 def output_dropout(rate: float, which: str) -> None:
     """ValueError unless ``rate``, the dropout rate of a network's output layer, is 0:
-    dropout applies to hidden layers only. ``which`` ends the message (the layer, its rate)."""
+    dropout applies to hidden layers only. ``which`` ends the message (the layer, its rate:
+    ``{rate}`` in it is replaced by the rate; formatted only for the error, as fit and
+    train_epoch check on every call)."""
     if not rate == 0.0:
-        raise ValueError(f"dropout applies to hidden layers only; {which}")
+        raise ValueError("dropout applies to hidden layers only; " + which.format(rate=rate))
 
 
 def dropout_rates(rates: Any) -> Optional[np.ndarray]:
     """The dropout rates of a network's layers (first to last) as the engines take them: a
     float64 array, or None when every rate is 0. ValueError when the last layer has one."""
-    output_dropout(rates[-1], f"the output layer has rate {rates[-1]}")
+    output_dropout(rates[-1], "the output layer has rate {rate}")
     if not any(rates):
         return None
     return np.array(rates, dtype=np.float64)

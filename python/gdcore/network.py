@@ -249,8 +249,8 @@ class Network:
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
         v.layer_stack([(layer.n_inputs, layer.n_outputs, layer.activation) for layer in layers],
                       loss)
-        v.output_dropout(layers[-1].dropout, f"the output layer layers[{len(layers) - 1}] has "
-                                             f"dropout={layers[-1].dropout}")
+        v.output_dropout(layers[-1].dropout,
+                         f"the output layer layers[{len(layers) - 1}] has dropout={{rate}}")
         _rng(seed)  # validates it
         dtype = v.as_dtype(dtype)
         for i, layer in enumerate(layers):
