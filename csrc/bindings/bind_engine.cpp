@@ -195,7 +195,6 @@ std::string str(index_t v) { return std::to_string(v); }
 // A float as Python prints it (the NumPy engine's messages use repr).
 std::string float_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
 
-
 // numpy.ndarray itself (subclasses such as masked arrays go through the Python layer) and the
 // type numbers of float32 and float64, set when the module is imported (bind_engine).
 PyTypeObject* ndarray_type = nullptr;
