@@ -51,6 +51,14 @@ def spread(times: list) -> float:
     return (max(times) - min(times)) / statistics.median(times)
 
 
+def round_sizes(repeats: int, rounds: int) -> list:
+    """Runs per round when ``repeats`` runs are spread over ``rounds`` rounds (at most
+    ``repeats`` rounds, at least one): as even as the division allows, summing to
+    ``repeats``."""
+    rounds = max(1, min(rounds, repeats))
+    return [(repeats * (r + 1)) // rounds - (repeats * r) // rounds for r in range(rounds)]
+
+
 def timed_block(epoch: Epoch, runs: int, min_seconds: float, max_runs: int) -> tuple[list, float]:
     """One block of timed runs of ``epoch`` (each from ``reset``), after a settle: at least
     ``runs``, and more until they add up to ``min_seconds`` (at most ``max_runs``). The times
@@ -75,17 +83,16 @@ def median_seconds(epochs: dict, repeats: int, rounds: int = ROUNDS) -> dict:
     short epochs more often, until their timed runs add up to MIN_TIMED_SECONDS (at most
     MAX_REPEATS runs): the same rule for every engine, so that a sub-millisecond epoch's median
     is not five samples of a noisy machine."""
-    rounds = max(1, min(rounds, repeats))
+    sizes = round_sizes(repeats, rounds)
     for epoch in epochs.values():
         epoch.reset()
         epoch.run()
     times: dict = {name: [] for name in epochs}
     losses: dict = {}
-    for r in range(rounds):
-        runs = (repeats * (r + 1)) // rounds - (repeats * r) // rounds
+    for runs in sizes:
         for name, epoch in epochs.items():
-            block, losses[name] = timed_block(epoch, runs, MIN_TIMED_SECONDS / rounds,
-                                              MAX_REPEATS // rounds)
+            block, losses[name] = timed_block(epoch, runs, MIN_TIMED_SECONDS / len(sizes),
+                                              MAX_REPEATS // len(sizes))
             times[name] += block
     return {name: (statistics.median(t), losses[name], spread(t)) for name, t in times.items()}
 
@@ -139,10 +146,8 @@ def predict_one(engines, repeats: int, log, rounds: int = ROUNDS) -> dict:
             callables[engine] = predict_callables(engine, w, x_row, initial)
         except Skipped as reason:
             log(f"  predict-1 {engine:8s} skipped: {reason}")
-    rounds = max(1, min(rounds, repeats))
     times: dict = {engine: [] for engine in callables}
-    for r in range(rounds):
-        runs = (repeats * (r + 1)) // rounds - (repeats * r) // rounds
+    for runs in round_sizes(repeats, rounds):
         for engine, (predict, context) in callables.items():
             settle()
             with context:
