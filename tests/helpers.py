@@ -6,15 +6,16 @@
   / ``EngineF64``; ``"numpy"``: ``gdcore.reference.engine.Engine``) over the caller's arrays;
   conftest's ``engine_factory`` fixture hands one out per engine.
 - Engine-level data: parameters, data sets, optimizer hyper-parameters and state.
+- :func:`compare_fit_many`: fit_many against one fit per network, bit for bit.
 """
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 
 import numpy as np
 
+import gdcore as gd
 from gdcore import _backend
 from gdcore.reference.codes import ACTIVATIONS, HYPER, LOSSES, OPTIMIZERS
 from gdcore.reference.engine import Engine as RefEngine
@@ -251,3 +252,40 @@ def assert_same_params(a, b):
     """Two networks (or layers) hold bit-identical parameters."""
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(p, q)
+
+
+# --- fit_many against fit (test_fit_many.py, test_train_lanes.py) ---------------------------
+
+def assert_same_fit(net_a, opt_a, hist_a, net_b, opt_b, hist_b):
+    for p, q in zip(net_a.parameters(), net_b.parameters()):
+        assert np.array_equal(p, q)
+    assert_same_history(hist_a, hist_b)
+    if not isinstance(opt_a, gd.Optimizer):  # a name or None: fit made its own
+        return
+    assert len(opt_a.state) == len(opt_b.state)
+    for s, t in zip(opt_a.state, opt_b.state):
+        assert np.array_equal(s, t)
+    assert opt_a.steps_done == opt_b.steps_done and opt_a.epochs_done == opt_b.epochs_done
+
+
+def assert_same_history(hist_a, hist_b):
+    for field in ("loss", "val_loss", "lr", "metrics", "epochs", "best_epoch", "monitor",
+                  "converged", "diverged", "stop_reason", "backoffs", "events", "lr_found",
+                  "backend"):
+        a, b = getattr(hist_a, field), getattr(hist_b, field)
+        assert a == b or (field == "events" and repr(a) == repr(b)), field
+    assert (math.isnan(hist_a.start_loss) and math.isnan(hist_b.start_loss)) \
+        or hist_a.start_loss == hist_b.start_loss
+
+
+def compare_fit_many(make_nets, make_opts, X, y, **kwargs):
+    """fit_many against one fit per network, from equal starting copies, bit for bit
+    (parameters, optimizer state, history); returns the histories of fit_many."""
+    alone_nets, alone_opts = make_nets(), make_opts()
+    alone = [net.fit(X, y, optimizer=opt, **kwargs) for net, opt in zip(alone_nets, alone_opts)]
+    nets, opts = make_nets(), make_opts()
+    histories = gd.fit_many(nets, X, y, optimizers=opts, **kwargs)
+    assert len(histories) == len(nets)
+    for i in range(len(nets)):
+        assert_same_fit(nets[i], opts[i], histories[i], alone_nets[i], alone_opts[i], alone[i])
+    return histories

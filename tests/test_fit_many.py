@@ -21,6 +21,7 @@ import pytest
 
 import gdcore as gd
 from gdcore import _backend
+from helpers import compare_fit_many as _compare
 from helpers import make_hyper
 
 
@@ -35,41 +36,6 @@ def _snapshot(net, opt):
     """Copies of everything fit changes: parameters, optimizer state and counters."""
     return ([p.copy() for p in net.parameters()], [s.copy() for s in opt.state],
             int(opt.step[0]), opt.epochs_done, opt.lr_scale)
-
-
-def _assert_same_run(net_a, opt_a, hist_a, net_b, opt_b, hist_b):
-    for p, q in zip(net_a.parameters(), net_b.parameters()):
-        assert np.array_equal(p, q)
-    _assert_same_history(hist_a, hist_b)
-    if not isinstance(opt_a, gd.Optimizer):  # a name or None: fit made its own
-        return
-    assert len(opt_a.state) == len(opt_b.state)
-    for s, t in zip(opt_a.state, opt_b.state):
-        assert np.array_equal(s, t)
-    assert opt_a.steps_done == opt_b.steps_done and opt_a.epochs_done == opt_b.epochs_done
-
-
-def _assert_same_history(hist_a, hist_b):
-    for field in ("loss", "val_loss", "lr", "metrics", "epochs", "best_epoch", "monitor",
-                  "converged", "diverged", "stop_reason", "backoffs", "events", "lr_found",
-                  "backend"):
-        a, b = getattr(hist_a, field), getattr(hist_b, field)
-        assert a == b or (field == "events" and repr(a) == repr(b)), field
-    assert (math.isnan(hist_a.start_loss) and math.isnan(hist_b.start_loss)) \
-        or hist_a.start_loss == hist_b.start_loss
-
-
-def _compare(make_nets, make_opts, X, y, **kwargs):
-    """fit_many against one fit per network, from equal starting copies; returns the
-    histories of fit_many."""
-    alone_nets, alone_opts = make_nets(), make_opts()
-    alone = [net.fit(X, y, optimizer=opt, **kwargs) for net, opt in zip(alone_nets, alone_opts)]
-    nets, opts = make_nets(), make_opts()
-    histories = gd.fit_many(nets, X, y, optimizers=opts, **kwargs)
-    assert len(histories) == len(nets)
-    for i in range(len(nets)):
-        _assert_same_run(nets[i], opts[i], histories[i], alone_nets[i], alone_opts[i], alone[i])
-    return histories
 
 
 RATES = [0.003, 0.01, 0.03, 0.1]

@@ -9,6 +9,7 @@
 #include "../gd/finite.hpp"
 #include "../gd/kernels.hpp"
 #include "../gd/threads.hpp"
+#include "../gd/train_lanes.hpp"
 
 namespace py = pybind11;
 
@@ -150,6 +151,10 @@ process-wide. For tests and benchmarks: every engine call afterwards uses them.)
     }, R"pbdoc(How gdcore's split products went since the process started (blas.hpp,
 split_counts): split, solo (run alone while the other cores counted as busy), joined (a helper
 took a chunk), contended (a helper was late). For benchmarks; approximate.)pbdoc");
+
+    m.def("_lane_epochs", [] { return gd::lane_epochs(); },
+          R"pbdoc(Network epochs train_epoch_many ran in lane groups since the process started
+(train_lanes.hpp). For tests and benchmarks.)pbdoc");
 
     bind_engine(m);
     bind_minimize(m);

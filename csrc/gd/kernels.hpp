@@ -45,6 +45,19 @@ struct GemmLimits {
     index_t other;        // B transposed (dZ @ W^T), or both as stored with narrower C
 };
 
+// Networks per lane group of train_epoch_many (train_lanes.hpp): one 64-byte vector of T.
+template <class T>
+inline constexpr index_t lane_count = index_t(64 / sizeof(T));
+
+// The same product for lane_count<T> networks at once (kernels_lanes.hpp): every matrix stored
+// lane-major (element e of network l at e * lane_count + l; A may instead be one matrix shared by
+// all lanes: a_shared), the epilogue's arrays too; alpha 1, beta 0. Each lane is exactly the
+// table's GemmFn of that network's matrices with leading dimensions lda, ldb, ldc.
+template <class T>
+using LaneGemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+                            const T* a, index_t lda, bool a_shared, const T* b, index_t ldb,
+                            T* c, index_t ldc, Epilogue<T> epilogue);
+
 // y[i] = f(x[i]) for i < size; y may equal x.
 using MapFn = void (*)(const float* x, float* y, index_t size);
 
@@ -72,6 +85,11 @@ struct Table {
     // kernel for the same instruction set, by operand layout (blas::use_own_kernel; the
     // figures in kernels_<isa>.cpp and docs/design.md, "Kernel choice").
     GemmLimits own_gemm;
+    // The lane products and column sums of train_epoch_many's lane groups (LaneGemmFn).
+    LaneGemmFn<float> lane_sgemm;
+    LaneGemmFn<double> lane_dgemm;
+    void (*lane_column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
+    void (*lane_column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

@@ -321,6 +321,21 @@ GD_INLINE T hsum(typename Vec<T>::type v) noexcept {
     return fold<T, Vec<T>::lanes>(v);
 }
 
+// a * b + c for the scalar sums below: one fused multiply-add where the instruction set has one
+// (as the vector code's contracted a * b + c), else rounded twice. Written out because GCC
+// vectorises an in-order scalar sum in pieces that multiply first and add after: each product
+// then rounded on its own, depending on the loop's length. The lane products
+// (kernels_lanes.hpp) repeat these sums, so their rounding must not be the compiler's choice.
+template <class T>
+GD_INLINE T madd(T a, T b, T c) noexcept {
+#if defined(__FP_FAST_FMA) && defined(__FP_FAST_FMAF)
+    if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaf(a, b, c);
+    else return __builtin_fma(a, b, c);
+#else
+    return c + a * b;
+#endif
+}
+
 // One output column (A @ w, w a column of stride ldb): dot products along the rows of A, 4 rows
 // at a time, then the horizontal sums.
 template <class T, int F>
@@ -341,7 +356,7 @@ void dot_rows(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* w
         }
         for (int r = 0; r < 4; ++r) {
             T dot = hsum<T>(acc[r]);
-            for (index_t p = kv; p < k; ++p) dot += a[(i + r) * lda + p] * w[p];
+            for (index_t p = kv; p < k; ++p) dot = madd(a[(i + r) * lda + p], w[p], dot);
             emit(i + r, dot);
         }
     }
@@ -349,7 +364,7 @@ void dot_rows(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* w
         V acc = V{};
         for (index_t p = 0; p < kv; p += L) acc += vload<V>(a + i * lda + p) * vload<V>(w + p);
         T dot = hsum<T>(acc);
-        for (index_t p = kv; p < k; ++p) dot += a[i * lda + p] * w[p];
+        for (index_t p = kv; p < k; ++p) dot = madd(a[i * lda + p], w[p], dot);
         emit(i, dot);
     }
 }

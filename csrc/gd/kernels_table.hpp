@@ -6,6 +6,7 @@
 //   kernels_vectors.hpp  the vector type and its loads and stores
 //   kernels_gemm.hpp     GEMM, its one-column case and column sums (float and double)
 //   kernels_math.hpp     float32 exp, tanh, sigmoid and log1p(exp(-|x|))
+//   kernels_lanes.hpp    the GEMM of several networks at once, each as kernels_gemm.hpp's
 // and compiles the optimizer's own SGD pass (sgd_pass.hpp) for float32 once more.
 // The rule for all of them: everything has internal linkage (an unnamed namespace in GD_ISA_NS)
 // except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be picked by the linker
@@ -24,6 +25,7 @@
 #include "kernels_vectors.hpp"
 #include "kernels_gemm.hpp"
 #include "kernels_math.hpp"
+#include "kernels_lanes.hpp"
 
 namespace gd::kernels::GD_ISA_NS {
 namespace {
@@ -39,7 +41,9 @@ constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<doub
                           &exp_map,              &tanh_map,           &sigmoid_map,
                           &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
                           &sgd_f32,              &tanh_backward_map,
-                          GemmLimits GD_OWN_GEMM_LIMITS};
+                          GemmLimits GD_OWN_GEMM_LIMITS,
+                          &lane_gemm<float>,     &lane_gemm<double>,  &lane_column_sums<float>,
+                          &lane_column_sums<double>};
 
 }  // namespace
 

@@ -4,15 +4,6 @@
 namespace gd {
 namespace {
 
-// sum_j w_j in double, or n without weights (the sum the losses divide by).
-template <class T>
-double sample_weight_sum(const T* w, index_t n) noexcept {
-    if (w == nullptr) return double(n);
-    double s = 0.0;
-    for (index_t j = 0; j < n; ++j) s += double(w[j]);
-    return s;
-}
-
 // The targets the loss sees: y, or smoothed into the network's target buffer.
 template <class T>
 Targets<T> loss_targets(Network<T>& net, Targets<T> y, index_t n, double label_smoothing) {
@@ -29,6 +20,14 @@ T with_penalty(const Network<T>& net, T loss, double l2, double sum_w) noexcept 
 }
 
 }  // namespace
+
+template <class T>
+double sample_weight_sum(const T* w, index_t n) noexcept {
+    if (w == nullptr) return double(n);
+    double s = 0.0;
+    for (index_t j = 0; j < n; ++j) s += double(w[j]);
+    return s;
+}
 
 template <class T>
 double l2_penalty(const Network<T>& net, double l2, double sum_w) noexcept {
@@ -80,19 +79,27 @@ bool objective_gradient(Network<T>& net, const T* x, index_t n, Targets<T> y, co
                         T* value, StopCheck* stop) noexcept {
     const DropoutStep dropout{reg.dropout, reg.dropout_seed, step};
     if (!net.forward(x, n, nullptr, false, stop, reg.dropout ? &dropout : nullptr)) return false;
-    const index_t last = net.n_layers() - 1;
-    const Targets<T> targets = loss_targets(net, y, n, reg.label_smoothing);
-    const T loss = loss_gradient(net.loss(), net.layer(last).activation, net.output_logits(),
-                                 net.output_activations(), targets, w, n, net.n_outputs(),
-                                 net.output_gradient());
     const double sum_w = sample_weight_sum(w, n);
-    *value = with_penalty(net, loss, reg.l2, sum_w);
+    *value = output_objective(net, net.output_logits(), net.output_activations(), n, y, w, reg,
+                              sum_w, net.output_gradient());
     if (!net.backward(x, n, dw, db, stop)) return false;
     l2_gradient(net, reg.l2, sum_w, dw);
     return true;
 }
 
+template <class T>
+T output_objective(Network<T>& net, const T* z, const T* a, index_t n, Targets<T> y,
+                   const T* w, const Regularisers& reg, double sum_w, T* dz) noexcept {
+    const Targets<T> targets = loss_targets(net, y, n, reg.label_smoothing);
+    const T loss = loss_gradient(net.loss(), net.layer(net.n_layers() - 1).activation, z, a,
+                                 targets, w, n, net.n_outputs(), dz);
+    return with_penalty(net, loss, reg.l2, sum_w);
+}
+
 #define GD_INSTANTIATE(T)                                                                      \
+    template double sample_weight_sum<T>(const T*, index_t) noexcept;                          \
+    template T output_objective<T>(Network<T>&, const T*, const T*, index_t, Targets<T>,       \
+                                   const T*, const Regularisers&, double, T*) noexcept;        \
     template double l2_penalty<T>(const Network<T>&, double, double) noexcept;                 \
     template void l2_gradient<T>(const Network<T>&, double, double, T* const*) noexcept;       \
     template bool objective_value<T>(Network<T>&, const T*, index_t, Targets<T>, const T*,     \

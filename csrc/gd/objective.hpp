@@ -30,6 +30,10 @@ struct Regularisers {
     std::uint64_t dropout_seed = 0;
 };
 
+// sum_j w_j in double, or n without weights (the sum the losses divide by).
+template <class T>
+double sample_weight_sum(const T* w, index_t n) noexcept;
+
 // 0.5 l2 sum_i ||W_i||^2 / sum_w, summed in double (0 when l2 is 0).
 template <class T>
 double l2_penalty(const Network<T>& net, double l2, double sum_w) noexcept;
@@ -58,5 +62,15 @@ template <class T>
 bool objective_gradient(Network<T>& net, const T* x, index_t n, Targets<T> y, const T* w,
                         const Regularisers& reg, std::int64_t step, T* const* dw, T* const* db,
                         T* value, StopCheck* stop = nullptr) noexcept;
+
+// objective_gradient's step from the output layer: the batch's objective (the value
+// objective_gradient writes) from the output logits z and activations a (n x n_outputs; a as
+// Network::forward leaves it) of the n rows, and dL/dZ of the output layer into dz (n x
+// n_outputs). sum_w = sample_weight_sum(w, n). Uses the network's loss, output activation,
+// target buffer (label smoothing) and weights (the l2 penalty); the lane groups of
+// train_epoch_many (train_lanes.hpp) call it per network.
+template <class T>
+T output_objective(Network<T>& net, const T* z, const T* a, index_t n, Targets<T> y,
+                   const T* w, const Regularisers& reg, double sum_w, T* dz) noexcept;
 
 }  // namespace gd

@@ -2,8 +2,11 @@
 // nothing and calls no virtual function.
 #include "train.hpp"
 
+#include "batch.hpp"
 #include "finite.hpp"
+#include "kernels.hpp"
 #include "threads.hpp"
+#include "train_lanes.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -13,59 +16,6 @@
 
 namespace gd {
 namespace {
-
-// True when rows[0..n) are consecutive (first, first + 1, ...): the batch can be read in place.
-inline bool consecutive(const std::int64_t* rows, index_t n) noexcept {
-    const std::int64_t first = rows[0];
-    for (index_t i = 1; i < n; ++i)
-        if (rows[i] != first + i) return false;
-    return true;
-}
-
-// A batch's inputs, targets and weights: views into the data, or its rows gathered into the
-// network's batch buffers.
-template <class T>
-struct Batch {
-    const T* x;
-    Targets<T> y;
-    const T* w;
-};
-
-template <class T>
-Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* rows,
-                index_t n) noexcept {
-    const index_t n_in = net.n_inputs();
-    const index_t n_out = net.n_outputs();
-    if (consecutive(rows, n)) {
-        const index_t first = index_t(rows[0]);
-        Batch<T> b{data.x + first * n_in, {}, nullptr};
-        if (data.y.labels) b.y.labels = data.y.labels + first;
-        else b.y.values = data.y.values + first * n_out;
-        if (data.sample_weight) b.w = data.sample_weight + first;
-        return b;
-    }
-    T* x = net.batch_x();
-    for (index_t r = 0; r < n; ++r)
-        std::memcpy(x + r * n_in, data.x + rows[r] * n_in, sizeof(T) * std::size_t(n_in));
-    Batch<T> b{x, {}, nullptr};
-    if (data.y.labels) {
-        std::int64_t* labels = net.batch_labels();
-        for (index_t r = 0; r < n; ++r) labels[r] = data.y.labels[rows[r]];
-        b.y.labels = labels;
-    } else {
-        T* y = net.batch_y();
-        for (index_t r = 0; r < n; ++r)
-            std::memcpy(y + r * n_out, data.y.values + rows[r] * n_out,
-                        sizeof(T) * std::size_t(n_out));
-        b.y.values = y;
-    }
-    if (data.sample_weight) {
-        T* w = net.batch_weights();
-        for (index_t r = 0; r < n; ++r) w[r] = data.sample_weight[rows[r]];
-        b.w = w;
-    }
-    return b;
-}
 
 template <class T>
 bool parameters_finite(const Network<T>& net) {
@@ -88,33 +38,32 @@ EpochRun<T>::EpochRun(Network<T>& net, const EpochData<T>& data, index_t batch_s
 
 template <class T>
 void EpochRun<T>::step(StopCheck* stop) noexcept {
-    const index_t rows = std::min(batch_size_, data_.n_order - start_);
+    const index_t rows = next_rows();
     const index_t start = start_;
     start_ += rows;
 
     // 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero total
     //    sample weight has no gradient to follow: it is skipped (no update, no step, not in
     //    the loss).
-    const Batch<T> batch = gather(net_, data_, data_.order + start, rows);
-    double batch_weight = double(rows);
-    if (batch.w) {
-        batch_weight = 0.0;
-        for (index_t r = 0; r < rows; ++r) batch_weight += double(batch.w[r]);
-    }
+    const batch::Batch<T> b = batch::gather(net_, data_, data_.order + start, rows);
+    const double batch_weight = batch::total_weight(b, rows);
     if (!(batch_weight > 0.0)) return;
     // A stop asked for during the forward or backward pass drops this batch: nothing has been
     // updated yet. The dropout masks are those of step t.
     const std::int64_t t = step_[0] + 1;
-    T* const* dw = net_.weight_gradients();
-    T* const* db = net_.bias_gradients();
     // 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output layer)
     //    and backpropagate into the network's gradient buffers.
     T loss = T(0);
-    if (!objective_gradient(net_, batch.x, rows, batch.y, batch.w, reg_, t, dw, db, &loss,
-                            stop)) {
+    if (!objective_gradient(net_, b.x, rows, b.y, b.w, reg_, t, net_.weight_gradients(),
+                            net_.bias_gradients(), &loss, stop)) {
         ended_ = true;
         return;
     }
+    take_step(loss, batch_weight);
+}
+
+template <class T>
+void EpochRun<T>::take_step(T loss, double batch_weight) noexcept {
     if (!std::isfinite(loss)) {
         non_finite_ = double(loss);  // stop before this batch's update
         has_non_finite_ = true;
@@ -123,6 +72,9 @@ void EpochRun<T>::step(StopCheck* stop) noexcept {
     }
 
     // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
+    const std::int64_t t = step_[0] + 1;
+    T* const* dw = net_.weight_gradients();
+    T* const* db = net_.bias_gradients();
     const int n_slots = config_.n_slots();
     for (index_t i = 0; i < net_.n_layers(); ++i) {
         const DenseLayer<T>& l = net_.layer(i);
@@ -182,39 +134,46 @@ EpochResult train_epoch(Network<T>& net, const EpochData<T>& data, index_t batch
 
 namespace {
 
-// The epochs runs[first, last), interleaved: round r runs batch r of each run that has one
-// left. `stop` is the thread's own check; once it says stop, every one of these runs ends.
+// The epochs runs[singles[first, last)], interleaved: round r runs batch r of each run that
+// has one left. `stop` is the thread's own check; once it says stop, every one of these runs
+// ends.
 template <class T>
-void run_interleaved(std::vector<EpochRun<T>>& runs, std::size_t first, std::size_t last,
-                     StopCheck& stop) noexcept {
+void run_interleaved(std::vector<EpochRun<T>>& runs, const std::vector<std::size_t>& singles,
+                     std::size_t first, std::size_t last, StopCheck& stop) noexcept {
+    const auto end_all = [&] {
+        for (std::size_t i = first; i < last; ++i) runs[singles[i]].end();
+    };
     for (;;) {
         if (stop.stopped()) {  // (a stop inside a pass, or one asked before these began)
-            for (std::size_t i = first; i < last; ++i) runs[i].end();
+            end_all();
             return;
         }
         bool any = false;
         for (std::size_t i = first; i < last; ++i) {
-            if (!runs[i].more()) continue;
-            runs[i].step(&stop);
-            any |= runs[i].more();
+            EpochRun<T>& run = runs[singles[i]];
+            if (!run.more()) continue;
+            run.step(&stop);
+            any |= run.more();
         }
         if (!any) return;
         // Between rounds: let the caller stop us (at most every interrupt.interval).
         if (stop()) {
-            for (std::size_t i = first; i < last; ++i) runs[i].end();
+            end_all();
             return;
         }
     }
 }
 
-// The networks of one train_epoch_many call, cut into chunks of `chunk` runs that the
-// calling thread and the helper threads (threads.hpp) claim in turn: a thread on a busy core
-// takes fewer. Only the calling thread can run Python's signal handlers, so it polls `stop`
-// (between its rounds, and while it waits for the helpers) and raises `stopping`, which the
-// helpers' own checks read.
+// The networks of one train_epoch_many call: its lane groups (one chunk each), then the other
+// runs cut into chunks of `chunk` runs, which the calling thread and the helper threads
+// (threads.hpp) claim in turn: a thread on a busy core takes fewer. Only the calling thread can
+// run Python's signal handlers, so it polls `stop` (between its batches, and while it waits for
+// the helpers) and raises `stopping`, which the helpers' own checks read.
 template <class T>
 struct ManyEpochs {
     std::vector<EpochRun<T>>* runs;
+    std::vector<LaneGroup<T>>* groups;
+    std::vector<std::size_t>* singles;  // the runs outside the groups
     std::size_t chunk;
     std::thread::id caller;
     StopCheck* stop;  // the caller's
@@ -224,12 +183,21 @@ struct ManyEpochs {
         return static_cast<ManyEpochs*>(self)->stopping.load(std::memory_order_relaxed);
     }
 
+    void run_unit(int c, StopCheck& stop) noexcept {
+        const std::size_t n_groups = groups->size();
+        if (std::size_t(c) < n_groups) {
+            (*groups)[std::size_t(c)].run(stop);
+            return;
+        }
+        const std::size_t first = (std::size_t(c) - n_groups) * chunk;
+        const std::size_t last = std::min(first + chunk, singles->size());
+        run_interleaved(*runs, *singles, first, last, stop);
+    }
+
     static void run_chunk(void* self, int c) noexcept {
         ManyEpochs& many = *static_cast<ManyEpochs*>(self);
-        const std::size_t first = std::size_t(c) * many.chunk;
-        const std::size_t last = std::min(first + many.chunk, many.runs->size());
         if (std::this_thread::get_id() == many.caller) {
-            run_interleaved(*many.runs, first, last, *many.stop);
+            many.run_unit(c, *many.stop);
             if (many.stop->stopped()) many.stopping.store(true, std::memory_order_relaxed);
             return;
         }
@@ -238,7 +206,7 @@ struct ManyEpochs {
         flag.context = self;
         flag.interval = std::chrono::steady_clock::duration::zero();
         StopCheck stop(flag);
-        run_interleaved(*many.runs, first, last, stop);
+        many.run_unit(c, stop);
     }
 
     static void waiting(void* self) noexcept {
@@ -246,6 +214,42 @@ struct ManyEpochs {
         if ((*many.stop)()) many.stopping.store(true, std::memory_order_relaxed);
     }
 };
+
+// Lane groups of the eligible runs (train_lanes.hpp): runs whose jobs same_lanes admits, up to
+// lane_count<T> a group. Groups of fewer than min_lanes networks are not worth it: their runs
+// stay single. jobs[owner[i]] is the job of runs[i].
+template <class T>
+void form_groups(std::vector<EpochRun<T>>& runs, const std::vector<EpochJob<T>>& jobs,
+                 const std::vector<std::size_t>& owner, std::vector<LaneGroup<T>>& groups,
+                 std::vector<std::size_t>& singles) {
+    std::vector<std::size_t> pending;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        if (lane_eligible(jobs[owner[i]])) pending.push_back(i);
+        else singles.push_back(i);
+    }
+    while (!pending.empty()) {
+        std::vector<std::size_t> lanes, rest;
+        for (const std::size_t i : pending) {
+            if (lanes.size() < std::size_t(kernels::lane_count<T>) &&
+                (lanes.empty() || same_lanes(jobs[owner[lanes.front()]], jobs[owner[i]])))
+                lanes.push_back(i);
+            else
+                rest.push_back(i);
+        }
+        if (lanes.size() >= min_lanes) {
+            std::vector<EpochRun<T>*> lane_runs;
+            std::vector<const EpochJob<T>*> lane_jobs;
+            for (const std::size_t i : lanes) {
+                lane_runs.push_back(&runs[i]);
+                lane_jobs.push_back(&jobs[owner[i]]);
+            }
+            groups.emplace_back(std::move(lane_runs), std::move(lane_jobs));
+        } else {
+            singles.insert(singles.end(), lanes.begin(), lanes.end());
+        }
+        pending.swap(rest);
+    }
+}
 
 }  // namespace
 
@@ -268,18 +272,27 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
                           job.step);
         owner.push_back(j);
     }
+    std::vector<LaneGroup<T>> groups;
+    std::vector<std::size_t> singles;
+    groups.reserve(runs.size());
+    singles.reserve(runs.size());
+    form_groups(runs, jobs, owner, groups, singles);
+    const std::size_t units = groups.size() + singles.size();
     const std::size_t threads =
         std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(std::max(1, n_threads)),
-                                                       runs.size()));
-    // Chunks of about a quarter of a thread's share: a few networks interleaved, and threads
-    // that run slower (a busy core) take fewer chunks.
+                                                       std::max<std::size_t>(1, units)));
+    // Chunks of about a quarter of a thread's share of the single runs: a few networks
+    // interleaved, and threads that run slower (a busy core) take fewer chunks.
     StopCheck stop(interrupt);
     ManyEpochs<T> many;
     many.runs = &runs;
-    many.chunk = std::max<std::size_t>(1, runs.size() / (4 * threads));
+    many.groups = &groups;
+    many.singles = &singles;
+    many.chunk = std::max<std::size_t>(1, singles.size() / (4 * threads));
     many.caller = std::this_thread::get_id();
     many.stop = &stop;
-    const int chunks = int((runs.size() + many.chunk - 1) / many.chunk);
+    const int chunks =
+        int(groups.size() + (singles.size() + many.chunk - 1) / many.chunk);
     // (The helpers are the pool's: started at import, one per core but this one, up to the
     // thread count; a call asking for more threads than the pool has runs on fewer.)
     threads::run_chunks(&ManyEpochs<T>::run_chunk, &many, chunks, int(threads) - 1,

@@ -2,6 +2,7 @@
 // state in place.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -69,6 +70,16 @@ public:
     void step(StopCheck* stop) noexcept;
     // End the epoch here (a stop between batches).
     void end() noexcept { ended_ = true; }
+    // The rows of the next batch.
+    index_t next_rows() const noexcept { return std::min(batch_size_, data_.n_order - start_); }
+
+    // For a lane group (train_lanes.hpp), which runs the batch itself: skip the next batch's
+    // rows (before its update) ...
+    void advance() noexcept { start_ += next_rows(); }
+    // ... and finish its step: `loss` is the batch's objective, the network's gradient buffers
+    // hold its gradient. A non-finite loss ends the epoch before the update; else the update,
+    // and the step is counted with the batch's total sample weight.
+    void take_step(T loss, double batch_weight) noexcept;
     // The epoch's result once it ended; `interrupted`: a stop ended it.
     EpochResult result(bool interrupted) const noexcept;
 
@@ -104,10 +115,12 @@ struct EpochJob {
 
 // train_epoch for every job, each network exactly as its own train_epoch call (the same
 // batches, the same arithmetic: equal results bit for bit). The networks must be distinct, and
-// their workspaces reserved as train_epoch needs. Up to n_threads threads (the caller's and
-// the core's helper threads, threads.hpp) take chunks of about jobs / (4 n_threads) networks
-// in turn (a thread on a busy core takes fewer) and run each chunk interleaved batch by batch:
-// round r runs batch r of each of its networks. Only the caller's thread polls `interrupt`;
+// their workspaces reserved as train_epoch needs. Networks of one shape on the same data and
+// batches run as lane groups (train_lanes.hpp: up to lane_count<T> networks in one pass per
+// batch); the rest in chunks of about (their number) / (4 n_threads) networks, interleaved batch
+// by batch (round r runs batch r of each). Up to n_threads threads (the caller's and the core's
+// helper threads, threads.hpp) take the groups and chunks in turn (a thread on a busy core takes
+// fewer). Only the caller's thread polls `interrupt`;
 // the others stop, at a whole step, soon after it says stop. A stop ends every job's epoch
 // (result.interrupted; a job no thread had begun takes no step). Jobs with no rows or
 // batch_size <= 0 get train_epoch's NaN. Fewer helpers than asked (the pool has one per core

@@ -33,7 +33,9 @@ the names and argument order against the headers):
 
 ``csrc/gd/blas.cpp`` and ``csrc/gd/kernels*.cpp`` have no twin: NumPy's matmul and ufuncs are
 the reference for them. ``csrc/gd/threads.cpp`` (the helper threads that split large products)
-has none either: it decides only which thread computes a piece, never what is computed.
+has none either: it decides only which thread computes a piece, never what is computed. Nor
+does ``csrc/gd/train_lanes.cpp`` (fit_many's lane groups): it runs ``train``'s epochs of several
+networks in one pass, each equal to its own ``train_epoch`` bit for bit, so ``train`` is its twin.
 """
 from . import (codes, activations, losses, dense, optimizers, random, dropout, network, objective,
                train, line_search, lbfgs, engine, descent)

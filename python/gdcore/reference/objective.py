@@ -2,7 +2,8 @@
 gradient, through the network (with dropout when asked).
 
 Twin of ``csrc/gd/objective.{hpp,cpp}``: :class:`Regularisers`, :func:`l2_penalty`,
-:func:`l2_gradient`, :func:`objective_value`, :func:`objective_gradient`, with the C++ names,
+:func:`l2_gradient`, :func:`objective_value`, :func:`objective_gradient`,
+:func:`output_objective`, :func:`sample_weight_sum`, with the C++ names,
 argument order and rounding (the C++ ``value`` output is returned here). ``train_epoch`` calls
 :func:`objective_gradient` per batch; a full-batch solver (L-BFGS) calls it on all rows
 without dropout.
@@ -38,7 +39,7 @@ class Regularisers:
     dropout_seed: int = 0
 
 
-def _sample_weight_sum(w: Optional[np.ndarray], n: int) -> float:
+def sample_weight_sum(w: Optional[np.ndarray], n: int) -> float:
     """``sum_j w_j`` in float64 (the row count without weights)."""
     return float(n) if w is None else float(np.sum(w, dtype=np.float64))
 
@@ -88,7 +89,7 @@ def objective_value(net: Network, x: np.ndarray, y: np.ndarray, w: Optional[np.n
     net.forward(x, output_activation=True, dropout=dropout)
     targets = _loss_targets(net, y, reg.label_smoothing)
     loss = loss_value(net.loss(), net.output_logits(), net.output_activations(), targets, w)
-    return _with_penalty(net, loss, reg.l2, _sample_weight_sum(w, len(x)))
+    return _with_penalty(net, loss, reg.l2, sample_weight_sum(w, len(x)))
 
 
 def objective_gradient(net: Network, x: np.ndarray, y: np.ndarray, w: Optional[np.ndarray],
@@ -99,12 +100,21 @@ def objective_gradient(net: Network, x: np.ndarray, y: np.ndarray, w: Optional[n
     dropout = DropoutStep(reg.dropout, reg.dropout_seed, step) if reg.dropout is not None \
         else None
     net.forward(x, output_activation=False, dropout=dropout)
-    targets = _loss_targets(net, y, reg.label_smoothing)
-    last = net.n_layers() - 1
-    loss, dZ = loss_gradient(net.loss(), net.layer(last).activation, net.output_logits(),
-                             net.output_activations(), targets, w)
-    sum_w = _sample_weight_sum(w, len(x))
-    value = _with_penalty(net, loss, reg.l2, sum_w)
+    sum_w = sample_weight_sum(w, len(x))
+    value, dZ = output_objective(net, net.output_logits(), net.output_activations(), y, w, reg,
+                                 sum_w)
     net.backward(x, dZ, dw, db)
     l2_gradient(net, reg.l2, sum_w, dw)
     return value
+
+
+def output_objective(net: Network, z: np.ndarray, a: Optional[np.ndarray], y: np.ndarray,
+                     w: Optional[np.ndarray], reg: Regularisers,
+                     sum_w: float) -> tuple[float, np.ndarray]:
+    """:func:`objective_gradient`'s step from the output layer: the batch's objective and
+    ``dL/dZ`` of the output layer, from its logits ``z`` and activations ``a`` (as
+    ``Network.forward`` leaves them); ``sum_w`` is :func:`sample_weight_sum` of ``w``."""
+    targets = _loss_targets(net, y, reg.label_smoothing)
+    last = net.n_layers() - 1
+    loss, dZ = loss_gradient(net.loss(), net.layer(last).activation, z, a, targets, w)
+    return _with_penalty(net, loss, reg.l2, sum_w), dZ

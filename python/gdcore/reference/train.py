@@ -65,11 +65,19 @@ class EpochRun:
         """True while batches are left and the epoch has not ended (non-finite loss, end())."""
         return not self._ended and self._start < len(self.order)
 
+    def next_rows(self) -> int:
+        """The rows of the next batch."""
+        return min(self.batch_size, len(self.order) - self._start)
+
+    def advance(self) -> None:
+        """Skip the next batch's rows (a lane group of the C++ core runs the batch itself)."""
+        self._start += self.next_rows()
+
     def step(self) -> None:
         """The next batch: gather, objective and gradient, update."""
-        net, config, step = self.net, self.config, self.step_count
-        rows = self.order[self._start:self._start + self.batch_size]
-        self._start += len(rows)
+        net, step = self.net, self.step_count
+        rows = self.order[self._start:self._start + self.next_rows()]
+        self.advance()
         # A diverging run overflows; inf/nan is then the documented result, not a warning.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # 1. Run: gather the batch (objective_gradient passes it forward). A batch of zero
@@ -81,15 +89,23 @@ class EpochRun:
                 return
             # The dropout masks are those of step t.
             t = int(step[0]) + 1
-
             # 2.-3. Forward, compute the error (the batch's objective and dL/dZ of the output
             #    layer) and backpropagate into the network's gradient buffers.
-            dW, db = net.weight_gradients(), net.bias_gradients()
-            loss = objective_gradient(net, batch.x, batch.y, batch.w, self.reg, t, dW, db)
-            if not math.isfinite(loss):
-                self._non_finite, self._ended = loss, True  # stop before this batch's update
-                return
+            loss = objective_gradient(net, batch.x, batch.y, batch.w, self.reg, t,
+                                      net.weight_gradients(), net.bias_gradients())
+        self.take_step(loss, batch_weight)
 
+    def take_step(self, loss: float, batch_weight: float) -> None:
+        """Finish a step whose objective is ``loss`` and whose gradient is in the network's
+        gradient buffers: a non-finite loss ends the epoch before the update; else the update,
+        and the step counts with the batch's total sample weight."""
+        if not math.isfinite(loss):
+            self._non_finite, self._ended = loss, True  # stop before this batch's update
+            return
+        net, config, step = self.net, self.config, self.step_count
+        t = int(step[0]) + 1
+        dW, db = net.weight_gradients(), net.bias_gradients()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
             n_slots, state = config.n_slots(), self.state
             for i in range(net.n_layers()):

@@ -1,0 +1,195 @@
+// The lane products of train_epoch_many's lane groups (train_lanes.cpp): one product for
+// lane_count<T> networks at once, element e of every matrix stored as lane_count consecutive
+// values (lane l: network l). Each lane is computed exactly as this table's gemm
+// (kernels_gemm.hpp) computes that network's product alone: the same multiply-adds in the same
+// order for every element, so a lane equals the one-network call bit for bit. The orders:
+//   chain        the register tiles: acc = 0, then acc += a(i, p) b(p, j) for p = 0, 1, ...
+//   dot          the one-column product (gemv_dot): L partial sums over p = q (mod L) below
+//                the last whole vector, folded pairwise as hsum, then the rest in order
+//   interleaved  the one-row tail (tail_panel with m == 1): four sums over p = q (mod 4) below
+//                k_safe (the remainder into the first), the rows from k_safe into the second,
+//                then (s0 + s1) + (s2 + s3)
+// with the same expressions, so the compiler contracts them into the same multiply-adds.
+// Part of kernels_table.hpp.
+#pragma once
+
+#include "kernels_vectors.hpp"
+
+namespace gd::kernels::GD_ISA_NS {
+namespace {
+
+template <class T>
+struct LaneVec {
+    // Unaligned and aliasing: lane arrays are plain allocations.
+    typedef T type __attribute__((vector_size(64), aligned(alignof(T)), may_alias));
+    static constexpr index_t lanes = lane_count<T>;
+    static_assert(64 / sizeof(T) == lane_count<T>, "a lane vector is 64 bytes");
+};
+
+template <class T>
+GD_INLINE typename LaneVec<T>::type lanes_at(const T* p, index_t element) noexcept {
+    return *reinterpret_cast<const typename LaneVec<T>::type*>(p + element * lane_count<T>);
+}
+
+// Operand A of a lane product: its own value per lane, or one value for every lane (the
+// network input X, shared by all networks of a group).
+template <class T, bool Shared>
+GD_INLINE auto a_at(const T* a, index_t element) noexcept {
+    if constexpr (Shared) return a[element];
+    else return lanes_at(a, element);
+}
+
+// The store of C[i, j] with the epilogue, in Tile::store's order (alpha 1, beta 0).
+template <class T>
+GD_INLINE void lane_store(typename LaneVec<T>::type out, T* c, index_t ldc, index_t i, index_t j,
+                          const Epilogue<T>& ep) noexcept {
+    using V = typename LaneVec<T>::type;
+    if (ep.bias != nullptr) out += lanes_at(ep.bias, j);
+    if (ep.relu) out = out < V{} ? V{} : out;
+    if (ep.mask != nullptr) out = lanes_at(ep.mask, i * ep.ldm + j) > V{} ? out : V{};
+    *reinterpret_cast<V*>(c + (i * ldc + j) * lane_count<T>) = out;
+}
+
+// How the one-network gemm sums C[i, j]: chain everywhere unless `dot` (every element), or
+// interleaved for rows >= tail_row and columns >= tail_col (k_safe as tail_panel's).
+struct LanePlan {
+    bool dot = false;
+    index_t tail_row, tail_col, k_safe = 0;
+};
+
+// The plan of gemm(trans_a, trans_b, m, n, k, ..., lda, ldb, ...) in kernels_gemm.hpp: its
+// branches, in its order.
+template <class T>
+LanePlan lane_plan(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, index_t lda,
+                   index_t ldb) noexcept {
+    constexpr index_t L = Vec<T>::lanes;
+    LanePlan plan;
+    plan.tail_row = m;
+    plan.tail_col = n;
+    const auto k_safe = [k](index_t w, index_t ld) {  // tail_panel's
+        const index_t safe = ld > 0 ? k - 1 - (L - w + ld - 1) / ld : 0;
+        return safe < 0 ? index_t(0) : safe;
+    };
+    if (!trans_a && !trans_b && n == 1 && k >= L) {  // gemv_dot
+        plan.dot = true;
+        return plan;
+    }
+    const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
+    if (narrow) {
+        // C^T by gemm_direct(n, m): one row when n == 1, whose last m % L columns (our rows)
+        // take the tail; op(B) of that product is A as stored (row stride lda).
+        if (n == 1 && m % L != 0) {
+            plan.tail_row = m - m % L;
+            plan.tail_col = 0;
+            plan.k_safe = k_safe(m % L, lda);
+        }
+        return plan;
+    }
+    if (m == 1 && n % L != 0) {  // gemm_direct's one row: the last n % L columns
+        plan.tail_row = 0;
+        plan.tail_col = n - n % L;
+        plan.k_safe = k_safe(n % L, trans_b ? n : ldb);  // a transposed B is packed, stride n
+    }
+    return plan;
+}
+
+// Chains of J columns j..j+J-1 of row i at once (independent sums in registers).
+template <class T, bool SharedA, int J>
+GD_INLINE void lane_chains(index_t i, index_t j, index_t k, const T* a, index_t ars,
+                           index_t acs, const T* b, index_t brs, index_t bcs, T* c, index_t ldc,
+                           const Epilogue<T>& ep) noexcept {
+    using V = typename LaneVec<T>::type;
+    V acc[J];
+    for (int q = 0; q < J; ++q) acc[q] = V{};
+    for (index_t p = 0; p < k; ++p) {
+        const auto ap = a_at<T, SharedA>(a, i * ars + p * acs);
+        for (int q = 0; q < J; ++q) acc[q] += ap * lanes_at(b, p * brs + (j + q) * bcs);
+    }
+    for (int q = 0; q < J; ++q) lane_store(acc[q], c, ldc, i, j + q, ep);
+}
+
+template <class T, bool SharedA>
+GD_INLINE void lane_dot(index_t i, index_t k, const T* a, index_t ars, index_t acs, const T* b,
+                        index_t brs, T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
+    using V = typename LaneVec<T>::type;
+    constexpr index_t L = Vec<T>::lanes;
+    const index_t kv = k - k % L;
+    V part[L];
+    for (index_t q = 0; q < L; ++q) part[q] = V{};
+    for (index_t p0 = 0; p0 < kv; p0 += L)
+        for (index_t q = 0; q < L; ++q)
+            part[q] += a_at<T, SharedA>(a, i * ars + (p0 + q) * acs) * lanes_at(b, (p0 + q) * brs);
+    for (index_t w = L; w > 1; w /= 2)  // hsum: lanes q and q + w/2 of the first w
+        for (index_t q = 0; q < w / 2; ++q) part[q] = part[q] + part[q + w / 2];
+    V dot = part[0];
+    for (index_t p = kv; p < k; ++p)
+        dot += a_at<T, SharedA>(a, i * ars + p * acs) * lanes_at(b, p * brs);
+    lane_store(dot, c, ldc, i, 0, ep);
+}
+
+template <class T, bool SharedA>
+GD_INLINE void lane_interleaved(index_t i, index_t j, index_t k, index_t k_safe, const T* a,
+                                index_t ars, index_t acs, const T* b, index_t brs, index_t bcs,
+                                T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
+    using V = typename LaneVec<T>::type;
+    V acc[4] = {V{}, V{}, V{}, V{}};
+    const auto term = [&](index_t p) {
+        return a_at<T, SharedA>(a, i * ars + p * acs) * lanes_at(b, p * brs + j * bcs);
+    };
+    index_t p = 0;
+    for (; p + 4 <= k_safe; p += 4)
+        for (int q = 0; q < 4; ++q) acc[q] += term(p + q);
+    for (; p < k_safe; ++p) acc[0] += term(p);
+    for (p = k_safe; p < k; ++p) acc[1] += term(p);
+    lane_store((acc[0] + acc[1]) + (acc[2] + acc[3]), c, ldc, i, j, ep);
+}
+
+template <class T, bool SharedA>
+void lane_product(const LanePlan& plan, bool trans_a, bool trans_b, index_t m, index_t n,
+                  index_t k, const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc,
+                  const Epilogue<T>& ep) noexcept {
+    const index_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;  // op(A)(i, p)
+    const index_t brs = trans_b ? 1 : ldb, bcs = trans_b ? ldb : 1;  // op(B)(p, j)
+    // Four independent chains per row where the registers allow (16 on AVX2 and AVX-512).
+    constexpr int J = GD_VECTOR_BYTES >= 32 ? 4 : 2;
+    for (index_t i = 0; i < m; ++i) {
+        if (plan.dot) {
+            lane_dot<T, SharedA>(i, k, a, ars, acs, b, brs, c, ldc, ep);
+            continue;
+        }
+        const index_t chain_end = i >= plan.tail_row ? plan.tail_col : n;
+        index_t j = 0;
+        for (; j + J <= chain_end; j += J)
+            lane_chains<T, SharedA, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        for (; j < chain_end; ++j)
+            lane_chains<T, SharedA, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        for (; j < n; ++j)
+            lane_interleaved<T, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
+                                         ep);
+    }
+}
+
+template <class T>
+void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
+               index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
+               Epilogue<T> ep) noexcept {
+    const LanePlan plan = lane_plan<T>(trans_a, trans_b, m, n, k, lda, ldb);
+    if (a_shared)
+        lane_product<T, true>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
+    else
+        lane_product<T, false>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
+}
+
+// column_sums on lane arrays: s[j] = x[0, j] + x[1, j] + ..., rows in order.
+template <class T>
+void lane_column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
+    using V = typename LaneVec<T>::type;
+    for (index_t j = 0; j < cols; ++j) {
+        V sum = lanes_at(x, j);
+        for (index_t r = 1; r < rows; ++r) sum += lanes_at(x, r * cols + j);
+        *reinterpret_cast<V*>(s + j * lane_count<T>) = sum;
+    }
+}
+
+}  // namespace
+}  // namespace gd::kernels::GD_ISA_NS

@@ -1,0 +1,69 @@
+// Lane groups: the epochs of up to lane_count<T> networks of one shape on the same data, run a
+// batch at a time in one pass. Each network is a lane of the kernels' lane products
+// (kernels_lanes.hpp) and of the elementwise passes, and its loss, l2 gradient and update are
+// its own calls (output_objective, l2_gradient, EpochRun::take_step), so every network's
+// results equal its own train_epoch's bit for bit. train_epoch_many (train.hpp) runs the
+// networks that lane_eligible and same_lanes admit in groups: a sweep of small networks then
+// shares the work of a step (the batch, the loop overhead, one vector instruction for every
+// lane) instead of paying it per network.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "train.hpp"
+
+namespace gd {
+
+// True when the job's epoch can be a lane: no dropout, and every product of its batches (of
+// both sizes, the full one and the last) goes to the own kernels (blas::use_own_kernel), whose
+// order the lane products repeat; OpenBLAS's cannot be repeated.
+template <class T>
+bool lane_eligible(const EpochJob<T>& job) noexcept;
+
+// True when two eligible jobs can share a group: the same layer sizes, activations and loss, the
+// same data (the same arrays, the same visiting order) and batch size, and the same
+// regularisers. Their optimizers may differ in anything.
+template <class T>
+bool same_lanes(const EpochJob<T>& a, const EpochJob<T>& b) noexcept;
+
+// Network epochs run as lanes since the process started (for tests and benchmarks: did
+// train_epoch_many group them?).
+std::int64_t lane_epochs() noexcept;
+
+// The fewest networks worth a group: below it, running them one at a time is faster.
+inline constexpr std::size_t min_lanes = 2;
+
+template <class T>
+class LaneGroup {
+public:
+    // The epochs `runs` of `jobs` (1 to lane_count<T> of them, each job lane_eligible and
+    // same_lanes as the first): allocates the lanes' workspace for one batch. May throw
+    // std::bad_alloc.
+    LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs);
+    // Every lane's epoch, a batch at a time. `stop` is asked between batches; when it says
+    // stop, every lane's epoch ends there.
+    void run(StopCheck& stop) noexcept;
+
+private:
+    bool any_left() const noexcept;
+    void step() noexcept;
+    void forward(const T* x, index_t rows) noexcept;
+    void backward(const T* x, index_t rows) noexcept;
+
+    std::vector<EpochRun<T>*> runs_;  // lane l: runs_[l], the epoch of jobs_[l]
+    std::vector<const EpochJob<T>*> jobs_;
+    std::vector<char> live_;          // the lanes still training this step
+    const EpochJob<T>& lead_job_;     // lane 0's: the data, batch size and regularisers
+    Network<T>& lead_;                // lane 0's network: the shape, and the gather buffers
+    // Lane arrays (element e of lane l at e * lane_count + l), per layer.
+    std::vector<std::vector<T>> w_, b_, z_, a_, dw_, db_;
+    std::vector<T> grad_[2];          // dL/dZ of a layer and dL/dA of the one before
+    // One lane's output layer, de-interleaved: logits, activations, dL/dZ.
+    std::vector<T> z_out_, a_out_, dz_out_;
+    std::vector<T> loss_;             // each lane's objective of this step
+    index_t start_ = 0;               // first position in the order of the next batch
+};
+
+}  // namespace gd
