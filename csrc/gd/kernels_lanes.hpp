@@ -18,17 +18,50 @@
 namespace gd::kernels::GD_ISA_NS {
 namespace {
 
+// One element of a lane array (lane_count<T> values, 64 bytes) as the instruction set's own
+// vectors: GCC lowers a 64-byte vector type on AVX2 and SSE2 poorly (a scalar times it went
+// through the stack, element by element), but handles arrays of its native vectors well.
 template <class T>
 struct LaneVec {
-    // Unaligned and aliasing: lane arrays are plain allocations.
-    typedef T type __attribute__((vector_size(64), aligned(alignof(T)), may_alias));
-    static constexpr index_t lanes = lane_count<T>;
-    static_assert(64 / sizeof(T) == lane_count<T>, "a lane vector is 64 bytes");
+    using Native = typename Vec<T>::type;
+    static constexpr int pieces = 64 / GD_VECTOR_BYTES;
+    static_assert(pieces * Vec<T>::lanes == lane_count<T>, "a lane vector is 64 bytes");
+    Native v[pieces];
 };
 
 template <class T>
-GD_INLINE typename LaneVec<T>::type lanes_at(const T* p, index_t element) noexcept {
-    return *reinterpret_cast<const typename LaneVec<T>::type*>(p + element * lane_count<T>);
+GD_INLINE LaneVec<T>& operator+=(LaneVec<T>& x, const LaneVec<T>& y) noexcept {
+    for (int s = 0; s < LaneVec<T>::pieces; ++s) x.v[s] += y.v[s];
+    return x;
+}
+template <class T>
+GD_INLINE LaneVec<T> operator+(LaneVec<T> x, const LaneVec<T>& y) noexcept {
+    return x += y;
+}
+template <class T>
+GD_INLINE LaneVec<T> operator*(LaneVec<T> x, const LaneVec<T>& y) noexcept {
+    for (int s = 0; s < LaneVec<T>::pieces; ++s) x.v[s] *= y.v[s];
+    return x;
+}
+template <class T>
+GD_INLINE LaneVec<T> operator*(T x, LaneVec<T> y) noexcept {  // (as a tile's a(r, p) * b)
+    for (int s = 0; s < LaneVec<T>::pieces; ++s) y.v[s] = x * y.v[s];
+    return y;
+}
+
+template <class T>
+GD_INLINE LaneVec<T> lanes_at(const T* p, index_t element) noexcept {
+    using N = typename LaneVec<T>::Native;
+    LaneVec<T> x;
+    for (int s = 0; s < LaneVec<T>::pieces; ++s)
+        x.v[s] = vload<N>(p + element * lane_count<T> + s * Vec<T>::lanes);
+    return x;
+}
+
+template <class T>
+GD_INLINE void store_lanes(T* p, index_t element, const LaneVec<T>& x) noexcept {
+    for (int s = 0; s < LaneVec<T>::pieces; ++s)
+        vstore(p + element * lane_count<T> + s * Vec<T>::lanes, x.v[s]);
 }
 
 // Operand A of a lane product: its own value per lane, or one value for every lane (the
@@ -41,13 +74,18 @@ GD_INLINE auto a_at(const T* a, index_t element) noexcept {
 
 // The store of C[i, j] with the epilogue, in Tile::store's order (alpha 1, beta 0).
 template <class T>
-GD_INLINE void lane_store(typename LaneVec<T>::type out, T* c, index_t ldc, index_t i, index_t j,
+GD_INLINE void lane_store(LaneVec<T> out, T* c, index_t ldc, index_t i, index_t j,
                           const Epilogue<T>& ep) noexcept {
-    using V = typename LaneVec<T>::type;
+    using N = typename LaneVec<T>::Native;
     if (ep.bias != nullptr) out += lanes_at(ep.bias, j);
-    if (ep.relu) out = out < V{} ? V{} : out;
-    if (ep.mask != nullptr) out = lanes_at(ep.mask, i * ep.ldm + j) > V{} ? out : V{};
-    *reinterpret_cast<V*>(c + (i * ldc + j) * lane_count<T>) = out;
+    if (ep.relu)
+        for (int s = 0; s < LaneVec<T>::pieces; ++s) out.v[s] = out.v[s] < N{} ? N{} : out.v[s];
+    if (ep.mask != nullptr) {
+        const LaneVec<T> mask = lanes_at(ep.mask, i * ep.ldm + j);
+        for (int s = 0; s < LaneVec<T>::pieces; ++s)
+            out.v[s] = mask.v[s] > N{} ? out.v[s] : N{};
+    }
+    store_lanes(c, i * ldc + j, out);
 }
 
 // How the one-network gemm sums C[i, j]: chain everywhere unless `dot` (every element), or
@@ -93,25 +131,74 @@ LanePlan lane_plan(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     return plan;
 }
 
-// Chains of J columns j..j+J-1 of row i at once (independent sums in registers).
-template <class T, bool SharedA, int J>
-GD_INLINE void lane_chains(index_t i, index_t j, index_t k, const T* a, index_t ars,
-                           index_t acs, const T* b, index_t brs, index_t bcs, T* c, index_t ldc,
-                           const Epilogue<T>& ep) noexcept {
-    using V = typename LaneVec<T>::type;
-    V acc[J];
-    for (int q = 0; q < J; ++q) acc[q] = V{};
+// The chains of an R x J block of C (rows i.., columns j..): R J independent sums in registers,
+// each B vector loaded once for the R rows.
+template <class T, bool SharedA, int R, int J>
+GD_INLINE void lane_block(index_t i, index_t j, index_t k, const T* a, index_t ars, index_t acs,
+                          const T* b, index_t brs, index_t bcs, T* c, index_t ldc,
+                          const Epilogue<T>& ep) noexcept {
+    using V = LaneVec<T>;
+    V acc[R][J];
+    for (int r = 0; r < R; ++r)
+        for (int q = 0; q < J; ++q) acc[r][q] = V{};
     for (index_t p = 0; p < k; ++p) {
-        const auto ap = a_at<T, SharedA>(a, i * ars + p * acs);
-        for (int q = 0; q < J; ++q) acc[q] += ap * lanes_at(b, p * brs + (j + q) * bcs);
+        V bp[J];
+        for (int q = 0; q < J; ++q) bp[q] = lanes_at(b, p * brs + (j + q) * bcs);
+        for (int r = 0; r < R; ++r) {
+            const auto ap = a_at<T, SharedA>(a, (i + r) * ars + p * acs);
+            for (int q = 0; q < J; ++q) acc[r][q] += ap * bp[q];
+        }
     }
-    for (int q = 0; q < J; ++q) lane_store(acc[q], c, ldc, i, j + q, ep);
+    for (int r = 0; r < R; ++r)
+        for (int q = 0; q < J; ++q) lane_store(acc[r][q], c, ldc, i + r, j + q, ep);
+}
+
+// Independent sums the registers hold at once: 8 lane vectors with 32 of them (AVX-512), 4 with
+// 16 registers of half a lane vector (AVX2), 2 with quarters (SSE2, generic).
+inline constexpr int lane_sums = GD_VECTOR_BYTES >= 64 ? 8 : GD_VECTOR_BYTES >= 32 ? 4 : 2;
+
+// The chains of rows [i0, i1) x columns [j0, j1) of C, in R x J blocks, then the last columns
+// in R x 1 and the last rows in 1 x J and 1 x 1 blocks.
+template <class T, bool SharedA, int R, int J>
+void lane_chains(index_t i0, index_t i1, index_t j0, index_t j1, index_t k, const T* a,
+                 index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, T* c,
+                 index_t ldc, const Epilogue<T>& ep) noexcept {
+    index_t i = i0;
+    for (; i + R <= i1; i += R) {
+        index_t j = j0;
+        for (; j + J <= j1; j += J)
+            lane_block<T, SharedA, R, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        for (; j < j1; ++j)
+            lane_block<T, SharedA, R, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+    }
+    for (; i < i1; ++i) {
+        index_t j = j0;
+        for (; j + J <= j1; j += J)
+            lane_block<T, SharedA, 1, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        for (; j < j1; ++j)
+            lane_block<T, SharedA, 1, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+    }
+}
+
+// lane_chains with blocks as wide as C allows (up to 4 columns) and lane_sums sums in all.
+template <class T, bool SharedA>
+void lane_chain_region(index_t i0, index_t i1, index_t j0, index_t j1, index_t k, const T* a,
+                       index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, T* c,
+                       index_t ldc, const Epilogue<T>& ep) noexcept {
+    constexpr int S = lane_sums;
+    const index_t width = j1 - j0;
+    if (width >= 4 && S >= 4)
+        lane_chains<T, SharedA, S / 4, 4>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+    else if (width >= 2)
+        lane_chains<T, SharedA, S / 2, 2>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+    else
+        lane_chains<T, SharedA, S, 1>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
 }
 
 template <class T, bool SharedA>
 GD_INLINE void lane_dot(index_t i, index_t k, const T* a, index_t ars, index_t acs, const T* b,
                         index_t brs, T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
-    using V = typename LaneVec<T>::type;
+    using V = LaneVec<T>;
     constexpr index_t L = Vec<T>::lanes;
     const index_t kv = k - k % L;
     V part[L];
@@ -131,7 +218,7 @@ template <class T, bool SharedA>
 GD_INLINE void lane_interleaved(index_t i, index_t j, index_t k, index_t k_safe, const T* a,
                                 index_t ars, index_t acs, const T* b, index_t brs, index_t bcs,
                                 T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
-    using V = typename LaneVec<T>::type;
+    using V = LaneVec<T>;
     V acc[4] = {V{}, V{}, V{}, V{}};
     const auto term = [&](index_t p) {
         return a_at<T, SharedA>(a, i * ars + p * acs) * lanes_at(b, p * brs + j * bcs);
@@ -150,23 +237,20 @@ void lane_product(const LanePlan& plan, bool trans_a, bool trans_b, index_t m, i
                   const Epilogue<T>& ep) noexcept {
     const index_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;  // op(A)(i, p)
     const index_t brs = trans_b ? 1 : ldb, bcs = trans_b ? ldb : 1;  // op(B)(p, j)
-    // Four independent chains per row where the registers allow (16 on AVX2 and AVX-512).
-    constexpr int J = GD_VECTOR_BYTES >= 32 ? 4 : 2;
-    for (index_t i = 0; i < m; ++i) {
-        if (plan.dot) {
+    if (plan.dot) {
+        for (index_t i = 0; i < m; ++i)
             lane_dot<T, SharedA>(i, k, a, ars, acs, b, brs, c, ldc, ep);
-            continue;
-        }
-        const index_t chain_end = i >= plan.tail_row ? plan.tail_col : n;
-        index_t j = 0;
-        for (; j + J <= chain_end; j += J)
-            lane_chains<T, SharedA, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
-        for (; j < chain_end; ++j)
-            lane_chains<T, SharedA, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
-        for (; j < n; ++j)
+        return;
+    }
+    // Rows above tail_row are chains throughout; below it, up to tail_col, then interleaved.
+    lane_chain_region<T, SharedA>(0, plan.tail_row, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc,
+                                  ep);
+    lane_chain_region<T, SharedA>(plan.tail_row, m, 0, plan.tail_col, k, a, ars, acs, b, brs,
+                                  bcs, c, ldc, ep);
+    for (index_t i = plan.tail_row; i < m; ++i)
+        for (index_t j = plan.tail_col; j < n; ++j)
             lane_interleaved<T, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
                                          ep);
-    }
 }
 
 template <class T>
@@ -183,11 +267,11 @@ void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, cons
 // column_sums on lane arrays: s[j] = x[0, j] + x[1, j] + ..., rows in order.
 template <class T>
 void lane_column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
-    using V = typename LaneVec<T>::type;
+    using V = LaneVec<T>;
     for (index_t j = 0; j < cols; ++j) {
         V sum = lanes_at(x, j);
         for (index_t r = 1; r < rows; ++r) sum += lanes_at(x, r * cols + j);
-        *reinterpret_cast<V*>(s + j * lane_count<T>) = sum;
+        store_lanes(s, j, sum);
     }
 }
 
