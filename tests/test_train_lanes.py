@@ -51,19 +51,34 @@ CASES = {
 }
 
 
+# (networks, threads) for lane_count networks a full group (64 bytes of the dtype): a group of
+# half-width lane vectors (at most lane_count / 2 networks), one of full width, and two
+# half-width groups on two threads.
+GROUPINGS = {"half": (lambda lanes: lanes // 2 - 1, 1), "full": (lambda lanes: lanes - 1, 1),
+             "two": (lambda lanes: lanes - 2, 2)}
+
+
 @pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
+@pytest.mark.parametrize("grouping", list(GROUPINGS))
 @pytest.mark.parametrize("case", list(CASES))
-def test_lanes_equal_each_networks_own_fit(engine_factory, isa, dtype, rng, case):
+def test_lanes_equal_each_networks_own_fit(engine_factory, isa, dtype, rng, case, grouping):
     sizes, hidden, out, loss, target, n, batch = CASES[case]
+    networks, threads = GROUPINGS[grouping]
+    count = networks(64 // np.dtype(dtype).itemsize)
     X, y = _data(rng, n, sizes[0], sizes[-1], target)
-    rates = [0.001, 0.003, 0.01, 0.03, 0.1]
+    rates = np.geomspace(1e-3, 0.1, count)
     before = _lane_epochs()
-    compare_fit_many(
-        lambda: [gd.Network.from_sizes(sizes, activation=hidden, output_activation=out,
-                                       loss=loss, dtype=dtype, seed=s) for s in range(len(rates))],
-        lambda: [gd.SGD(lr=r) for r in rates], X, y, epochs=3, batch_size=batch, seed=1,
-        on_divergence="backoff")
-    assert _lane_epochs() - before >= 3 * len(rates)
+    previous = gd.get_num_threads()
+    gd.set_num_threads(threads)
+    try:
+        compare_fit_many(
+            lambda: [gd.Network.from_sizes(sizes, activation=hidden, output_activation=out,
+                                           loss=loss, dtype=dtype, seed=s) for s in range(count)],
+            lambda: [gd.SGD(lr=r) for r in rates], X, y, epochs=3, batch_size=batch, seed=1,
+            on_divergence="backoff")
+    finally:
+        gd.set_num_threads(previous)
+    assert _lane_epochs() - before >= 3 * count
 
 
 @pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)

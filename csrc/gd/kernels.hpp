@@ -45,12 +45,13 @@ struct GemmLimits {
     index_t other;        // B transposed (dZ @ W^T), or both as stored with narrower C
 };
 
-// Networks per lane group of train_epoch_many (train_lanes.hpp): one 64-byte vector of T.
+// Networks per lane group of train_epoch_many (train_lanes.hpp): a lane vector of 64 bytes of
+// T, or of 32 (half as many lanes: two groups on two cores).
 template <class T>
 inline constexpr index_t lane_count = index_t(64 / sizeof(T));
 
-// The same product for lane_count<T> networks at once (kernels_lanes.hpp): every matrix stored
-// lane-major (element e of network l at e * lane_count + l; A may instead be one matrix shared by
+// The same product for the G networks of a lane group at once (kernels_lanes.hpp): every matrix
+// stored lane-major (element e of network l at e * G + l; A may instead be one matrix shared by
 // all lanes: a_shared), the epilogue's arrays too; alpha 1, beta 0. Each lane is exactly the
 // table's GemmFn of that network's matrices with leading dimensions lda, ldb, ldc.
 template <class T>
@@ -85,11 +86,12 @@ struct Table {
     // kernel for the same instruction set, by operand layout (blas::use_own_kernel; the
     // figures in kernels_<isa>.cpp and docs/design.md, "Kernel choice").
     GemmLimits own_gemm;
-    // The lane products and column sums of train_epoch_many's lane groups (LaneGemmFn).
-    LaneGemmFn<float> lane_sgemm;
-    LaneGemmFn<double> lane_dgemm;
-    void (*lane_column_sums_f32)(const float* x, index_t rows, index_t cols, float* s);
-    void (*lane_column_sums_f64)(const double* x, index_t rows, index_t cols, double* s);
+    // The lane products and column sums of train_epoch_many's lane groups (LaneGemmFn), for
+    // groups of lane_count / 2 lanes ([0]) and of lane_count ([1]).
+    LaneGemmFn<float> lane_sgemm[2];
+    LaneGemmFn<double> lane_dgemm[2];
+    void (*lane_column_sums_f32[2])(const float* x, index_t rows, index_t cols, float* s);
+    void (*lane_column_sums_f64[2])(const double* x, index_t rows, index_t cols, double* s);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

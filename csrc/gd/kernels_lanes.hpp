@@ -1,6 +1,6 @@
-// The lane products of train_epoch_many's lane groups (train_lanes.cpp): one product for
-// lane_count<T> networks at once, element e of every matrix stored as lane_count consecutive
-// values (lane l: network l). Each lane is computed exactly as this table's gemm
+// The lane products of train_epoch_many's lane groups (train_lanes.cpp): one product for the
+// networks of a group at once, element e of every matrix stored as G consecutive values (lane l:
+// network l; G = B / sizeof(T) for a lane vector of B = 64 or 32 bytes, lane_count<T> or half). Each lane is computed exactly as this table's gemm
 // (kernels_gemm.hpp) computes that network's product alone: the same multiply-adds in the same
 // order for every element, so a lane equals the one-network call bit for bit. The orders:
 //   chain        the register tiles: acc = 0, then acc += a(i, p) b(p, j) for p = 0, 1, ...
@@ -18,71 +18,79 @@
 namespace gd::kernels::GD_ISA_NS {
 namespace {
 
-// One element of a lane array (lane_count<T> values, 64 bytes) as the instruction set's own
-// vectors: GCC lowers a 64-byte vector type on AVX2 and SSE2 poorly (a scalar times it went
-// through the stack, element by element), but handles arrays of its native vectors well.
-template <class T>
+// One element of a lane array (B bytes: G = B / sizeof(T) lanes) as vectors the instruction
+// set has: GCC lowers a vector type wider than the hardware's poorly (a scalar times a 64-byte
+// vector went through the stack on AVX2, element by element), but handles arrays of its native
+// vectors well.
+template <class T, int B>
 struct LaneVec {
-    using Native = typename Vec<T>::type;
-    static constexpr int pieces = 64 / GD_VECTOR_BYTES;
-    static_assert(pieces * Vec<T>::lanes == lane_count<T>, "a lane vector is 64 bytes");
+    static constexpr int native_bytes = B < GD_VECTOR_BYTES ? B : GD_VECTOR_BYTES;
+    typedef T Native __attribute__((vector_size(native_bytes)));
+    typedef T Unaligned
+        __attribute__((vector_size(native_bytes), aligned(alignof(T)), may_alias));
+    static constexpr int pieces = B / native_bytes;
+    static constexpr index_t lanes = B / index_t(sizeof(T));
+    static constexpr index_t piece_lanes = native_bytes / index_t(sizeof(T));
     Native v[pieces];
 };
 
-template <class T>
-GD_INLINE LaneVec<T>& operator+=(LaneVec<T>& x, const LaneVec<T>& y) noexcept {
-    for (int s = 0; s < LaneVec<T>::pieces; ++s) x.v[s] += y.v[s];
+template <class T, int B>
+GD_INLINE LaneVec<T, B>& operator+=(LaneVec<T, B>& x, const LaneVec<T, B>& y) noexcept {
+    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) x.v[s] += y.v[s];
     return x;
 }
-template <class T>
-GD_INLINE LaneVec<T> operator+(LaneVec<T> x, const LaneVec<T>& y) noexcept {
+template <class T, int B>
+GD_INLINE LaneVec<T, B> operator+(LaneVec<T, B> x, const LaneVec<T, B>& y) noexcept {
     return x += y;
 }
-template <class T>
-GD_INLINE LaneVec<T> operator*(LaneVec<T> x, const LaneVec<T>& y) noexcept {
-    for (int s = 0; s < LaneVec<T>::pieces; ++s) x.v[s] *= y.v[s];
+template <class T, int B>
+GD_INLINE LaneVec<T, B> operator*(LaneVec<T, B> x, const LaneVec<T, B>& y) noexcept {
+    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) x.v[s] *= y.v[s];
     return x;
 }
-template <class T>
-GD_INLINE LaneVec<T> operator*(T x, LaneVec<T> y) noexcept {  // (as a tile's a(r, p) * b)
-    for (int s = 0; s < LaneVec<T>::pieces; ++s) y.v[s] = x * y.v[s];
+template <class T, int B>
+GD_INLINE LaneVec<T, B> operator*(T x, LaneVec<T, B> y) noexcept {  // (as a tile's a(r, p) * b)
+    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) y.v[s] = x * y.v[s];
     return y;
 }
 
-template <class T>
-GD_INLINE LaneVec<T> lanes_at(const T* p, index_t element) noexcept {
-    using N = typename LaneVec<T>::Native;
-    LaneVec<T> x;
-    for (int s = 0; s < LaneVec<T>::pieces; ++s)
-        x.v[s] = vload<N>(p + element * lane_count<T> + s * Vec<T>::lanes);
+template <class T, int B>
+GD_INLINE LaneVec<T, B> lanes_at(const T* p, index_t element) noexcept {
+    using L = LaneVec<T, B>;
+    L x;
+    for (int s = 0; s < L::pieces; ++s)
+        x.v[s] = *reinterpret_cast<const typename L::Unaligned*>(p + element * L::lanes +
+                                                                 s * L::piece_lanes);
     return x;
 }
 
-template <class T>
-GD_INLINE void store_lanes(T* p, index_t element, const LaneVec<T>& x) noexcept {
-    for (int s = 0; s < LaneVec<T>::pieces; ++s)
-        vstore(p + element * lane_count<T> + s * Vec<T>::lanes, x.v[s]);
+template <class T, int B>
+GD_INLINE void store_lanes(T* p, index_t element, const LaneVec<T, B>& x) noexcept {
+    using L = LaneVec<T, B>;
+    for (int s = 0; s < L::pieces; ++s)
+        *reinterpret_cast<typename L::Unaligned*>(p + element * L::lanes + s * L::piece_lanes) =
+            x.v[s];
 }
 
 // Operand A of a lane product: its own value per lane, or one value for every lane (the
 // network input X, shared by all networks of a group).
-template <class T, bool Shared>
+template <class T, int B, bool Shared>
 GD_INLINE auto a_at(const T* a, index_t element) noexcept {
     if constexpr (Shared) return a[element];
-    else return lanes_at(a, element);
+    else return lanes_at<T, B>(a, element);
 }
 
 // The store of C[i, j] with the epilogue, in Tile::store's order (alpha 1, beta 0).
-template <class T>
-GD_INLINE void lane_store(LaneVec<T> out, T* c, index_t ldc, index_t i, index_t j,
+template <class T, int B>
+GD_INLINE void lane_store(LaneVec<T, B> out, T* c, index_t ldc, index_t i, index_t j,
                           const Epilogue<T>& ep) noexcept {
-    using N = typename LaneVec<T>::Native;
-    if (ep.bias != nullptr) out += lanes_at(ep.bias, j);
+    using N = typename LaneVec<T, B>::Native;
+    if (ep.bias != nullptr) out += lanes_at<T, B>(ep.bias, j);
     if (ep.relu)
-        for (int s = 0; s < LaneVec<T>::pieces; ++s) out.v[s] = out.v[s] < N{} ? N{} : out.v[s];
+        for (int s = 0; s < LaneVec<T, B>::pieces; ++s) out.v[s] = out.v[s] < N{} ? N{} : out.v[s];
     if (ep.mask != nullptr) {
-        const LaneVec<T> mask = lanes_at(ep.mask, i * ep.ldm + j);
-        for (int s = 0; s < LaneVec<T>::pieces; ++s)
+        const LaneVec<T, B> mask = lanes_at<T, B>(ep.mask, i * ep.ldm + j);
+        for (int s = 0; s < LaneVec<T, B>::pieces; ++s)
             out.v[s] = mask.v[s] > N{} ? out.v[s] : N{};
     }
     store_lanes(c, i * ldc + j, out);
@@ -133,33 +141,35 @@ LanePlan lane_plan(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
 
 // The chains of an R x J block of C (rows i.., columns j..): R J independent sums in registers,
 // each B vector loaded once for the R rows.
-template <class T, bool SharedA, int R, int J>
+template <class T, int B, bool SharedA, int R, int J>
 GD_INLINE void lane_block(index_t i, index_t j, index_t k, const T* a, index_t ars, index_t acs,
                           const T* b, index_t brs, index_t bcs, T* c, index_t ldc,
                           const Epilogue<T>& ep) noexcept {
-    using V = LaneVec<T>;
+    using V = LaneVec<T, B>;
     V acc[R][J];
     for (int r = 0; r < R; ++r)
         for (int q = 0; q < J; ++q) acc[r][q] = V{};
     for (index_t p = 0; p < k; ++p) {
         V bp[J];
-        for (int q = 0; q < J; ++q) bp[q] = lanes_at(b, p * brs + (j + q) * bcs);
+        for (int q = 0; q < J; ++q) bp[q] = lanes_at<T, B>(b, p * brs + (j + q) * bcs);
         for (int r = 0; r < R; ++r) {
-            const auto ap = a_at<T, SharedA>(a, (i + r) * ars + p * acs);
+            const auto ap = a_at<T, B, SharedA>(a, (i + r) * ars + p * acs);
             for (int q = 0; q < J; ++q) acc[r][q] += ap * bp[q];
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int q = 0; q < J; ++q) lane_store(acc[r][q], c, ldc, i + r, j + q, ep);
+        for (int q = 0; q < J; ++q) lane_store<T, B>(acc[r][q], c, ldc, i + r, j + q, ep);
 }
 
-// Independent sums the registers hold at once: 8 lane vectors with 32 of them (AVX-512), 4 with
-// 16 registers of half a lane vector (AVX2), 2 with quarters (SSE2, generic).
-inline constexpr int lane_sums = GD_VECTOR_BYTES >= 64 ? 8 : GD_VECTOR_BYTES >= 32 ? 4 : 2;
+// Independent sums the registers hold at once: 8 lane vectors of one register each (16 or 32
+// registers), 4 of two, 2 of four (SSE2, generic: 16 registers).
+template <class T, int B>
+inline constexpr int lane_sums =
+    LaneVec<T, B>::pieces == 1 ? 8 : LaneVec<T, B>::pieces == 2 ? 4 : 2;
 
 // The chains of rows [i0, i1) x columns [j0, j1) of C, in R x J blocks, then the last columns
 // in R x 1 and the last rows in 1 x J and 1 x 1 blocks.
-template <class T, bool SharedA, int R, int J>
+template <class T, int B, bool SharedA, int R, int J>
 void lane_chains(index_t i0, index_t i1, index_t j0, index_t j1, index_t k, const T* a,
                  index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, T* c,
                  index_t ldc, const Epilogue<T>& ep) noexcept {
@@ -167,71 +177,71 @@ void lane_chains(index_t i0, index_t i1, index_t j0, index_t j1, index_t k, cons
     for (; i + R <= i1; i += R) {
         index_t j = j0;
         for (; j + J <= j1; j += J)
-            lane_block<T, SharedA, R, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+            lane_block<T, B, SharedA, R, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
         for (; j < j1; ++j)
-            lane_block<T, SharedA, R, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+            lane_block<T, B, SharedA, R, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
     }
     for (; i < i1; ++i) {
         index_t j = j0;
         for (; j + J <= j1; j += J)
-            lane_block<T, SharedA, 1, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+            lane_block<T, B, SharedA, 1, J>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
         for (; j < j1; ++j)
-            lane_block<T, SharedA, 1, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+            lane_block<T, B, SharedA, 1, 1>(i, j, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
     }
 }
 
 // lane_chains with blocks as wide as C allows (up to 4 columns) and lane_sums sums in all.
-template <class T, bool SharedA>
+template <class T, int B, bool SharedA>
 void lane_chain_region(index_t i0, index_t i1, index_t j0, index_t j1, index_t k, const T* a,
                        index_t ars, index_t acs, const T* b, index_t brs, index_t bcs, T* c,
                        index_t ldc, const Epilogue<T>& ep) noexcept {
-    constexpr int S = lane_sums;
+    constexpr int S = lane_sums<T, B>;
     const index_t width = j1 - j0;
     if (width >= 4 && S >= 4)
-        lane_chains<T, SharedA, S / 4, 4>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        lane_chains<T, B, SharedA, S / 4, 4>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
     else if (width >= 2)
-        lane_chains<T, SharedA, S / 2, 2>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        lane_chains<T, B, SharedA, S / 2, 2>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
     else
-        lane_chains<T, SharedA, S, 1>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        lane_chains<T, B, SharedA, S, 1>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
 }
 
-template <class T, bool SharedA>
+template <class T, int B, bool SharedA>
 GD_INLINE void lane_dot(index_t i, index_t k, const T* a, index_t ars, index_t acs, const T* b,
                         index_t brs, T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
-    using V = LaneVec<T>;
+    using V = LaneVec<T, B>;
     constexpr index_t L = Vec<T>::lanes;
     const index_t kv = k - k % L;
     V part[L];
     for (index_t q = 0; q < L; ++q) part[q] = V{};
     for (index_t p0 = 0; p0 < kv; p0 += L)
         for (index_t q = 0; q < L; ++q)
-            part[q] += a_at<T, SharedA>(a, i * ars + (p0 + q) * acs) * lanes_at(b, (p0 + q) * brs);
+            part[q] += a_at<T, B, SharedA>(a, i * ars + (p0 + q) * acs) * lanes_at<T, B>(b, (p0 + q) * brs);
     for (index_t w = L; w > 1; w /= 2)  // hsum: lanes q and q + w/2 of the first w
         for (index_t q = 0; q < w / 2; ++q) part[q] = part[q] + part[q + w / 2];
     V dot = part[0];
     for (index_t p = kv; p < k; ++p)
-        dot += a_at<T, SharedA>(a, i * ars + p * acs) * lanes_at(b, p * brs);
-    lane_store(dot, c, ldc, i, 0, ep);
+        dot += a_at<T, B, SharedA>(a, i * ars + p * acs) * lanes_at<T, B>(b, p * brs);
+    lane_store<T, B>(dot, c, ldc, i, 0, ep);
 }
 
-template <class T, bool SharedA>
+template <class T, int B, bool SharedA>
 GD_INLINE void lane_interleaved(index_t i, index_t j, index_t k, index_t k_safe, const T* a,
                                 index_t ars, index_t acs, const T* b, index_t brs, index_t bcs,
                                 T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
-    using V = LaneVec<T>;
+    using V = LaneVec<T, B>;
     V acc[4] = {V{}, V{}, V{}, V{}};
     const auto term = [&](index_t p) {
-        return a_at<T, SharedA>(a, i * ars + p * acs) * lanes_at(b, p * brs + j * bcs);
+        return a_at<T, B, SharedA>(a, i * ars + p * acs) * lanes_at<T, B>(b, p * brs + j * bcs);
     };
     index_t p = 0;
     for (; p + 4 <= k_safe; p += 4)
         for (int q = 0; q < 4; ++q) acc[q] += term(p + q);
     for (; p < k_safe; ++p) acc[0] += term(p);
     for (p = k_safe; p < k; ++p) acc[1] += term(p);
-    lane_store((acc[0] + acc[1]) + (acc[2] + acc[3]), c, ldc, i, j, ep);
+    lane_store<T, B>((acc[0] + acc[1]) + (acc[2] + acc[3]), c, ldc, i, j, ep);
 }
 
-template <class T, bool SharedA>
+template <class T, int B, bool SharedA>
 void lane_product(const LanePlan& plan, bool trans_a, bool trans_b, index_t m, index_t n,
                   index_t k, const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc,
                   const Epilogue<T>& ep) noexcept {
@@ -239,39 +249,39 @@ void lane_product(const LanePlan& plan, bool trans_a, bool trans_b, index_t m, i
     const index_t brs = trans_b ? 1 : ldb, bcs = trans_b ? ldb : 1;  // op(B)(p, j)
     if (plan.dot) {
         for (index_t i = 0; i < m; ++i)
-            lane_dot<T, SharedA>(i, k, a, ars, acs, b, brs, c, ldc, ep);
+            lane_dot<T, B, SharedA>(i, k, a, ars, acs, b, brs, c, ldc, ep);
         return;
     }
     // Rows above tail_row are chains throughout; below it, up to tail_col, then interleaved.
-    lane_chain_region<T, SharedA>(0, plan.tail_row, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc,
+    lane_chain_region<T, B, SharedA>(0, plan.tail_row, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc,
                                   ep);
-    lane_chain_region<T, SharedA>(plan.tail_row, m, 0, plan.tail_col, k, a, ars, acs, b, brs,
+    lane_chain_region<T, B, SharedA>(plan.tail_row, m, 0, plan.tail_col, k, a, ars, acs, b, brs,
                                   bcs, c, ldc, ep);
     for (index_t i = plan.tail_row; i < m; ++i)
         for (index_t j = plan.tail_col; j < n; ++j)
-            lane_interleaved<T, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
+            lane_interleaved<T, B, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
                                          ep);
 }
 
-template <class T>
+template <class T, int B>
 void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
                index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
                Epilogue<T> ep) noexcept {
     const LanePlan plan = lane_plan<T>(trans_a, trans_b, m, n, k, lda, ldb);
     if (a_shared)
-        lane_product<T, true>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
+        lane_product<T, B, true>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
     else
-        lane_product<T, false>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
+        lane_product<T, B, false>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
 }
 
 // column_sums on lane arrays: s[j] = x[0, j] + x[1, j] + ..., rows in order.
-template <class T>
+template <class T, int B>
 void lane_column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
-    using V = LaneVec<T>;
+    using V = LaneVec<T, B>;
     for (index_t j = 0; j < cols; ++j) {
-        V sum = lanes_at(x, j);
-        for (index_t r = 1; r < rows; ++r) sum += lanes_at(x, r * cols + j);
-        store_lanes(s, j, sum);
+        V sum = lanes_at<T, B>(x, j);
+        for (index_t r = 1; r < rows; ++r) sum += lanes_at<T, B>(x, r * cols + j);
+        store_lanes<T, B>(s, j, sum);
     }
 }
 

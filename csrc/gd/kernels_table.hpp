@@ -42,8 +42,10 @@ constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<doub
                           &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
                           &sgd_f32,              &tanh_backward_map,
                           GemmLimits GD_OWN_GEMM_LIMITS,
-                          &lane_gemm<float>,     &lane_gemm<double>,  &lane_column_sums<float>,
-                          &lane_column_sums<double>};
+                          {&lane_gemm<float, 32>, &lane_gemm<float, 64>},
+                          {&lane_gemm<double, 32>, &lane_gemm<double, 64>},
+                          {&lane_column_sums<float, 32>, &lane_column_sums<float, 64>},
+                          {&lane_column_sums<double, 32>, &lane_column_sums<double, 64>}};
 
 }  // namespace
 

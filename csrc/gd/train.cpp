@@ -215,39 +215,48 @@ struct ManyEpochs {
     }
 };
 
-// Lane groups of the eligible runs (train_lanes.hpp): runs whose jobs same_lanes admits, up to
-// lane_count<T> a group. Groups of fewer than min_lanes networks are not worth it: their runs
-// stay single. jobs[owner[i]] is the job of runs[i].
+// Lane groups of the eligible runs (train_lanes.hpp): the runs whose jobs same_lanes admits,
+// in groups of at most lane_count<T>, and in as many groups as there are threads where that
+// leaves min_lanes networks a group; a group of at most lane_count / 2 networks takes lane
+// vectors of half the width (half the work). A class of fewer than min_lanes networks is not
+// worth a group: its runs stay single. jobs[owner[i]] is the job of runs[i].
 template <class T>
 void form_groups(std::vector<EpochRun<T>>& runs, const std::vector<EpochJob<T>>& jobs,
-                 const std::vector<std::size_t>& owner, std::vector<LaneGroup<T>>& groups,
-                 std::vector<std::size_t>& singles) {
+                 const std::vector<std::size_t>& owner, std::size_t threads,
+                 std::vector<LaneGroup<T>>& groups, std::vector<std::size_t>& singles) {
+    constexpr std::size_t full = std::size_t(kernels::lane_count<T>);
     std::vector<std::size_t> pending;
     for (std::size_t i = 0; i < runs.size(); ++i) {
         if (lane_eligible(jobs[owner[i]])) pending.push_back(i);
         else singles.push_back(i);
     }
     while (!pending.empty()) {
-        std::vector<std::size_t> lanes, rest;
+        std::vector<std::size_t> members, rest;
         for (const std::size_t i : pending) {
-            if (lanes.size() < std::size_t(kernels::lane_count<T>) &&
-                (lanes.empty() || same_lanes(jobs[owner[lanes.front()]], jobs[owner[i]])))
-                lanes.push_back(i);
+            if (members.empty() || same_lanes(jobs[owner[members.front()]], jobs[owner[i]]))
+                members.push_back(i);
             else
                 rest.push_back(i);
         }
-        if (lanes.size() >= min_lanes) {
+        pending.swap(rest);
+        const std::size_t count = members.size();
+        if (count < min_lanes) {
+            singles.insert(singles.end(), members.begin(), members.end());
+            continue;
+        }
+        const std::size_t n_groups =
+            std::max((count + full - 1) / full, std::min(threads, count / min_lanes));
+        const std::size_t size = (count + n_groups - 1) / n_groups;
+        for (std::size_t first = 0; first < count; first += size) {
             std::vector<EpochRun<T>*> lane_runs;
             std::vector<const EpochJob<T>*> lane_jobs;
-            for (const std::size_t i : lanes) {
-                lane_runs.push_back(&runs[i]);
-                lane_jobs.push_back(&jobs[owner[i]]);
+            for (std::size_t m = first; m < std::min(count, first + size); ++m) {
+                lane_runs.push_back(&runs[members[m]]);
+                lane_jobs.push_back(&jobs[owner[members[m]]]);
             }
-            groups.emplace_back(std::move(lane_runs), std::move(lane_jobs));
-        } else {
-            singles.insert(singles.end(), lanes.begin(), lanes.end());
+            const index_t lanes = index_t(lane_runs.size() <= full / 2 ? full / 2 : full);
+            groups.emplace_back(std::move(lane_runs), std::move(lane_jobs), lanes);
         }
-        pending.swap(rest);
     }
 }
 
@@ -276,7 +285,7 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
     std::vector<std::size_t> singles;
     groups.reserve(runs.size());
     singles.reserve(runs.size());
-    form_groups(runs, jobs, owner, groups, singles);
+    form_groups(runs, jobs, owner, std::size_t(std::max(1, n_threads)), groups, singles);
     const std::size_t units = groups.size() + singles.size();
     const std::size_t threads =
         std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(std::max(1, n_threads)),

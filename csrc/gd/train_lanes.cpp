@@ -20,37 +20,40 @@ constexpr bool fused(Activation act) noexcept {  // as network.cpp: the product 
     return act == Activation::identity || act == Activation::relu;
 }
 
-template <class T>
-constexpr index_t G = kernels::lane_count<T>;
-
 std::atomic<std::int64_t> lane_epoch_count{0};
 
+// The kernels' lane product and column sums for groups of `lanes` lanes.
 template <class T>
-void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
-               index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
+void lane_gemm(index_t lanes, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
+               const T* a, index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
                kernels::Epilogue<T> ep = {}) noexcept {
+    const int wide = lanes == kernels::lane_count<T> ? 1 : 0;
     if constexpr (std::is_same_v<T, float>)
-        kernels::table().lane_sgemm(trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c, ldc,
-                                    ep);
+        kernels::table().lane_sgemm[wide](trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c,
+                                          ldc, ep);
     else
-        kernels::table().lane_dgemm(trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c, ldc,
-                                    ep);
+        kernels::table().lane_dgemm[wide](trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c,
+                                          ldc, ep);
 }
 
 template <class T>
-void lane_column_sums(const T* x, index_t rows, index_t cols, T* s) noexcept {
-    if constexpr (std::is_same_v<T, float>) kernels::table().lane_column_sums_f32(x, rows, cols, s);
-    else kernels::table().lane_column_sums_f64(x, rows, cols, s);
+void lane_column_sums(index_t lanes, const T* x, index_t rows, index_t cols, T* s) noexcept {
+    const int wide = lanes == kernels::lane_count<T> ? 1 : 0;
+    if constexpr (std::is_same_v<T, float>)
+        kernels::table().lane_column_sums_f32[wide](x, rows, cols, s);
+    else
+        kernels::table().lane_column_sums_f64[wide](x, rows, cols, s);
 }
 
-// Lane l of a lane array from a plain one, and back.
+// Lane l of a lane array of `lanes` lanes from a plain one, and back.
 template <class T>
-void to_lane(const T* plain, index_t size, std::size_t l, T* lanes) noexcept {
-    for (index_t e = 0; e < size; ++e) lanes[e * G<T> + index_t(l)] = plain[e];
+void to_lane(const T* plain, index_t size, index_t lanes, std::size_t l, T* lane_array) noexcept {
+    for (index_t e = 0; e < size; ++e) lane_array[e * lanes + index_t(l)] = plain[e];
 }
 template <class T>
-void from_lane(const T* lanes, index_t size, std::size_t l, T* plain) noexcept {
-    for (index_t e = 0; e < size; ++e) plain[e] = lanes[e * G<T> + index_t(l)];
+void from_lane(const T* lane_array, index_t size, index_t lanes, std::size_t l,
+               T* plain) noexcept {
+    for (index_t e = 0; e < size; ++e) plain[e] = lane_array[e * lanes + index_t(l)];
 }
 
 // The rows of the epoch's batches: the full batch and the last one (0 when it is full).
@@ -109,8 +112,9 @@ bool same_lanes(const EpochJob<T>& a, const EpochJob<T>& b) noexcept {
 }
 
 template <class T>
-LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs)
-    : runs_(std::move(runs)), jobs_(std::move(jobs)), live_(runs_.size(), 1),
+LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs,
+                        index_t lanes)
+    : runs_(std::move(runs)), jobs_(std::move(jobs)), lanes_(lanes), live_(runs_.size(), 1),
       lead_job_(*jobs_.front()), lead_(*lead_job_.net) {
     const index_t rows = batch_rows(lead_job_).first;
     const std::size_t n = std::size_t(lead_.n_layers());
@@ -123,7 +127,7 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
     index_t width = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const DenseLayer<T>& l = lead_.layer(index_t(i));
-        const auto lanes = [](index_t size) { return std::size_t(size * G<T>); };
+        const auto lanes = [this](index_t size) { return std::size_t(size * lanes_); };
         w_[i].assign(lanes(l.n_inputs * l.n_outputs), T(0));
         dw_[i].assign(lanes(l.n_inputs * l.n_outputs), T(0));
         b_[i].assign(lanes(l.n_outputs), T(0));
@@ -132,7 +136,7 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
         if (!fused(l.activation)) a_[i].assign(lanes(rows * l.n_outputs), T(0));
         width = std::max({width, l.n_inputs, l.n_outputs});
     }
-    for (auto& g : grad_) g.assign(std::size_t(rows * width * G<T>), T(0));
+    for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
     const std::size_t out = std::size_t(rows * lead_.n_outputs());
     z_out_.assign(out, T(0));
     a_out_.assign(out, T(0));
@@ -168,12 +172,12 @@ void LaneGroup<T>::forward(const T* x, index_t rows) noexcept {
         const DenseLayer<T>& l = lead_.layer(i);
         T* z = z_[std::size_t(i)].data();
         T* a = fused(l.activation) ? z : a_[std::size_t(i)].data();
-        lane_gemm(false, false, rows, l.n_outputs, l.n_inputs, a_prev, l.n_inputs, i == 0,
+        lane_gemm(lanes_, false, false, rows, l.n_outputs, l.n_inputs, a_prev, l.n_inputs, i == 0,
                   w_[std::size_t(i)].data(), l.n_outputs, z, l.n_outputs,
                   {b_[std::size_t(i)].data(), l.activation == Activation::relu, nullptr, 0});
         // (Softmax, on the output layer only, is row-wise: applied per lane, step().)
         if (!fused(l.activation) && l.activation != Activation::softmax)
-            activation_forward(l.activation, z, a, rows * G<T>, l.n_outputs);
+            activation_forward(l.activation, z, a, rows * lanes_, l.n_outputs);
         a_prev = a;
     }
 }
@@ -189,16 +193,16 @@ void LaneGroup<T>::backward(const T* x, index_t rows) noexcept {
         const T* z_prev = prev ? z_[std::size_t(i - 1)].data() : nullptr;
         const T* a_prev =
             prev ? (fused(prev->activation) ? z_prev : a_[std::size_t(i - 1)].data()) : x;
-        lane_gemm(true, false, l.n_inputs, l.n_outputs, rows, a_prev, l.n_inputs, i == 0, dz,
+        lane_gemm(lanes_, true, false, l.n_inputs, l.n_outputs, rows, a_prev, l.n_inputs, i == 0, dz,
                   l.n_outputs, dw_[std::size_t(i)].data(), l.n_outputs);
-        lane_column_sums(dz, rows, l.n_outputs, db_[std::size_t(i)].data());
+        lane_column_sums(lanes_, dz, rows, l.n_outputs, db_[std::size_t(i)].data());
         if (prev == nullptr) break;
         const bool relu_prev = prev->activation == Activation::relu;
-        lane_gemm(false, true, rows, l.n_inputs, l.n_outputs, dz, l.n_outputs, false,
+        lane_gemm(lanes_, false, true, rows, l.n_inputs, l.n_outputs, dz, l.n_outputs, false,
                   w_[std::size_t(i)].data(), l.n_outputs, other, l.n_inputs,
                   {nullptr, false, relu_prev ? a_prev : nullptr, l.n_inputs});
         if (!relu_prev)
-            activation_backward(prev->activation, z_prev, a_prev, other, other, rows * G<T>,
+            activation_backward(prev->activation, z_prev, a_prev, other, other, rows * lanes_,
                                 prev->n_outputs);
         std::swap(dz, other);
     }
@@ -227,9 +231,9 @@ void LaneGroup<T>::step() noexcept {
         const Network<T>& net = *jobs_[l]->net;
         for (index_t i = 0; i < n_layers; ++i) {
             const DenseLayer<T>& layer = net.layer(i);
-            to_lane(layer.weights, layer.n_inputs * layer.n_outputs, l,
+            to_lane(layer.weights, layer.n_inputs * layer.n_outputs, lanes_, l,
                     w_[std::size_t(i)].data());
-            to_lane(layer.bias, layer.n_outputs, l, b_[std::size_t(i)].data());
+            to_lane(layer.bias, layer.n_outputs, lanes_, l, b_[std::size_t(i)].data());
         }
     }
     forward(b.x, rows);
@@ -245,18 +249,18 @@ void LaneGroup<T>::step() noexcept {
         if (!live_[l]) continue;
         T* z = z_out_.data();
         T* a = a_out_.data();
-        from_lane(z_lanes, out_size, l, z);
+        from_lane(z_lanes, out_size, lanes_, l, z);
         if (fused(out.activation)) {
             a = z;
         } else if (out.activation == Activation::softmax) {
             if (lead_.loss() == Loss::cross_entropy) a = nullptr;  // the loss computes it
             else activation_forward(out.activation, z, a, rows, out.n_outputs);
         } else {
-            from_lane(a_lanes, out_size, l, a);
+            from_lane(a_lanes, out_size, lanes_, l, a);
         }
         loss_[l] = output_objective(*jobs_[l]->net, z, a, rows, b.y, b.w, reg, sum_w,
                                     dz_out_.data());
-        to_lane(dz_out_.data(), out_size, l, grad_[0].data());
+        to_lane(dz_out_.data(), out_size, lanes_, l, grad_[0].data());
     }
     backward(b.x, rows);
 
@@ -268,8 +272,9 @@ void LaneGroup<T>::step() noexcept {
         T* const* db = net.bias_gradients();
         for (index_t i = 0; i < n_layers; ++i) {
             const DenseLayer<T>& layer = net.layer(i);
-            from_lane(dw_[std::size_t(i)].data(), layer.n_inputs * layer.n_outputs, l, dw[i]);
-            from_lane(db_[std::size_t(i)].data(), layer.n_outputs, l, db[i]);
+            from_lane(dw_[std::size_t(i)].data(), layer.n_inputs * layer.n_outputs, lanes_, l,
+                      dw[i]);
+            from_lane(db_[std::size_t(i)].data(), layer.n_outputs, lanes_, l, db[i]);
         }
         l2_gradient(net, reg.l2, sum_w, dw);
         runs_[l]->take_step(loss_[l], batch_weight);

@@ -38,10 +38,11 @@ inline constexpr std::size_t min_lanes = 2;
 template <class T>
 class LaneGroup {
 public:
-    // The epochs `runs` of `jobs` (1 to lane_count<T> of them, each job lane_eligible and
-    // same_lanes as the first): allocates the lanes' workspace for one batch. May throw
-    // std::bad_alloc.
-    LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs);
+    // The epochs `runs` of `jobs` (1 to `lanes` of them, each job lane_eligible and same_lanes
+    // as the first) in lane vectors of `lanes` lanes (kernels::lane_count<T> or half of it):
+    // allocates the lanes' workspace for one batch. May throw std::bad_alloc.
+    LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs,
+              index_t lanes);
     // Every lane's epoch, a batch at a time. `stop` is asked between batches; when it says
     // stop, every lane's epoch ends there.
     void run(StopCheck& stop) noexcept;
@@ -54,6 +55,7 @@ private:
 
     std::vector<EpochRun<T>*> runs_;  // lane l: runs_[l], the epoch of jobs_[l]
     std::vector<const EpochJob<T>*> jobs_;
+    index_t lanes_;                   // values per element of the lane arrays
     std::vector<char> live_;          // the lanes still training this step
     const EpochJob<T>& lead_job_;     // lane 0's: the data, batch size and regularisers
     Network<T>& lead_;                // lane 0's network: the shape, and the gather buffers
