@@ -1,8 +1,9 @@
 // The lane products of train_epoch_many's lane groups (train_lanes.cpp): one product for the
 // networks of a group at once, element e of every matrix stored as G consecutive values (lane l:
-// network l; G = B / sizeof(T) for a lane vector of B = 64 or 32 bytes, lane_count<T> or half). Each lane is computed exactly as this table's gemm
-// (kernels_gemm.hpp) computes that network's product alone: the same multiply-adds in the same
-// order for every element, so a lane equals the one-network call bit for bit. The orders:
+// network l; G = B / sizeof(T) for a lane vector of B = 64 or 32 bytes, lane_count<T> or half).
+// Each lane is computed exactly as this table's gemm (kernels_gemm.hpp) computes that network's
+// product alone: the same multiply-adds in the same order for every element, so a lane equals
+// the one-network call bit for bit. The orders:
 //   chain        the register tiles: acc = 0, then acc += a(i, p) b(p, j) for p = 0, 1, ...
 //   dot          the one-column product (gemv_dot): L partial sums over p = q (mod L) below
 //                the last whole vector, folded pairwise as hsum, then the rest in order
@@ -198,9 +199,11 @@ void lane_chain_region(index_t i0, index_t i1, index_t j0, index_t j1, index_t k
     constexpr int S = lane_sums<T, B>;
     const index_t width = j1 - j0;
     if (width >= 4 && S >= 4)
-        lane_chains<T, B, SharedA, S / 4, 4>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        lane_chains<T, B, SharedA, S / 4, 4>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc,
+                                             ep);
     else if (width >= 2)
-        lane_chains<T, B, SharedA, S / 2, 2>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+        lane_chains<T, B, SharedA, S / 2, 2>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc,
+                                             ep);
     else
         lane_chains<T, B, SharedA, S, 1>(i0, i1, j0, j1, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
 }
@@ -215,7 +218,8 @@ GD_INLINE void lane_dot(index_t i, index_t k, const T* a, index_t ars, index_t a
     for (index_t q = 0; q < L; ++q) part[q] = V{};
     for (index_t p0 = 0; p0 < kv; p0 += L)
         for (index_t q = 0; q < L; ++q)
-            part[q] += a_at<T, B, SharedA>(a, i * ars + (p0 + q) * acs) * lanes_at<T, B>(b, (p0 + q) * brs);
+            part[q] += a_at<T, B, SharedA>(a, i * ars + (p0 + q) * acs) *
+                       lanes_at<T, B>(b, (p0 + q) * brs);
     for (index_t w = L; w > 1; w /= 2)  // hsum: lanes q and q + w/2 of the first w
         for (index_t q = 0; q < w / 2; ++q) part[q] = part[q] + part[q + w / 2];
     V dot = part[0];

@@ -45,6 +45,19 @@ void lane_column_sums(index_t lanes, const T* x, index_t rows, index_t cols, T* 
         kernels::table().lane_column_sums_f64[wide](x, rows, cols, s);
 }
 
+// A lane array of `lanes` lanes from one plain array per lane, and back: element by element,
+// so that each element's lanes (one cache line) are written together.
+template <class T>
+void interleave(const T* const* plain, index_t size, index_t lanes, T* lane_array) noexcept {
+    for (index_t e = 0; e < size; ++e)
+        for (index_t l = 0; l < lanes; ++l) lane_array[e * lanes + l] = plain[l][e];
+}
+template <class T>
+void deinterleave(const T* lane_array, index_t size, index_t lanes, T* const* plain) noexcept {
+    for (index_t e = 0; e < size; ++e)
+        for (index_t l = 0; l < lanes; ++l) plain[l][e] = lane_array[e * lanes + l];
+}
+
 // Lane l of a lane array of `lanes` lanes from a plain one, and back.
 template <class T>
 void to_lane(const T* plain, index_t size, index_t lanes, std::size_t l, T* lane_array) noexcept {
@@ -137,6 +150,14 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
         width = std::max({width, l.n_inputs, l.n_outputs});
     }
     for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
+    index_t largest = 0;  // parameter array
+    for (std::size_t i = 0; i < n; ++i) {
+        const DenseLayer<T>& l = lead_.layer(index_t(i));
+        largest = std::max(largest, l.n_inputs * l.n_outputs);
+    }
+    sink_.assign(std::size_t(largest), T(0));
+    read_.assign(std::size_t(2 * lanes_), nullptr);
+    write_.assign(std::size_t(2 * lanes_), nullptr);
     const std::size_t out = std::size_t(rows * lead_.n_outputs());
     z_out_.assign(out, T(0));
     a_out_.assign(out, T(0));
@@ -193,8 +214,8 @@ void LaneGroup<T>::backward(const T* x, index_t rows) noexcept {
         const T* z_prev = prev ? z_[std::size_t(i - 1)].data() : nullptr;
         const T* a_prev =
             prev ? (fused(prev->activation) ? z_prev : a_[std::size_t(i - 1)].data()) : x;
-        lane_gemm(lanes_, true, false, l.n_inputs, l.n_outputs, rows, a_prev, l.n_inputs, i == 0, dz,
-                  l.n_outputs, dw_[std::size_t(i)].data(), l.n_outputs);
+        lane_gemm(lanes_, true, false, l.n_inputs, l.n_outputs, rows, a_prev, l.n_inputs, i == 0,
+                  dz, l.n_outputs, dw_[std::size_t(i)].data(), l.n_outputs);
         lane_column_sums(lanes_, dz, rows, l.n_outputs, db_[std::size_t(i)].data());
         if (prev == nullptr) break;
         const bool relu_prev = prev->activation == Activation::relu;
@@ -225,16 +246,19 @@ void LaneGroup<T>::step() noexcept {
     const double batch_weight = batch::total_weight(b, rows);
     if (!(batch_weight > 0.0)) return;  // skipped, as EpochRun::step skips it
 
+    // The parameters into lane arrays (a lane that ended keeps its last ones; the lanes past
+    // the group's networks repeat lane 0's).
     const index_t n_layers = lead_.n_layers();
-    for (std::size_t l = 0; l < runs_.size(); ++l) {
-        if (!live_[l]) continue;
-        const Network<T>& net = *jobs_[l]->net;
-        for (index_t i = 0; i < n_layers; ++i) {
-            const DenseLayer<T>& layer = net.layer(i);
-            to_lane(layer.weights, layer.n_inputs * layer.n_outputs, lanes_, l,
-                    w_[std::size_t(i)].data());
-            to_lane(layer.bias, layer.n_outputs, lanes_, l, b_[std::size_t(i)].data());
+    for (index_t i = 0; i < n_layers; ++i) {
+        const DenseLayer<T>& layer = lead_.layer(i);
+        for (index_t l = 0; l < lanes_; ++l) {
+            const DenseLayer<T>& own = jobs_[std::size_t(l) < jobs_.size() ? l : 0]->net->layer(i);
+            read_[std::size_t(l)] = own.weights;
+            read_[std::size_t(lanes_ + l)] = own.bias;
         }
+        interleave(read_.data(), layer.n_inputs * layer.n_outputs, lanes_,
+                   w_[std::size_t(i)].data());
+        interleave(read_.data() + lanes_, layer.n_outputs, lanes_, b_[std::size_t(i)].data());
     }
     forward(b.x, rows);
 
@@ -264,19 +288,24 @@ void LaneGroup<T>::step() noexcept {
     }
     backward(b.x, rows);
 
-    // Each lane's gradient into its network's buffers, then its own update.
+    // Each live lane's gradient into its network's buffers (the others' into sink_), then its
+    // own update.
+    for (index_t i = 0; i < n_layers; ++i) {
+        const DenseLayer<T>& layer = lead_.layer(i);
+        for (index_t l = 0; l < lanes_; ++l) {
+            const bool own = std::size_t(l) < runs_.size() && live_[std::size_t(l)];
+            Network<T>* net = own ? jobs_[std::size_t(l)]->net : nullptr;
+            write_[std::size_t(l)] = own ? net->weight_gradients()[i] : sink_.data();
+            write_[std::size_t(lanes_ + l)] = own ? net->bias_gradients()[i] : sink_.data();
+        }
+        deinterleave(dw_[std::size_t(i)].data(), layer.n_inputs * layer.n_outputs, lanes_,
+                     write_.data());
+        deinterleave(db_[std::size_t(i)].data(), layer.n_outputs, lanes_, write_.data() + lanes_);
+    }
     for (std::size_t l = 0; l < runs_.size(); ++l) {
         if (!live_[l]) continue;
         Network<T>& net = *jobs_[l]->net;
-        T* const* dw = net.weight_gradients();
-        T* const* db = net.bias_gradients();
-        for (index_t i = 0; i < n_layers; ++i) {
-            const DenseLayer<T>& layer = net.layer(i);
-            from_lane(dw_[std::size_t(i)].data(), layer.n_inputs * layer.n_outputs, lanes_, l,
-                      dw[i]);
-            from_lane(db_[std::size_t(i)].data(), layer.n_outputs, lanes_, l, db[i]);
-        }
-        l2_gradient(net, reg.l2, sum_w, dw);
+        l2_gradient(net, reg.l2, sum_w, net.weight_gradients());
         runs_[l]->take_step(loss_[l], batch_weight);
     }
 }

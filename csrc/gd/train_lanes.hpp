@@ -65,6 +65,9 @@ private:
     // One lane's output layer, de-interleaved: logits, activations, dL/dZ.
     std::vector<T> z_out_, a_out_, dz_out_;
     std::vector<T> loss_;             // each lane's objective of this step
+    std::vector<T> sink_;             // where the gradients of lanes without a network go
+    std::vector<const T*> read_;      // per lane: the weights, then the biases, of a layer
+    std::vector<T*> write_;           // per lane: the gradients of a layer's weights, biases
     index_t start_ = 0;               // first position in the order of the next batch
 };
 
