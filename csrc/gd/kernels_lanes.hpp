@@ -44,15 +44,19 @@ template <class T, int B>
 GD_INLINE LaneVec<T, B> operator+(LaneVec<T, B> x, const LaneVec<T, B>& y) noexcept {
     return x += y;
 }
+// acc += a * b, piece by piece in one expression each, as a tile writes it (acc += a(r, p) * b):
+// the product stays a value the compiler contracts into a fused multiply-add wherever it
+// contracts the tile's (a product returned through a temporary vector could be stored first,
+// and then the sum rounds twice: it did in the sanitizer build, -O2). a: one value for every
+// lane (a shared operand) or a lane vector.
 template <class T, int B>
-GD_INLINE LaneVec<T, B> operator*(LaneVec<T, B> x, const LaneVec<T, B>& y) noexcept {
-    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) x.v[s] *= y.v[s];
-    return x;
+GD_INLINE void madd_into(LaneVec<T, B>& acc, T a, const LaneVec<T, B>& b) noexcept {
+    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) acc.v[s] += a * b.v[s];
 }
 template <class T, int B>
-GD_INLINE LaneVec<T, B> operator*(T x, LaneVec<T, B> y) noexcept {  // (as a tile's a(r, p) * b)
-    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) y.v[s] = x * y.v[s];
-    return y;
+GD_INLINE void madd_into(LaneVec<T, B>& acc, const LaneVec<T, B>& a,
+                         const LaneVec<T, B>& b) noexcept {
+    for (int s = 0; s < LaneVec<T, B>::pieces; ++s) acc.v[s] += a.v[s] * b.v[s];
 }
 
 template <class T, int B>
@@ -155,7 +159,7 @@ GD_INLINE void lane_block(index_t i, index_t j, index_t k, const T* a, index_t a
         for (int q = 0; q < J; ++q) bp[q] = lanes_at<T, B>(b, p * brs + (j + q) * bcs);
         for (int r = 0; r < R; ++r) {
             const auto ap = a_at<T, B, SharedA>(a, (i + r) * ars + p * acs);
-            for (int q = 0; q < J; ++q) acc[r][q] += ap * bp[q];
+            for (int q = 0; q < J; ++q) madd_into(acc[r][q], ap, bp[q]);
         }
     }
     for (int r = 0; r < R; ++r)
@@ -218,13 +222,13 @@ GD_INLINE void lane_dot(index_t i, index_t k, const T* a, index_t ars, index_t a
     for (index_t q = 0; q < L; ++q) part[q] = V{};
     for (index_t p0 = 0; p0 < kv; p0 += L)
         for (index_t q = 0; q < L; ++q)
-            part[q] += a_at<T, B, SharedA>(a, i * ars + (p0 + q) * acs) *
-                       lanes_at<T, B>(b, (p0 + q) * brs);
+            madd_into(part[q], a_at<T, B, SharedA>(a, i * ars + (p0 + q) * acs),
+                      lanes_at<T, B>(b, (p0 + q) * brs));
     for (index_t w = L; w > 1; w /= 2)  // hsum: lanes q and q + w/2 of the first w
         for (index_t q = 0; q < w / 2; ++q) part[q] = part[q] + part[q + w / 2];
     V dot = part[0];
     for (index_t p = kv; p < k; ++p)
-        dot += a_at<T, B, SharedA>(a, i * ars + p * acs) * lanes_at<T, B>(b, p * brs);
+        madd_into(dot, a_at<T, B, SharedA>(a, i * ars + p * acs), lanes_at<T, B>(b, p * brs));
     lane_store<T, B>(dot, c, ldc, i, 0, ep);
 }
 
@@ -234,14 +238,15 @@ GD_INLINE void lane_interleaved(index_t i, index_t j, index_t k, index_t k_safe,
                                 T* c, index_t ldc, const Epilogue<T>& ep) noexcept {
     using V = LaneVec<T, B>;
     V acc[4] = {V{}, V{}, V{}, V{}};
-    const auto term = [&](index_t p) {
-        return a_at<T, B, SharedA>(a, i * ars + p * acs) * lanes_at<T, B>(b, p * brs + j * bcs);
+    const auto add = [&](V& sum, index_t p) {
+        madd_into(sum, a_at<T, B, SharedA>(a, i * ars + p * acs),
+                  lanes_at<T, B>(b, p * brs + j * bcs));
     };
     index_t p = 0;
     for (; p + 4 <= k_safe; p += 4)
-        for (int q = 0; q < 4; ++q) acc[q] += term(p + q);
-    for (; p < k_safe; ++p) acc[0] += term(p);
-    for (p = k_safe; p < k; ++p) acc[1] += term(p);
+        for (int q = 0; q < 4; ++q) add(acc[q], p + q);
+    for (; p < k_safe; ++p) add(acc[0], p);
+    for (p = k_safe; p < k; ++p) add(acc[1], p);
     lane_store<T, B>((acc[0] + acc[1]) + (acc[2] + acc[3]), c, ldc, i, j, ep);
 }
 
