@@ -285,7 +285,9 @@ void train_epoch_many(std::vector<EpochJob<T>>& jobs, int n_threads,
     std::vector<std::size_t> singles;
     groups.reserve(runs.size());
     singles.reserve(runs.size());
-    form_groups(runs, jobs, owner, std::size_t(std::max(1, n_threads)), groups, singles);
+    // (Groups for the threads that can run: the caller's and the pool's helpers.)
+    const int can_run = std::min(std::max(1, n_threads), threads::pool_size() + 1);
+    form_groups(runs, jobs, owner, std::size_t(can_run), groups, singles);
     const std::size_t units = groups.size() + singles.size();
     const std::size_t threads =
         std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(std::max(1, n_threads)),
