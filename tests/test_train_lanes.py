@@ -15,7 +15,17 @@ import pytest
 import gdcore as gd
 from gdcore import _backend
 
-from helpers import compare_fit_many
+from helpers import compare_fit_many, core_available
+
+
+@pytest.fixture(autouse=True)
+def compiled_networks():
+    """Lanes are the compiled engine's: the networks built here use it (also in the suite's
+    run with GDCORE_BACKEND=numpy)."""
+    if not core_available():
+        pytest.skip("the compiled core is not built in this installation")
+    with gd.use_backend("cpp"):
+        yield
 
 
 def _lane_epochs():
