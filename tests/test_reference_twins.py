@@ -70,7 +70,6 @@ NO_TWIN_CLASSES = {"Scratch"}  # the workspace buffer
 PRIVATE_TWINS = {
     "losses": ["cross_entropy_fused", "fused_grad", "loss_sum"],
     "optimizers": ["sgd", "adam", "rmsprop"],
-    "network": ["fused"],
     "train": ["parameters_finite"],
     "lbfgs": ["two_loop"],
 }

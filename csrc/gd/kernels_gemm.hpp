@@ -197,6 +197,15 @@ GD_INLINE index_t vector_panels(index_t m, index_t n, index_t k, const T* a, ind
     return j;
 }
 
+// The rows of B that tail_panel reads in place for its last w < L columns: row p's vector ends
+// at p * ldb + L, and b's last used element is (k - 1) * ldb + w - 1.
+template <class T>
+GD_INLINE index_t tail_safe_depth(index_t k, index_t w, index_t ldb) noexcept {
+    constexpr int L = Vec<T>::lanes;
+    const index_t k_safe = ldb > 0 ? k - 1 - (L - w + ldb - 1) / ldb : 0;
+    return k_safe < 0 ? 0 : k_safe;
+}
+
 // The last w < L columns b[:, 0:w]. A full vector load of row p reads past column w into the
 // next row, which is harmless (those lanes are dropped) while it stays inside b: rows
 // [0, k_safe) are read in place, the last few from a zero-padded copy.
@@ -207,9 +216,7 @@ GD_INLINE void tail_panel(index_t m, index_t n_cols, index_t k, const T* a, inde
     constexpr int L = Vec<T>::lanes;
     static_assert((L + 1) * L <= gemm_work_elements - gemm_work_tail, "work's tail region");
     const index_t w = n_cols;
-    // Row p's vector ends at p * ldb + L; b's last used element is (k - 1) * ldb + w - 1.
-    index_t k_safe = ldb > 0 ? k - 1 - (L - w + ldb - 1) / ldb : 0;
-    if (k_safe < 0) k_safe = 0;
+    const index_t k_safe = tail_safe_depth<T>(k, w, ldb);
     // last: rows [k_safe, k), at most 1 + ceil((L - w) / ldb) <= L, of L elements each.
     const index_t n_last = k - k_safe;
     for (index_t p = 0; p < n_last; ++p) {
@@ -391,17 +398,26 @@ void gemv_dot(index_t m, index_t k, T alpha, const T* a, index_t lda, const T* b
 // C^T (n x m) = op(B)^T @ op(A)^T into a scratch block, then copied into C with beta and the
 // epilogue. Only for A stored transposed: op(A)^T is then A as stored (packing A otherwise
 // costs more than the lanes save, measured).
+// gemm's two special cases (kernels_lanes.hpp's lane_plan takes the same branches): the one-
+// column product, and narrow C computed transposed.
+template <class T>
+GD_INLINE bool one_column(bool trans_a, bool trans_b, index_t n, index_t k) noexcept {
+    return !trans_a && !trans_b && n == 1 && k >= Vec<T>::lanes;
+}
+template <class T>
+GD_INLINE bool narrow_c(bool trans_a, index_t m, index_t n, index_t k) noexcept {
+    return trans_a && n < Vec<T>::lanes && m >= 2 * n && k > 0 && m * n <= max_packed;
+}
+
 template <class T>
 void gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc,
           Epilogue<T> ep, T* work) noexcept {
-    constexpr int L = Vec<T>::lanes;
-    if (!trans_a && !trans_b && n == 1 && k >= L) {
+    if (one_column<T>(trans_a, trans_b, n, k)) {
         gemv_dot(m, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, work);
         return;
     }
-    const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
-    if (!narrow) {
+    if (!narrow_c<T>(trans_a, m, n, k)) {
         gemm_direct(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, work);
         return;
     }

@@ -117,29 +117,24 @@ LanePlan lane_plan(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, 
     LanePlan plan;
     plan.tail_row = m;
     plan.tail_col = n;
-    const auto k_safe = [k](index_t w, index_t ld) {  // tail_panel's
-        const index_t safe = ld > 0 ? k - 1 - (L - w + ld - 1) / ld : 0;
-        return safe < 0 ? index_t(0) : safe;
-    };
-    if (!trans_a && !trans_b && n == 1 && k >= L) {  // gemv_dot
+    if (one_column<T>(trans_a, trans_b, n, k)) {  // gemv_dot
         plan.dot = true;
         return plan;
     }
-    const bool narrow = trans_a && n < L && m >= 2 * n && k > 0 && m * n <= max_packed;
-    if (narrow) {
+    if (narrow_c<T>(trans_a, m, n, k)) {
         // C^T by gemm_direct(n, m): one row when n == 1, whose last m % L columns (our rows)
         // take the tail; op(B) of that product is A as stored (row stride lda).
         if (n == 1 && m % L != 0) {
             plan.tail_row = m - m % L;
             plan.tail_col = 0;
-            plan.k_safe = k_safe(m % L, lda);
+            plan.k_safe = tail_safe_depth<T>(k, m % L, lda);
         }
         return plan;
     }
     if (m == 1 && n % L != 0) {  // gemm_direct's one row: the last n % L columns
         plan.tail_row = 0;
         plan.tail_col = n - n % L;
-        plan.k_safe = k_safe(n % L, trans_b ? n : ldb);  // a transposed B is packed, stride n
+        plan.k_safe = tail_safe_depth<T>(k, n % L, trans_b ? n : ldb);  // packed B: stride n
     }
     return plan;
 }

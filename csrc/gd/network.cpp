@@ -9,14 +9,6 @@
 #include "dense.hpp"
 
 namespace gd {
-namespace {
-
-// Activations the dense product applies itself as it stores Z (A then lives in Z's buffer).
-inline bool fused(Activation act) noexcept {
-    return act == Activation::identity || act == Activation::relu;
-}
-
-}  // namespace
 
 template <class T>
 Network<T>::Network(std::vector<DenseLayer<T>> layers, Loss loss)

@@ -11,6 +11,12 @@
 
 namespace gd {
 
+// Activations the dense product applies itself as it stores Z (A then lives in Z's buffer):
+// the network's passes and the lane groups (train_lanes.cpp) follow the same rule.
+inline bool fused(Activation act) noexcept {
+    return act == Activation::identity || act == Activation::relu;
+}
+
 // One layer: non-owning views of W (n_inputs x n_outputs, row-major) and b (n_outputs,).
 template <class T>
 struct DenseLayer {

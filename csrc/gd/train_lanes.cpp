@@ -16,10 +16,6 @@
 namespace gd {
 namespace {
 
-constexpr bool fused(Activation act) noexcept {  // as network.cpp: the product applies it
-    return act == Activation::identity || act == Activation::relu;
-}
-
 std::atomic<std::int64_t> lane_epoch_count{0};
 
 // The kernels' lane product and column sums for groups of `lanes` lanes.
@@ -137,7 +133,7 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
     a_.resize(n);
     dw_.resize(n);
     db_.resize(n);
-    index_t width = 0;
+    index_t width = 0, largest = 0;  // the widest layer, the largest weight matrix
     for (std::size_t i = 0; i < n; ++i) {
         const DenseLayer<T>& l = lead_.layer(index_t(i));
         const auto lanes = [this](index_t size) { return std::size_t(size * lanes_); };
@@ -148,13 +144,9 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
         z_[i].assign(lanes(rows * l.n_outputs), T(0));
         if (!fused(l.activation)) a_[i].assign(lanes(rows * l.n_outputs), T(0));
         width = std::max({width, l.n_inputs, l.n_outputs});
-    }
-    for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
-    index_t largest = 0;  // parameter array
-    for (std::size_t i = 0; i < n; ++i) {
-        const DenseLayer<T>& l = lead_.layer(index_t(i));
         largest = std::max(largest, l.n_inputs * l.n_outputs);
     }
+    for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
     sink_.assign(std::size_t(largest), T(0));
     read_.assign(std::size_t(2 * lanes_), nullptr);
     write_.assign(std::size_t(2 * lanes_), nullptr);
