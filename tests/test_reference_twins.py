@@ -64,6 +64,8 @@ NO_TWIN_MEMBERS = {
     "Network": {"reserve", "reserve_batch", "capacity", "workspace_bytes", "predict_scratch",
                 "output_gradient", "batch_x", "batch_y", "batch_labels", "batch_weights",
                 "reserve_dropout", "target_buffer"},
+    # Accessors of the epoch's arguments (the twin's are its attributes of the same names).
+    "EpochRun": {"config", "state"},
 }
 NO_TWIN_CLASSES = {"Scratch"}  # the workspace buffer
 # Functions private to a .cpp that have a twin too (the granularity of the fused passes).

@@ -105,6 +105,38 @@ def test_lanes_with_different_optimizers_regularisers_and_weights(engine_factory
     assert _lane_epochs() - before == 4 * 4
 
 
+# SGD groups whose lanes are alike in these cases are updated in one pass over the lane arrays
+# (sgd_pass.hpp's lane pass), each lane with its own rates; with an l2 penalty, each lane's
+# update is its own call.
+SGD_CASES = {
+    "momentum": dict(momentum=0.9),
+    "nesterov": dict(momentum=0.8, nesterov=True),
+    "weight-decay": dict(weight_decay=1e-3),
+    "all": dict(momentum=0.5, nesterov=True, weight_decay=1e-2),
+}
+
+
+@pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("sgd", list(SGD_CASES))
+def test_sgd_lanes_updated_together_equal_each_networks_own_fit(engine_factory, isa, dtype, rng,
+                                                                 sgd, l2):
+    X, y = _data(rng, 50, 3, 1, "binary")
+    count = 64 // np.dtype(dtype).itemsize - 3
+    rates = np.geomspace(1e-3, 0.3, count)
+    factors = np.linspace(0.5, 1.0, count)  # each lane its own momentum and decay too
+    options = SGD_CASES[sgd]
+    before = _lane_epochs()
+    compare_fit_many(
+        lambda: [gd.Network.from_sizes([3, 10, 1], activation="tanh", output_activation="sigmoid",
+                                       loss="bce", dtype=dtype, seed=s) for s in range(count)],
+        lambda: [gd.SGD(lr=r, **{k: v * f if isinstance(v, float) else v
+                                 for k, v in options.items()})
+                 for r, f in zip(rates, factors)],
+        X, y, epochs=3, batch_size=8, seed=3, l2=l2)
+    assert _lane_epochs() - before == 3 * count
+
+
 @pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
 def test_a_diverging_lane_backs_off_while_the_others_go_on(engine_factory, rng):
     X, y = _data(rng, 64, 3, 1, "values")

@@ -92,6 +92,11 @@ struct Table {
     LaneGemmFn<double> lane_dgemm[2];
     void (*lane_column_sums_f32[2])(const float* x, index_t rows, index_t cols, float* s);
     void (*lane_column_sums_f64[2])(const double* x, index_t rows, index_t cols, double* s);
+    // sgd_f32 over lane arrays, each lane with its own lr, momentum and weight decay
+    // (sgd_pass.hpp's sgd_lane_update: every lane equals sgd_f32 on its own values).
+    void (*lane_sgd_f32[2])(float* p, const float* g, float* buf, index_t elements,
+                            const float* lr, const float* momentum, const float* weight_decay,
+                            bool nesterov, bool decay);
 };
 
 // The kernels in use: the best the CPU supports, unless set_isa chose others.

@@ -37,6 +37,13 @@ void sgd_f32(float* p, const float* g, float* buf, index_t size, float lr, float
     sgd_update(p, g, buf, size, lr, momentum, nesterov, weight_decay);
 }
 
+template <index_t L>
+void lane_sgd_f32(float* p, const float* g, float* buf, index_t elements, const float* lr,
+                  const float* momentum, const float* weight_decay, bool nesterov,
+                  bool decay) noexcept {
+    sgd_lane_update<float, L>(p, g, buf, elements, lr, momentum, weight_decay, nesterov, decay);
+}
+
 constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<double>,
                           &exp_map,              &tanh_map,           &sigmoid_map,
                           &softplus_neg_abs_map, &column_sums<float>, &column_sums<double>,
@@ -45,7 +52,8 @@ constexpr Table the_table{GD_ISA_NAME,           &gemm<float>,        &gemm<doub
                           {&lane_gemm<float, 32>, &lane_gemm<float, 64>},
                           {&lane_gemm<double, 32>, &lane_gemm<double, 64>},
                           {&lane_column_sums<float, 32>, &lane_column_sums<float, 64>},
-                          {&lane_column_sums<double, 32>, &lane_column_sums<double, 64>}};
+                          {&lane_column_sums<double, 32>, &lane_column_sums<double, 64>},
+                          {&lane_sgd_f32<lane_count<float> / 2>, &lane_sgd_f32<lane_count<float>>}};
 
 }  // namespace
 

@@ -5,23 +5,30 @@
 // Included inside an unnamed namespace by each: no include guard and no includes on purpose,
 // so every copy has internal linkage (no ISA-specific copy can be picked for another ISA).
 
-// One pass over p: g' = g + wd p; with momentum buf = momentum buf + g' and g' = g' +
-// momentum buf (nesterov) or buf; p -= lr g'. g is left alone. The cases are template
-// arguments so that each loop is branch-free and vectorises; p, g and buf are distinct arrays
-// (restrict: no run-time overlap checks).
+// One element of the update: g' = g + wd p; with momentum buf = momentum buf + g' and
+// g' = g' + momentum buf (nesterov) or buf; p -= lr g'. g is left alone. The one expression of
+// the update, shared by the pass and the lane pass below, so that the compiler contracts both
+// alike (the lanes must equal the pass bit for bit).
+template <class T, bool decay, bool momentum, bool nesterov>
+inline void sgd_element(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t i,
+                        T lr, T mu, T wd) noexcept {
+    const T gi = decay ? g[i] + wd * p[i] : g[i];
+    if constexpr (momentum) {
+        const T b = mu * buf[i] + gi;
+        buf[i] = b;
+        p[i] -= lr * (nesterov ? gi + mu * b : b);
+    } else {
+        p[i] -= lr * gi;
+    }
+}
+
+// One pass over p. The cases are template arguments so that each loop is branch-free and
+// vectorises; p, g and buf are distinct arrays (restrict: no run-time overlap checks).
 template <class T, bool decay, bool momentum, bool nesterov>
 inline void sgd_pass(T* __restrict p, const T* __restrict g, T* __restrict buf,
                      index_t size, T lr, T mu, T wd) noexcept {
-    for (index_t i = 0; i < size; ++i) {
-        const T gi = decay ? g[i] + wd * p[i] : g[i];
-        if constexpr (momentum) {
-            const T b = mu * buf[i] + gi;
-            buf[i] = b;
-            p[i] -= lr * (nesterov ? gi + mu * b : b);
-        } else {
-            p[i] -= lr * gi;
-        }
-    }
+    for (index_t i = 0; i < size; ++i)
+        sgd_element<T, decay, momentum, nesterov>(p, g, buf, i, lr, mu, wd);
 }
 
 // The pass for these hyper-parameters: buf is null without momentum.
@@ -38,5 +45,33 @@ inline void sgd_update(T* p, const T* g, T* buf, index_t size, T lr, T momentum,
     } else {
         if (decay) sgd_pass<T, true, true, false>(p, g, buf, size, lr, momentum, weight_decay);
         else sgd_pass<T, false, true, false>(p, g, buf, size, lr, momentum, weight_decay);
+    }
+}
+
+// The pass over the lane arrays of a lane group (train_lanes.hpp: element e of lane l at
+// e * L + l), each lane with its own lr, mu and wd: for every lane, the pass above.
+template <class T, index_t L, bool decay, bool momentum, bool nesterov>
+inline void sgd_lane_pass(T* __restrict p, const T* __restrict g, T* __restrict buf,
+                          index_t elements, const T* __restrict lr, const T* __restrict mu,
+                          const T* __restrict wd) noexcept {
+    for (index_t e = 0; e < elements; ++e)
+        for (index_t l = 0; l < L; ++l)
+            sgd_element<T, decay, momentum, nesterov>(p, g, buf, e * L + l, lr[l], mu[l], wd[l]);
+}
+
+// The lane pass for these cases (every lane alike: with or without momentum, nesterov,
+// weight decay): buf is null without momentum.
+template <class T, index_t L>
+inline void sgd_lane_update(T* p, const T* g, T* buf, index_t elements, const T* lr,
+                            const T* mu, const T* wd, bool nesterov, bool decay) noexcept {
+    if (buf == nullptr) {
+        if (decay) sgd_lane_pass<T, L, true, false, false>(p, g, nullptr, elements, lr, mu, wd);
+        else sgd_lane_pass<T, L, false, false, false>(p, g, nullptr, elements, lr, mu, wd);
+    } else if (nesterov) {
+        if (decay) sgd_lane_pass<T, L, true, true, true>(p, g, buf, elements, lr, mu, wd);
+        else sgd_lane_pass<T, L, false, true, true>(p, g, buf, elements, lr, mu, wd);
+    } else {
+        if (decay) sgd_lane_pass<T, L, true, true, false>(p, g, buf, elements, lr, mu, wd);
+        else sgd_lane_pass<T, L, false, true, false>(p, g, buf, elements, lr, mu, wd);
     }
 }

@@ -64,15 +64,10 @@ void EpochRun<T>::step(StopCheck* stop) noexcept {
 
 template <class T>
 void EpochRun<T>::take_step(T loss, double batch_weight) noexcept {
-    if (!std::isfinite(loss)) {
-        non_finite_ = double(loss);  // stop before this batch's update
-        has_non_finite_ = true;
-        ended_ = true;
-        return;
-    }
-
-    // 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
     const std::int64_t t = step_[0] + 1;
+    if (!count_step(loss, batch_weight)) return;  // stop before this batch's update
+
+    // 4. Update every parameter in place (W0, b0, W1, b1, ...).
     T* const* dw = net_.weight_gradients();
     T* const* db = net_.bias_gradients();
     const int n_slots = config_.n_slots();
@@ -83,10 +78,21 @@ void EpochRun<T>::take_step(T loss, double batch_weight) noexcept {
         optimizer_update(config_, t, l.weights, dw[i], w_state, l.n_inputs * l.n_outputs);
         optimizer_update(config_, t, l.bias, db[i], b_state, l.n_outputs);
     }
-    step_[0] = t;
+}
+
+template <class T>
+bool EpochRun<T>::count_step(T loss, double batch_weight) noexcept {
+    if (!std::isfinite(loss)) {
+        non_finite_ = double(loss);
+        has_non_finite_ = true;
+        ended_ = true;
+        return false;
+    }
+    step_[0] += 1;
     ++steps_;
     weighted_loss_ += double(loss) * batch_weight;
     total_weight_ += batch_weight;
+    return true;
 }
 
 template <class T>

@@ -80,6 +80,14 @@ public:
     // hold its gradient. A non-finite loss ends the epoch before the update; else the update,
     // and the step is counted with the batch's total sample weight.
     void take_step(T loss, double batch_weight) noexcept;
+    // take_step without the update, for a lane group that updates the network's parameters
+    // itself: true if the step counts (then the caller updates), false if a non-finite loss
+    // ended the epoch.
+    bool count_step(T loss, double batch_weight) noexcept;
+    // The optimizer's configuration of this epoch.
+    const OptimizerConfig& config() const noexcept { return config_; }
+    // The optimizer's state arrays (config().n_slots() per parameter: W0, b0, W1, b1, ...).
+    T* const* state() const noexcept { return state_; }
     // The epoch's result once it ended; `interrupted`: a stop ended it.
     EpochResult result(bool interrupted) const noexcept;
 

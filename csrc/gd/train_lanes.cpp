@@ -3,6 +3,7 @@
 #include "train_lanes.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <type_traits>
@@ -15,6 +16,8 @@
 
 namespace gd {
 namespace {
+
+#include "sgd_pass.hpp"
 
 std::atomic<std::int64_t> lane_epoch_count{0};
 
@@ -41,27 +44,60 @@ void lane_column_sums(index_t lanes, const T* x, index_t rows, index_t cols, T* 
         kernels::table().lane_column_sums_f64[wide](x, rows, cols, s);
 }
 
+// The SGD update over lane arrays of `lanes` lanes: float32 by the kernels table (as
+// optimizers.cpp's sgd), float64 here (as optimizers.cpp's sgd_update, with the same flags).
+void lane_sgd(index_t lanes, float* p, const float* g, float* buf, index_t elements,
+              const float* lr, const float* mu, const float* wd, bool nesterov,
+              bool decay) noexcept {
+    const int wide = lanes == kernels::lane_count<float> ? 1 : 0;
+    kernels::table().lane_sgd_f32[wide](p, g, buf, elements, lr, mu, wd, nesterov, decay);
+}
+void lane_sgd(index_t lanes, double* p, const double* g, double* buf, index_t elements,
+              const double* lr, const double* mu, const double* wd, bool nesterov,
+              bool decay) noexcept {
+    constexpr index_t full = kernels::lane_count<double>;
+    if (lanes == full)
+        sgd_lane_update<double, full>(p, g, buf, elements, lr, mu, wd, nesterov, decay);
+    else
+        sgd_lane_update<double, full / 2>(p, g, buf, elements, lr, mu, wd, nesterov, decay);
+}
+
+// Lane l of a lane array set to zero.
+template <class T>
+void clear_lane(T* lane_array, index_t size, index_t lanes, std::size_t l) noexcept {
+    for (index_t e = 0; e < size; ++e) lane_array[e * lanes + index_t(l)] = T(0);
+}
+
 // A lane array of `lanes` lanes from one plain array per lane, and back: element by element,
 // so that each element's lanes (one cache line) are written together.
+// (A lane at a time, through local restrict pointers: the loop is one load and one store per
+// element; indexing plain[l][e] reloaded the pointer for every element, as a store may alias it.)
 template <class T>
 void interleave(const T* const* plain, index_t size, index_t lanes, T* lane_array) noexcept {
-    for (index_t e = 0; e < size; ++e)
-        for (index_t l = 0; l < lanes; ++l) lane_array[e * lanes + l] = plain[l][e];
+    for (index_t l = 0; l < lanes; ++l) {
+        const T* __restrict src = plain[l];
+        T* __restrict dst = lane_array + l;
+        for (index_t e = 0; e < size; ++e) dst[e * lanes] = src[e];
+    }
 }
 template <class T>
 void deinterleave(const T* lane_array, index_t size, index_t lanes, T* const* plain) noexcept {
-    for (index_t e = 0; e < size; ++e)
-        for (index_t l = 0; l < lanes; ++l) plain[l][e] = lane_array[e * lanes + l];
+    for (index_t l = 0; l < lanes; ++l) {
+        const T* __restrict src = lane_array + l;
+        T* __restrict dst = plain[l];
+        for (index_t e = 0; e < size; ++e) dst[e] = src[e * lanes];
+    }
 }
 
 // Lane l of a lane array of `lanes` lanes from a plain one, and back.
 template <class T>
-void to_lane(const T* plain, index_t size, index_t lanes, std::size_t l, T* lane_array) noexcept {
+void to_lane(const T* __restrict plain, index_t size, index_t lanes, std::size_t l,
+             T* __restrict lane_array) noexcept {
     for (index_t e = 0; e < size; ++e) lane_array[e * lanes + index_t(l)] = plain[e];
 }
 template <class T>
-void from_lane(const T* lane_array, index_t size, index_t lanes, std::size_t l,
-               T* plain) noexcept {
+void from_lane(const T* __restrict lane_array, index_t size, index_t lanes, std::size_t l,
+               T* __restrict plain) noexcept {
     for (index_t e = 0; e < size; ++e) plain[e] = lane_array[e * lanes + index_t(l)];
 }
 
@@ -155,6 +191,102 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
     a_out_.assign(out, T(0));
     dz_out_.assign(out, T(0));
     loss_.assign(runs_.size(), T(0));
+
+    // Lane updates when every lane's optimizer is SGD with the same cases as lane 0's, and no
+    // l2 penalty (the objective's penalty reads the network's own weights).
+    const OptimizerConfig& first = runs_.front()->config();
+    const auto cases = [](const OptimizerConfig& c) {
+        return std::array<bool, 4>{c.optimizer == Optimizer::sgd, c.momentum != 0.0, c.nesterov,
+                                   c.weight_decay != 0.0};
+    };
+    lane_update_ = lead_job_.reg.l2 == 0.0 && cases(first)[0] &&
+                   std::all_of(runs_.begin(), runs_.end(), [&](const EpochRun<T>* run) {
+                       return cases(run->config()) == cases(first);
+                   });
+    if (!lane_update_) return;
+    momentum_ = first.momentum != 0.0;
+    nesterov_ = first.nesterov;
+    decay_ = first.weight_decay != 0.0;
+    if (momentum_) {
+        vw_.resize(n);
+        vb_.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            vw_[i].assign(w_[i].size(), T(0));
+            vb_[i].assign(b_[i].size(), T(0));
+        }
+    }
+    lr_.assign(std::size_t(lanes_), T(0));  // (lanes past the networks: zero, and stay zero)
+    mu_.assign(std::size_t(lanes_), T(0));
+    wd_.assign(std::size_t(lanes_), T(0));
+    stored_.assign(runs_.size(), 0);
+}
+
+template <class T>
+void LaneGroup<T>::load_lanes() noexcept {
+    for (std::size_t l = 0; l < runs_.size(); ++l) {
+        const Network<T>& net = *jobs_[l]->net;
+        T* const* state = runs_[l]->state();
+        for (index_t i = 0; i < net.n_layers(); ++i) {
+            const DenseLayer<T>& layer = net.layer(i);
+            const index_t size = layer.n_inputs * layer.n_outputs;
+            to_lane(layer.weights, size, lanes_, l, w_[std::size_t(i)].data());
+            to_lane(layer.bias, layer.n_outputs, lanes_, l, b_[std::size_t(i)].data());
+            if (momentum_) {  // (one state array per parameter: the momentum buffer)
+                to_lane(state[2 * i], size, lanes_, l, vw_[std::size_t(i)].data());
+                to_lane(state[2 * i + 1], layer.n_outputs, lanes_, l, vb_[std::size_t(i)].data());
+            }
+        }
+        // The rates as optimizers.cpp's sgd passes them to the pass.
+        const OptimizerConfig& c = runs_[l]->config();
+        lr_[l] = T(c.lr);
+        mu_[l] = T(c.momentum);
+        wd_[l] = T(c.weight_decay);
+    }
+}
+
+template <class T>
+void LaneGroup<T>::store_lane(std::size_t l) noexcept {
+    const Network<T>& net = *jobs_[l]->net;
+    T* const* state = runs_[l]->state();
+    for (index_t i = 0; i < net.n_layers(); ++i) {
+        const DenseLayer<T>& layer = net.layer(i);
+        const index_t size = layer.n_inputs * layer.n_outputs;
+        const std::size_t k = std::size_t(i);
+        from_lane(w_[k].data(), size, lanes_, l, layer.weights);
+        from_lane(b_[k].data(), layer.n_outputs, lanes_, l, layer.bias);
+        // (The gradient too: a lane that ends on a non-finite loss has this step's in them.)
+        for (std::vector<T>* lane_array : {&w_[k], &dw_[k]})
+            clear_lane(lane_array->data(), size, lanes_, l);
+        for (std::vector<T>* lane_array : {&b_[k], &db_[k]})
+            clear_lane(lane_array->data(), layer.n_outputs, lanes_, l);
+        if (momentum_) {
+            from_lane(vw_[k].data(), size, lanes_, l, state[2 * i]);
+            from_lane(vb_[k].data(), layer.n_outputs, lanes_, l, state[2 * i + 1]);
+            clear_lane(vw_[k].data(), size, lanes_, l);
+            clear_lane(vb_[k].data(), layer.n_outputs, lanes_, l);
+        }
+    }
+    lr_[l] = mu_[l] = wd_[l] = T(0);
+    stored_[l] = 1;
+}
+
+// Each live lane's step (EpochRun::count_step; a lane whose loss is not finite ends, before
+// its update, and is written back), then one SGD pass over the lane arrays. A lane without a
+// network has zero parameters, a zero gradient and a zero rate, so the pass leaves it zero.
+template <class T>
+void LaneGroup<T>::update_lanes(double batch_weight) noexcept {
+    const index_t n_layers = lead_.n_layers();
+    for (std::size_t l = 0; l < runs_.size(); ++l)
+        if (live_[l] && !runs_[l]->count_step(loss_[l], batch_weight)) store_lane(l);
+    for (index_t i = 0; i < n_layers; ++i) {
+        const DenseLayer<T>& layer = lead_.layer(i);
+        const std::size_t k = std::size_t(i);
+        lane_sgd(lanes_, w_[k].data(), dw_[k].data(), momentum_ ? vw_[k].data() : nullptr,
+                 layer.n_inputs * layer.n_outputs, lr_.data(), mu_.data(), wd_.data(), nesterov_,
+                 decay_);
+        lane_sgd(lanes_, b_[k].data(), db_[k].data(), momentum_ ? vb_[k].data() : nullptr,
+                 layer.n_outputs, lr_.data(), mu_.data(), wd_.data(), nesterov_, decay_);
+    }
 }
 
 template <class T>
@@ -167,6 +299,7 @@ bool LaneGroup<T>::any_left() const noexcept {
 template <class T>
 void LaneGroup<T>::run(StopCheck& stop) noexcept {
     lane_epoch_count.fetch_add(std::int64_t(runs_.size()), std::memory_order_relaxed);
+    if (lane_update_) load_lanes();
     for (;;) {
         if (stop.stopped() || !any_left()) break;
         step();
@@ -174,6 +307,9 @@ void LaneGroup<T>::run(StopCheck& stop) noexcept {
     }
     if (stop.stopped())
         for (EpochRun<T>* run : runs_) run->end();
+    if (lane_update_)
+        for (std::size_t l = 0; l < runs_.size(); ++l)
+            if (!stored_[l]) store_lane(l);
 }
 
 // Network::forward (no dropout, output_activation false) for every lane.
@@ -239,9 +375,9 @@ void LaneGroup<T>::step() noexcept {
     if (!(batch_weight > 0.0)) return;  // skipped, as EpochRun::step skips it
 
     // The parameters into lane arrays (a lane that ended keeps its last ones; the lanes past
-    // the group's networks repeat lane 0's).
+    // the group's networks repeat lane 0's); with lane updates they are there already.
     const index_t n_layers = lead_.n_layers();
-    for (index_t i = 0; i < n_layers; ++i) {
+    for (index_t i = 0; i < n_layers && !lane_update_; ++i) {
         const DenseLayer<T>& layer = lead_.layer(i);
         for (index_t l = 0; l < lanes_; ++l) {
             const DenseLayer<T>& own = jobs_[std::size_t(l) < jobs_.size() ? l : 0]->net->layer(i);
@@ -261,8 +397,11 @@ void LaneGroup<T>::step() noexcept {
     const T* a_lanes = fused(out.activation) ? z_lanes : a_.back().data();
     const double sum_w = sample_weight_sum(b.w, rows);
     const Regularisers& reg = lead_job_.reg;
-    for (std::size_t l = 0; l < runs_.size(); ++l) {
-        if (!live_[l]) continue;
+    for (std::size_t l = 0; l < std::size_t(lanes_); ++l) {
+        if (l >= runs_.size() || !live_[l]) {  // no gradient for a lane without a live network
+            clear_lane(grad_[0].data(), out_size, lanes_, l);
+            continue;
+        }
         T* z = z_out_.data();
         T* a = a_out_.data();
         from_lane(z_lanes, out_size, lanes_, l, z);
@@ -279,6 +418,10 @@ void LaneGroup<T>::step() noexcept {
         to_lane(dz_out_.data(), out_size, lanes_, l, grad_[0].data());
     }
     backward(b.x, rows);
+    if (lane_update_) {
+        update_lanes(batch_weight);
+        return;
+    }
 
     // Each live lane's gradient into its network's buffers (the others' into sink_), then its
     // own update.

@@ -50,6 +50,12 @@ public:
 private:
     bool any_left() const noexcept;
     void step() noexcept;
+    // Lane updates (lane_update_): the lanes' parameters and momentum buffers stay in the lane
+    // arrays for the whole epoch. load_lanes fills them; store_lane(l) writes lane l back to its
+    // network and optimizer state and clears it (zeros, and a rate of zero: it stays zero).
+    void load_lanes() noexcept;
+    void store_lane(std::size_t l) noexcept;
+    void update_lanes(double batch_weight) noexcept;
     void forward(const T* x, index_t rows) noexcept;
     void backward(const T* x, index_t rows) noexcept;
 
@@ -69,6 +75,15 @@ private:
     std::vector<const T*> read_;      // per lane: the weights, then the biases, of a layer
     std::vector<T*> write_;           // per lane: the gradients of a layer's weights, biases
     index_t start_ = 0;               // first position in the order of the next batch
+    // Lane updates: when every lane's optimizer is SGD alike (momentum or not, nesterov or not,
+    // weight decay or not) and there is no l2 penalty, one pass over the lane arrays updates all lanes (sgd_pass.hpp's
+    // lane pass), each with its own rates, instead of copying the parameters out and in at
+    // every step. Else each lane's update is its own call (EpochRun::take_step).
+    bool lane_update_ = false;
+    bool momentum_ = false, nesterov_ = false, decay_ = false;
+    std::vector<std::vector<T>> vw_, vb_;  // momentum buffers, lane arrays per layer
+    std::vector<T> lr_, mu_, wd_;          // per lane
+    std::vector<char> stored_;             // lane written back (lane_update_)
 };
 
 }  // namespace gd

@@ -99,14 +99,13 @@ class EpochRun:
         """Finish a step whose objective is ``loss`` and whose gradient is in the network's
         gradient buffers: a non-finite loss ends the epoch before the update; else the update,
         and the step counts with the batch's total sample weight."""
-        if not math.isfinite(loss):
-            self._non_finite, self._ended = loss, True  # stop before this batch's update
-            return
-        net, config, step = self.net, self.config, self.step_count
-        t = int(step[0]) + 1
+        t = int(self.step_count[0]) + 1
+        if not self.count_step(loss, batch_weight):
+            return  # stop before this batch's update
+        net, config = self.net, self.config
         dW, db = net.weight_gradients(), net.bias_gradients()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            # 4. Update every parameter in place (W0, b0, W1, b1, ...), then count the step.
+            # 4. Update every parameter in place (W0, b0, W1, b1, ...).
             n_slots, state = config.n_slots(), self.state
             for i in range(net.n_layers()):
                 l = net.layer(i)
@@ -114,10 +113,18 @@ class EpochRun:
                 b_state = state[(2 * i + 1) * n_slots:(2 * i + 2) * n_slots]
                 optimizer_update(config, t, l.weights, dW[i], w_state)
                 optimizer_update(config, t, l.bias, db[i], b_state)
-        step[0] = t
+
+    def count_step(self, loss: float, batch_weight: float) -> bool:
+        """``take_step`` without the update: True if the step counts, False if a non-finite
+        loss ended the epoch."""
+        if not math.isfinite(loss):
+            self._non_finite, self._ended = loss, True
+            return False
+        self.step_count[0] += 1
         self._steps += 1
         self._weighted_loss += loss * batch_weight
         self._total_weight += batch_weight
+        return True
 
     def end(self) -> None:
         """End the epoch here."""
