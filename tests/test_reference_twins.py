@@ -42,6 +42,7 @@ RETURNED = {
     "smooth_targets": {"out"}, "random_bits": {"out"}, "dropout_mask": {"mask"},
     "dropout_apply": {"out"}, "objective_value": {"value"}, "objective_gradient": {"value"},
     "descend": {"path"}, "output_objective": {"dz"},
+    "bce_gradient_lanes": {"terms", "dz", "values"},
 }
 # Per function: a C++ parameter spelled otherwise in Python, in the same place.
 RENAMED = {

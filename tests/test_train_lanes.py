@@ -138,6 +138,26 @@ def test_sgd_lanes_updated_together_equal_each_networks_own_fit(engine_factory, 
 
 
 @pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
+@pytest.mark.parametrize("outputs", [1, 2])
+@pytest.mark.parametrize("extras", ["plain", "weights", "smoothing"])
+def test_bce_lanes_computed_together_equal_each_networks_own_fit(engine_factory, isa, dtype,
+                                                                  rng, outputs, extras):
+    """bce without l2: every lane's loss and gradient in one pass (bce_gradient_lanes)."""
+    X, y = _data(rng, 43, 3, outputs, "binary")
+    count = 64 // np.dtype(dtype).itemsize - 1
+    kwargs = {"weights": dict(sample_weight=rng.uniform(0.2, 3.0, size=43)),
+              "smoothing": dict(label_smoothing=0.2), "plain": {}}[extras]
+    before = _lane_epochs()
+    compare_fit_many(
+        lambda: [gd.Network.from_sizes([3, 7, outputs], activation="tanh",
+                                       output_activation="sigmoid", loss="bce", dtype=dtype,
+                                       seed=s) for s in range(count)],
+        lambda: [gd.SGD(lr=r, momentum=0.9) for r in np.geomspace(1e-3, 1.0, count)],
+        X, y, epochs=3, batch_size=10, seed=4, on_divergence="backoff", **kwargs)
+    assert _lane_epochs() - before >= 3 * count
+
+
+@pytest.mark.parametrize("engine_factory", ["cpp"], indirect=True)
 def test_a_diverging_lane_backs_off_while_the_others_go_on(engine_factory, rng):
     X, y = _data(rng, 64, 3, 1, "values")
     y = y * 100.0

@@ -308,6 +308,57 @@ template float loss_value<float>(Loss, const float*, const float*, Targets<float
                                  const float*, index_t, index_t) noexcept;
 template double loss_value<double>(Loss, const double*, const double*, Targets<double>,
                                    const double*, index_t, index_t) noexcept;
+template <class T>
+void bce_gradient_lanes(const T* z, const T* a, const T* y, const T* w, index_t n, index_t k,
+                        index_t lanes, T* terms, T* dz, T* values) noexcept {
+    // log1p(exp(-|z|)) of every element, as bce_sum computes it (elementwise: the layout does
+    // not matter), then per network bce_sum's sums: rows in order, each row's k terms in
+    // order from 0.0, divided by k, weighted. (bce_sum(float)'s shortcuts, no row sum when
+    // k == 1 and no division by 1, give the same doubles.)
+    const index_t size = n * k * lanes;
+    if constexpr (std::is_same_v<T, float>) {
+        kernels::table().softplus_neg_abs_f32(z, terms, size);
+    } else {
+        for (index_t e = 0; e < size; ++e) terms[e] = std::log1p(std::exp(-std::abs(z[e])));
+    }
+    constexpr index_t most = 64 / sizeof(float);  // (lane_count<float>: the widest group)
+    double total[most] = {}, row[most];
+    for (index_t j = 0; j < n; ++j) {
+        for (index_t l = 0; l < lanes; ++l) row[l] = 0.0;
+        for (index_t c = 0; c < k; ++c) {
+            const index_t e = (j * k + c) * lanes;
+            const T yc = y[j * k + c];
+            for (index_t l = 0; l < lanes; ++l)
+                row[l] += double(bce_from_logit(z[e + l], yc, terms[e + l]));
+        }
+        const double wj = w ? double(w[j]) : 1.0;
+        for (index_t l = 0; l < lanes; ++l) {
+            row[l] /= double(k);
+            total[l] += w ? wj * row[l] : row[l];
+        }
+    }
+    const double sum_w = weight_sum(w, n);
+    for (index_t l = 0; l < lanes; ++l) values[l] = T(total[l] / sum_w);
+    // fused_grad's dz = (a - y) w_j / (sum_w k), element by element.
+    const double denom = sum_w * double(k);
+    const T scale_1 = T(1.0 / denom);
+    for (index_t j = 0; j < n; ++j) {
+        const T scale = w ? T(double(w[j]) / denom) : scale_1;
+        for (index_t c = 0; c < k; ++c) {
+            const index_t e = (j * k + c) * lanes;
+            const T yc = y[j * k + c];
+            for (index_t l = 0; l < lanes; ++l) dz[e + l] = (a[e + l] - yc) * scale;
+        }
+    }
+}
+
+template void bce_gradient_lanes<float>(const float*, const float*, const float*, const float*,
+                                        index_t, index_t, index_t, float*, float*,
+                                        float*) noexcept;
+template void bce_gradient_lanes<double>(const double*, const double*, const double*,
+                                         const double*, index_t, index_t, index_t, double*,
+                                         double*, double*) noexcept;
+
 template float loss_gradient<float>(Loss, Activation, const float*, const float*,
                                     Targets<float>, const float*, index_t, index_t,
                                     float*) noexcept;

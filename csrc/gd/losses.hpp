@@ -28,6 +28,15 @@ template <class T>
 T loss_gradient(Loss loss, Activation out, const T* z, const T* a, Targets<T> y, const T* w,
                 index_t n, index_t k, T* dz) noexcept;
 
+// loss_gradient of bce (sigmoid output) for `lanes` networks at once, on lane arrays (element e
+// of network l at e * lanes + l: train_lanes.hpp's layout) z, a and dz (n x k elements each);
+// the targets y (n x k values) and weights w are the networks' common ones. values[l] is
+// network l's loss. Each network's value and dz equal its own loss_gradient's bit for bit: the
+// same terms, summed per network in loss_gradient's order. terms: scratch of n x k x lanes.
+template <class T>
+void bce_gradient_lanes(const T* z, const T* a, const T* y, const T* w, index_t n, index_t k,
+                        index_t lanes, T* terms, T* dz, T* values) noexcept;
+
 // The targets with label smoothing `label_smoothing` (eps), as dense values in out (n x k):
 // cross_entropy (1 - eps) y + eps / k (torch's CrossEntropyLoss(label_smoothing=eps); class
 // indices are one-hot rows first), bce (1 - eps) y + eps / 2. Both factors are computed in

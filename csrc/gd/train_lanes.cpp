@@ -191,6 +191,11 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
     a_out_.assign(out, T(0));
     dz_out_.assign(out, T(0));
     loss_.assign(runs_.size(), T(0));
+    lane_loss_ = lead_.loss() == Loss::bce && lead_job_.reg.l2 == 0.0;
+    if (lane_loss_) {
+        terms_.assign(out * std::size_t(lanes_), T(0));
+        values_.assign(std::size_t(lanes_), T(0));
+    }
 
     // Lane updates when every lane's optimizer is SGD with the same cases as lane 0's, and no
     // l2 penalty (the objective's penalty reads the network's own weights).
@@ -397,9 +402,21 @@ void LaneGroup<T>::step() noexcept {
     const T* a_lanes = fused(out.activation) ? z_lanes : a_.back().data();
     const double sum_w = sample_weight_sum(b.w, rows);
     const Regularisers& reg = lead_job_.reg;
+    if (lane_loss_) {  // (objective.cpp's loss_targets: bce smooths its targets)
+        const Targets<T> y = reg.label_smoothing == 0.0
+                                 ? b.y
+                                 : smooth_targets(Loss::bce, b.y, rows, out.n_outputs,
+                                                  reg.label_smoothing, lead_.target_buffer());
+        bce_gradient_lanes(z_lanes, a_lanes, y.values, b.w, rows, out.n_outputs, lanes_,
+                           terms_.data(), grad_[0].data(), values_.data());
+    }
     for (std::size_t l = 0; l < std::size_t(lanes_); ++l) {
         if (l >= runs_.size() || !live_[l]) {  // no gradient for a lane without a live network
             clear_lane(grad_[0].data(), out_size, lanes_, l);
+            continue;
+        }
+        if (lane_loss_) {
+            loss_[l] = values_[l];
             continue;
         }
         T* z = z_out_.data();

@@ -84,6 +84,10 @@ private:
     std::vector<std::vector<T>> vw_, vb_;  // momentum buffers, lane arrays per layer
     std::vector<T> lr_, mu_, wd_;          // per lane
     std::vector<char> stored_;             // lane written back (lane_update_)
+    // bce without an l2 penalty: every lane's loss and dL/dZ in one pass over the lane arrays
+    // (bce_gradient_lanes) instead of one call per network on its de-interleaved outputs.
+    bool lane_loss_ = false;
+    std::vector<T> terms_, values_;        // its scratch and the lanes' losses
 };
 
 }  // namespace gd

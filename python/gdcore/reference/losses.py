@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .activations import activation_backward, row_shifted_exp
-from .codes import LOSS_NAMES
+from .codes import ACTIVATIONS, LOSS_NAMES, LOSSES
 
 
 # ---------------------------------------------------------------------------- per-sample losses
@@ -247,6 +247,28 @@ def loss_gradient(loss: int, out_activation: int, Z: np.ndarray, A: Optional[np.
     # dL/dZ = dL/dA * f'(Z)
     return value, activation_backward(out_activation, Z, A, dA)
 
+
+
+def bce_gradient_lanes(Z: np.ndarray, A: np.ndarray, Y: np.ndarray, w: Optional[np.ndarray],
+                       lanes: int) -> tuple:
+    """:func:`loss_gradient` of bce for ``lanes`` networks at once, on lane arrays: ``Z`` and
+    ``A`` hold element ``e`` of network ``l`` at ``e * lanes + l`` (shape ``(n, k * lanes)``
+    or flat), ``Y`` and ``w`` are the networks' common targets and weights.
+
+    Returns
+    -------
+    dZ : ndarray in the lane layout of ``Z``
+    values : list of float, one loss per network
+    """
+    n, k = Y.shape
+    Z3, A3 = Z.reshape(n, k, lanes), A.reshape(n, k, lanes)
+    dZ = np.empty_like(Z3)
+    values = []
+    for l in range(lanes):
+        value, dZ[:, :, l] = loss_gradient(LOSSES["bce"], ACTIVATIONS["sigmoid"],
+                                           Z3[:, :, l], A3[:, :, l], Y, w)
+        values.append(value)
+    return dZ.reshape(Z.shape), values
 
 
 def smooth_targets(loss: int, y: np.ndarray, k: int, label_smoothing: float,
