@@ -352,6 +352,20 @@ def test_train_epoch_many_refuses_bad_jobs(engine_factory, rng):
         cls.train_epoch_many([jobs[0], bad], 1)
     for w, before in zip(jobs[0][0].weights, weights_before):
         assert np.array_equal(w, before)
+    # A job on the same arrays as the one before but an engine that does not take them (its
+    # data is checked again, not taken from the job before).
+    shared = (jobs[0][0], *jobs[0][1:5], *jobs[1][5:])
+    for sizes, name in (((4, 5, 2), "X"), ((3, 5, 3), "Y")):
+        other = engine_factory([np.zeros(sizes[:2]), np.zeros(sizes[1:])],
+                               [np.zeros(sizes[1]), np.zeros(sizes[2])], ["tanh", "identity"],
+                               "mse")
+        job = (other, *jobs[0][1:5], *jobs[1][5:8],
+               [np.zeros(sizes[:2]), np.zeros(sizes[1]), np.zeros(sizes[1:]), np.zeros(sizes[2])],
+               *jobs[1][9:])
+        with pytest.raises(ValueError, match=rf"^{name} must"):
+            cls.train_epoch_many([shared, job], 1)
+    for w, before in zip(jobs[0][0].weights, weights_before):
+        assert np.array_equal(w, before)
     # Not this engine class (a float32 job for EngineF64; any object for the NumPy engine).
     with pytest.raises(TypeError, match=r"jobs\[0\]\[0\] must be a") as info:
         cls.train_epoch_many([(object(), *jobs[0][1:])], 1)

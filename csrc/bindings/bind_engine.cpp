@@ -511,8 +511,10 @@ public:
                        double label_smoothing, const py::object& dropout,
                        std::uint64_t dropout_seed) {
         BusyGuard busy(busy_);
-        EpochCall p = check_epoch(X, Y, sample_weight, order, batch_size, optimizer, hyper, state,
-                                  step, l2, label_smoothing, dropout, dropout_seed);
+        EpochCall p;
+        check_epoch_data(X, Y, sample_weight, order, p);
+        check_epoch(p, batch_size, optimizer, hyper, state, step, l2, label_smoothing, dropout,
+                    dropout_seed);
         gd::EpochResult result;
         BlasCall blas;
         bool no_memory = false;
@@ -561,11 +563,30 @@ public:
             }
             Engine* e = job[0].cast<Engine*>();
             busy.push_back(std::make_unique<BusyGuard>(e->busy_));
+            EpochCall p;
+            // A sweep's jobs share their data: checked once for a run of jobs on the same
+            // arrays (X, Y, sample_weight, order) and engines that check them alike.
+            const bool same_data = i > 0 && engines.back()->same_data_checks(*e) &&
+                                   [&] {
+                                       const auto before =
+                                           py::reinterpret_borrow<py::tuple>(items[i - 1]);
+                                       for (int a = 1; a <= 4; ++a)
+                                           if (!job[a].is(before[a])) return false;
+                                       return true;
+                                   }();
+            if (same_data) {
+                const EpochCall& before = calls.back();
+                p.d = before.d;
+                p.d.keep.resize(before.data_kept);  // (the data's arrays only)
+                p.data = before.data;
+                p.data_kept = before.data_kept;
+            } else {
+                e->check_epoch_data(job[1], job[2], job[3], job[4], p);
+            }
+            e->check_epoch(p, job[5], job[6], job[7], job[8], job[9], job[10].cast<double>(),
+                           job[11].cast<double>(), job[12], job[13].cast<std::uint64_t>());
             engines.push_back(e);
-            calls.push_back(e->check_epoch(
-                job[1], job[2], job[3], job[4], job[5], job[6], job[7], job[8], job[9],
-                job[10].cast<double>(), job[11].cast<double>(), job[12],
-                job[13].cast<std::uint64_t>()));
+            calls.push_back(std::move(p));
         }
         const std::size_t n_calls = calls.size();
         std::vector<gd::EpochJob<T>> epochs(n_calls);
@@ -687,19 +708,16 @@ private:
         std::vector<T*> state;
         std::int64_t* step = nullptr;
         gd::Regularisers reg;
+        std::size_t data_kept = 0;  // d.keep's first entries: the data's (check_epoch_data)
     };
 
-    // train_epoch's arguments, checked (memory safety only) with the GIL held.
-    EpochCall check_epoch(const py::object& X, const py::object& Y,
+    // train_epoch's data (X, Y, sample_weight, order), checked (memory safety only) with the
+    // GIL held: into p.d and p.data.
+    void check_epoch_data(const py::object& X, const py::object& Y,
                           const py::object& sample_weight, const py::object& order,
-                          const py::object& batch_size, const py::object& optimizer,
-                          const py::object& hyper, const py::object& state,
-                          const py::object& step, double l2, double label_smoothing,
-                          const py::object& dropout, std::uint64_t dropout_seed) const {
-        EpochCall p;
+                          EpochCall& p) const {
         p.d = check_data(X, Y, sample_weight);
         CallData<T>& d = p.d;
-
         const py::array ord = checks::array_of<std::int64_t>(order, "order", 1, "(n_order,)");
         const index_t m = ord.shape(0);
         const auto* op = static_cast<const std::int64_t*>(ord.data());
@@ -709,6 +727,30 @@ private:
                                                    str(d.n) + "), got " + std::to_string(op[i]) +
                                                    " at position " + str(i));
         d.keep.push_back(ord);
+        p.data_kept = d.keep.size();
+        p.data.x = d.x;
+        p.data.n_rows = d.n;
+        p.data.y = d.y;
+        p.data.sample_weight = d.sample_weight;
+        p.data.order = op;
+        p.data.n_order = m;
+    }
+
+    // Whether check_data accepts the same X, Y and sample_weight for this engine as for
+    // `other` (the same input and output sizes and loss): then `other`'s checked data serves.
+    bool same_data_checks(const Engine& other) const noexcept {
+        return n_inputs() == other.n_inputs() && n_outputs() == other.n_outputs() &&
+               net_->loss() == other.net_->loss();
+    }
+
+    // train_epoch's arguments, checked (memory safety only) with the GIL held; the data
+    // already checked in `p` (check_epoch_data).
+    void check_epoch(EpochCall& p, const py::object& batch_size, const py::object& optimizer,
+                     const py::object& hyper, const py::object& state, const py::object& step,
+                     double l2, double label_smoothing, const py::object& dropout,
+                     std::uint64_t dropout_seed) const {
+        CallData<T>& d = p.d;
+        const index_t m = p.data.n_order;
 
         // (A batch size is a row count: at least one row per batch.)
         const long long bs = checks::integer(batch_size, "batch_size");
@@ -739,16 +781,8 @@ private:
         p.step = static_cast<std::int64_t*>(st.mutable_data());
         d.keep.push_back(st);
         p.reg = regularisers(l2, label_smoothing, dropout, dropout_seed, d.keep);
-
-        p.data.x = d.x;
-        p.data.n_rows = d.n;
-        p.data.y = d.y;
-        p.data.sample_weight = d.sample_weight;
-        p.data.order = op;
-        p.data.n_order = m;
         p.batch_size = index_t(bs);
         p.rows = std::min<index_t>(index_t(bs), m);
-        return p;
     }
 
     // The workspace of a checked epoch (see reserved).
