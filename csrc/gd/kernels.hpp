@@ -54,10 +54,20 @@ inline constexpr index_t lane_count = index_t(64 / sizeof(T));
 // stored lane-major (element e of network l at e * G + l; A may instead be one matrix shared by
 // all lanes: a_shared), the epilogue's arrays too; alpha 1, beta 0. Each lane is exactly the
 // table's GemmFn of that network's matrices with leading dimensions lda, ldb, ldc.
+// What a lane product applies to C's rows as it finishes them, while they are in cache,
+// instead of another pass over C: float32 tanh (the table's tanh_f32), or tanh's backward
+// C = C (1 - a a) with a = tanh_of (laid out as C; the table's tanh_backward_f32). Only for
+// a C whose rows are contiguous (ldc == n); float64 products take neither.
+template <class T>
+struct LaneRows {
+    bool tanh = false;
+    const T* tanh_of = nullptr;
+};
+
 template <class T>
 using LaneGemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                             const T* a, index_t lda, bool a_shared, const T* b, index_t ldb,
-                            T* c, index_t ldc, Epilogue<T> epilogue);
+                            T* c, index_t ldc, Epilogue<T> epilogue, LaneRows<T> rows);
 
 // y[i] = f(x[i]) for i < size; y may equal x.
 using MapFn = void (*)(const float* x, float* y, index_t size);

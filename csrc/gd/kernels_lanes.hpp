@@ -14,6 +14,9 @@
 // Part of kernels_table.hpp.
 #pragma once
 
+#include <algorithm>
+#include <type_traits>
+
 #include "kernels_vectors.hpp"
 
 namespace gd::kernels::GD_ISA_NS {
@@ -245,37 +248,65 @@ GD_INLINE void lane_interleaved(index_t i, index_t j, index_t k, index_t k_safe,
     lane_store<T, B>((acc[0] + acc[1]) + (acc[2] + acc[3]), c, ldc, i, j, ep);
 }
 
+// Rows [i0, i1) of the product of `plan` (the whole product's plan: each element is summed
+// as in the whole product).
 template <class T, int B, bool SharedA>
-void lane_product(const LanePlan& plan, bool trans_a, bool trans_b, index_t m, index_t n,
-                  index_t k, const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc,
-                  const Epilogue<T>& ep) noexcept {
+void lane_product(const LanePlan& plan, index_t i0, index_t i1, bool trans_a, bool trans_b,
+                  index_t n, index_t k, const T* a, index_t lda, const T* b, index_t ldb, T* c,
+                  index_t ldc, const Epilogue<T>& ep) noexcept {
     const index_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;  // op(A)(i, p)
     const index_t brs = trans_b ? 1 : ldb, bcs = trans_b ? ldb : 1;  // op(B)(p, j)
     if (plan.dot) {
-        for (index_t i = 0; i < m; ++i)
+        for (index_t i = i0; i < i1; ++i)
             lane_dot<T, B, SharedA>(i, k, a, ars, acs, b, brs, c, ldc, ep);
         return;
     }
     // Rows above tail_row are chains throughout; below it, up to tail_col, then interleaved.
-    lane_chain_region<T, B, SharedA>(0, plan.tail_row, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc,
-                                  ep);
-    lane_chain_region<T, B, SharedA>(plan.tail_row, m, 0, plan.tail_col, k, a, ars, acs, b, brs,
-                                  bcs, c, ldc, ep);
-    for (index_t i = plan.tail_row; i < m; ++i)
+    const index_t tail = std::min(std::max(plan.tail_row, i0), i1);
+    lane_chain_region<T, B, SharedA>(i0, tail, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
+    lane_chain_region<T, B, SharedA>(tail, i1, 0, plan.tail_col, k, a, ars, acs, b, brs, bcs, c,
+                                  ldc, ep);
+    for (index_t i = tail; i < i1; ++i)
         for (index_t j = plan.tail_col; j < n; ++j)
             lane_interleaved<T, B, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
                                          ep);
 }
 
+// Rows of C a lane product finishes before applying LaneRows to them: about 8 KiB of C.
+template <class T, int B>
+GD_INLINE index_t lane_row_chunk(index_t n) noexcept {
+    return std::max<index_t>(1, 8192 / (n * index_t(B)));
+}
+
 template <class T, int B>
 void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, const T* a,
                index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
-               Epilogue<T> ep) noexcept {
+               Epilogue<T> ep, LaneRows<T> rows) noexcept {
     const LanePlan plan = lane_plan<T>(trans_a, trans_b, m, n, k, lda, ldb);
-    if (a_shared)
-        lane_product<T, B, true>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
-    else
-        lane_product<T, B, false>(plan, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, ep);
+    const auto product = [&](index_t i0, index_t i1) {
+        if (a_shared)
+            lane_product<T, B, true>(plan, i0, i1, trans_a, trans_b, n, k, a, lda, b, ldb, c,
+                                     ldc, ep);
+        else
+            lane_product<T, B, false>(plan, i0, i1, trans_a, trans_b, n, k, a, lda, b, ldb, c,
+                                      ldc, ep);
+    };
+    if constexpr (std::is_same_v<T, float>) {
+        if (rows.tanh || rows.tanh_of != nullptr) {
+            constexpr index_t G = index_t(B) / index_t(sizeof(T));
+            const index_t chunk = lane_row_chunk<T, B>(n);
+            for (index_t i0 = 0; i0 < m; i0 += chunk) {
+                const index_t i1 = std::min(m, i0 + chunk);
+                product(i0, i1);
+                float* ci = c + i0 * ldc * G;  // (rows i0..i1 of C: contiguous when ldc == n)
+                const index_t size = (i1 - i0) * n * G;
+                if (rows.tanh) tanh_map(ci, ci, size);
+                else tanh_backward_map(rows.tanh_of + i0 * ldc * G, ci, ci, size);
+            }
+            return;
+        }
+    }
+    product(0, m);
 }
 
 // column_sums on lane arrays: s[j] = x[0, j] + x[1, j] + ..., rows in order.

@@ -25,14 +25,14 @@ std::atomic<std::int64_t> lane_epoch_count{0};
 template <class T>
 void lane_gemm(index_t lanes, bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                const T* a, index_t lda, bool a_shared, const T* b, index_t ldb, T* c, index_t ldc,
-               kernels::Epilogue<T> ep = {}) noexcept {
+               kernels::Epilogue<T> ep = {}, kernels::LaneRows<T> rows = {}) noexcept {
     const int wide = lanes == kernels::lane_count<T> ? 1 : 0;
     if constexpr (std::is_same_v<T, float>)
         kernels::table().lane_sgemm[wide](trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c,
-                                          ldc, ep);
+                                          ldc, ep, rows);
     else
         kernels::table().lane_dgemm[wide](trans_a, trans_b, m, n, k, a, lda, a_shared, b, ldb, c,
-                                          ldc, ep);
+                                          ldc, ep, rows);
 }
 
 template <class T>
@@ -157,6 +157,17 @@ bool same_lanes(const EpochJob<T>& a, const EpochJob<T>& b) noexcept {
 }
 
 template <class T>
+bool LaneGroup<T>::lane_tanh(index_t i) const noexcept {
+    return std::is_same_v<T, float> && i < lead_.n_layers() - 1 &&
+           lead_.layer(i).activation == Activation::tanh;
+}
+
+template <class T>
+bool LaneGroup<T>::in_product(index_t i) const noexcept {
+    return fused(lead_.layer(i).activation) || lane_tanh(i);
+}
+
+template <class T>
 LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJob<T>*> jobs,
                         index_t lanes)
     : runs_(std::move(runs)), jobs_(std::move(jobs)), lanes_(lanes), live_(runs_.size(), 1),
@@ -178,7 +189,7 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
         b_[i].assign(lanes(l.n_outputs), T(0));
         db_[i].assign(lanes(l.n_outputs), T(0));
         z_[i].assign(lanes(rows * l.n_outputs), T(0));
-        if (!fused(l.activation)) a_[i].assign(lanes(rows * l.n_outputs), T(0));
+        if (!in_product(index_t(i))) a_[i].assign(lanes(rows * l.n_outputs), T(0));
         width = std::max({width, l.n_inputs, l.n_outputs});
         largest = std::max(largest, l.n_inputs * l.n_outputs);
     }
@@ -325,12 +336,15 @@ void LaneGroup<T>::forward(const T* x, index_t rows) noexcept {
     for (index_t i = 0; i <= last; ++i) {
         const DenseLayer<T>& l = lead_.layer(i);
         T* z = z_[std::size_t(i)].data();
-        T* a = fused(l.activation) ? z : a_[std::size_t(i)].data();
+        T* a = in_product(i) ? z : a_[std::size_t(i)].data();
+        kernels::LaneRows<T> then;
+        then.tanh = lane_tanh(i);
         lane_gemm(lanes_, false, false, rows, l.n_outputs, l.n_inputs, a_prev, l.n_inputs, i == 0,
                   w_[std::size_t(i)].data(), l.n_outputs, z, l.n_outputs,
-                  {b_[std::size_t(i)].data(), l.activation == Activation::relu, nullptr, 0});
+                  {b_[std::size_t(i)].data(), l.activation == Activation::relu, nullptr, 0},
+                  then);
         // (Softmax, on the output layer only, is row-wise: applied per lane, step().)
-        if (!fused(l.activation) && l.activation != Activation::softmax)
+        if (!in_product(i) && l.activation != Activation::softmax)
             activation_forward(l.activation, z, a, rows * lanes_, l.n_outputs);
         a_prev = a;
     }
@@ -346,16 +360,19 @@ void LaneGroup<T>::backward(const T* x, index_t rows) noexcept {
         const DenseLayer<T>* prev = i > 0 ? &lead_.layer(i - 1) : nullptr;
         const T* z_prev = prev ? z_[std::size_t(i - 1)].data() : nullptr;
         const T* a_prev =
-            prev ? (fused(prev->activation) ? z_prev : a_[std::size_t(i - 1)].data()) : x;
+            prev ? (in_product(i - 1) ? z_prev : a_[std::size_t(i - 1)].data()) : x;
         lane_gemm(lanes_, true, false, l.n_inputs, l.n_outputs, rows, a_prev, l.n_inputs, i == 0,
                   dz, l.n_outputs, dw_[std::size_t(i)].data(), l.n_outputs);
         lane_column_sums(lanes_, dz, rows, l.n_outputs, db_[std::size_t(i)].data());
         if (prev == nullptr) break;
         const bool relu_prev = prev->activation == Activation::relu;
+        const bool tanh_prev = lane_tanh(i - 1);
+        kernels::LaneRows<T> then;
+        then.tanh_of = tanh_prev ? a_prev : nullptr;
         lane_gemm(lanes_, false, true, rows, l.n_inputs, l.n_outputs, dz, l.n_outputs, false,
                   w_[std::size_t(i)].data(), l.n_outputs, other, l.n_inputs,
-                  {nullptr, false, relu_prev ? a_prev : nullptr, l.n_inputs});
-        if (!relu_prev)
+                  {nullptr, false, relu_prev ? a_prev : nullptr, l.n_inputs}, then);
+        if (!relu_prev && !tanh_prev)
             activation_backward(prev->activation, z_prev, a_prev, other, other, rows * lanes_,
                                 prev->n_outputs);
         std::swap(dz, other);

@@ -49,6 +49,12 @@ public:
 
 private:
     bool any_left() const noexcept;
+    // A float32 tanh hidden layer: its product applies tanh to the rows it finishes, and the
+    // product into its gradient tanh's backward (kernels::LaneRows), instead of two passes.
+    bool lane_tanh(index_t layer) const noexcept;
+    // The layer's activation is applied by its product (gd::fused's, or lane_tanh): its
+    // activations are in z_, and a_ is not used.
+    bool in_product(index_t layer) const noexcept;
     void step() noexcept;
     // Lane updates (lane_update_): the lanes' parameters and momentum buffers stay in the lane
     // arrays for the whole epoch. load_lanes fills them; store_lane(l) writes lane l back to its
