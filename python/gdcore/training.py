@@ -1287,34 +1287,36 @@ class _SharedOrders:
 
     def __init__(self, runs: Sequence["_Run"]) -> None:
         self._groups: dict = {}   # seed -> [Generator, first draw kept, permutations]
-        self._draws: dict = {}    # id(run) -> permutations the run has taken
+        self._draws: dict = {}    # run -> permutations the run has taken
         for run in runs:
             plan = run.plan
             if plan.rng is not None and isinstance(plan.seed, int) \
                     and not run.opt.full_batch_solver:
-                self._groups.setdefault(plan.seed, [np.random.default_rng(plan.seed), 0, []])
-                self._draws[id(run)] = 0
+                if plan.seed not in self._groups:  # (one Generator per seed: ~40 us each)
+                    self._groups[plan.seed] = [np.random.default_rng(plan.seed), 0, []]
+                self._draws[run] = 0
 
     def next_order(self, run: "_Run") -> None:
         """Set ``run.order`` to the permutation of its next epoch."""
         plan = run.plan
         if plan.rng is None:
             return
-        if id(run) not in self._draws:  # a Generator seed, or fresh entropy: its own stream
+        drawn = self._draws.get(run)
+        if drawn is None:  # a Generator seed, or fresh entropy: its own stream
             run.order = plan.rng.permutation(plan.X.shape[0]).astype(np.int64, copy=False)
             return
         group = self._groups[plan.seed]
-        k = self._draws[id(run)] - group[1]
-        while len(group[2]) <= k:
-            group[2].append(group[0].permutation(plan.X.shape[0]).astype(np.int64, copy=False))
-        run.order = group[2][k]
-        self._draws[id(run)] += 1
+        orders = group[2]
+        k = drawn - group[1]
+        while len(orders) <= k:
+            orders.append(group[0].permutation(plan.X.shape[0]).astype(np.int64, copy=False))
+        run.order = orders[k]
+        self._draws[run] = drawn + 1
 
     def forget(self, live: Sequence["_Run"]) -> None:
         """Drop the permutations no live run will take any more."""
         for seed, group in self._groups.items():
-            drawn = [self._draws[id(r)] for r in live
-                     if id(r) in self._draws and r.plan.seed == seed]
+            drawn = [self._draws[r] for r in live if r in self._draws and r.plan.seed == seed]
             done = (min(drawn) if drawn else group[1] + len(group[2])) - group[1]
             if done > 0:
                 del group[2][:done]
