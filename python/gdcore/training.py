@@ -1423,28 +1423,22 @@ def _run_many(runs: list, n_threads: int) -> list:
             opened.append(run)
         for run in runs:
             run.start()
-        while True:
-            live = [run for run in runs if run.wants_epoch()]
-            if not live:
-                break
+        live = [run for run in runs if run.wants_epoch()]
+        while live:
             rates = [run.next_rate() for run in live]
             try:
-                jobs, solo, losses = [], [], {}
+                jobs = []
                 for run, lr in zip(live, rates):
                     run.begin_train()
-                    if run.opt.full_batch_solver:
-                        solo.append((run, lr))
-                    else:
+                    if not run.opt.full_batch_solver:
                         orders.next_order(run)
                         jobs.append(run.epoch_job(lr))
-                if jobs:
-                    batched = engine_class.train_epoch_many(jobs, n_threads)
-                    for job, loss in zip(jobs, batched):
-                        losses[id(job[0])] = float(loss)
-                for run, lr in solo:
-                    losses[id(run.engine)] = run.engine_epoch(lr)
-                outcomes = [run.check(lr, losses[id(run.engine)])
-                            for run, lr in zip(live, rates)]
+                # One engine call for the mini-batch runs, then the full-batch solvers' epochs;
+                # the losses in live's order.
+                batched = iter(engine_class.train_epoch_many(jobs, n_threads) if jobs else ())
+                losses = [run.engine_epoch(lr) if run.opt.full_batch_solver
+                          else float(next(batched)) for run, lr in zip(live, rates)]
+                outcomes = [run.check(lr, loss) for run, lr, loss in zip(live, rates, losses)]
             except BaseException:
                 for run in live:
                     run.abandon_epoch()
@@ -1453,14 +1447,15 @@ def _run_many(runs: list, n_threads: int) -> list:
             # DivergenceError, a callback's exception), so none is left on an epoch it refused;
             # then the first exception ends the call.
             error: Optional[BaseException] = None
-            for run, lr, outcome in zip(live, rates, outcomes):
+            for run, lr, loss, outcome in zip(live, rates, losses, outcomes):
                 try:
-                    run.after_epoch(lr, losses[id(run.engine)], outcome)
+                    run.after_epoch(lr, loss, outcome)
                 except BaseException as exc:  # noqa: B036 - re-raised below
                     error = error or exc
             if error is not None:
                 raise error
-            orders.forget([run for run in runs if run.wants_epoch()])
+            live = [run for run in runs if run.wants_epoch()]
+            orders.forget(live)
         for run in runs:
             run.finish()
     except BaseException:
