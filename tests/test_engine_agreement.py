@@ -297,6 +297,41 @@ def test_nesterov_needs_momentum_when_used_not_on_each_assignment(backend):
         gd.SGD(nesterov=True)  # the constructor checks at once
 
 
+def test_hyper_vector_follows_every_change_of_the_hyper_parameters():
+    # hyper() keeps the vector it built until a hyper-parameter changes: every way of changing
+    # one must show in the next vector, and a broken rule between them must raise every time.
+    def fresh(opt, lr):  # the vector built from the attributes, as nothing were kept
+        values = dict.fromkeys(gd.reference.codes.HYPER, 0.0)
+        values.update(lr=lr, weight_decay=opt.weight_decay, **opt._hyper_values())
+        return np.array(list(values.values()))
+
+    opt = gd.SGD(lr=0.1, momentum=0.5)
+    first = opt.hyper(0.1)
+    first[:] = -1.0  # the caller's copy: writing it changes nothing kept
+    np.testing.assert_array_equal(opt.hyper(0.25), fresh(opt, 0.25))
+    opt.momentum, opt.weight_decay = 0.9, 1e-3
+    np.testing.assert_array_equal(opt.hyper(0.1), fresh(opt, 0.1))
+    opt.nesterov = True
+    np.testing.assert_array_equal(opt.hyper(0.1), fresh(opt, 0.1))
+    opt.momentum = 0.0
+    for _ in range(2):
+        with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
+            opt.hyper(0.1)
+    opt.nesterov = False
+    np.testing.assert_array_equal(opt.hyper(0.1), fresh(opt, 0.1))
+    other = gd.SGD(lr=0.1, momentum=0.3, nesterov=True, weight_decay=0.2)
+    opt.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(opt.hyper(0.1), fresh(other, 0.1))
+    copy = pickle.loads(pickle.dumps(opt))
+    copy.momentum = 0.7
+    np.testing.assert_array_equal(copy.hyper(0.1), fresh(copy, 0.1))
+    np.testing.assert_array_equal(opt.hyper(0.1), fresh(other, 0.1))
+    rprop = gd.Rprop(lr=0.01)  # weight_decay is no hyper-parameter of Rprop, yet in the vector
+    rprop.hyper(0.01)
+    rprop.weight_decay, rprop.etas = 0.5, (0.4, 1.3)
+    np.testing.assert_array_equal(rprop.hyper(0.01), fresh(rprop, 0.01))
+
+
 @pytest.mark.parametrize("cls", [gd.SGD, gd.RMSprop], ids=lambda cls: cls.__name__)
 def test_momentum_may_cross_zero_between_fits_on_both_engines(cls):
     X, y, _ = _data()

@@ -151,6 +151,9 @@ class Optimizer:
     default_lr: float = 0.01
     #: The hyper-parameters besides ``lr``: constructor arguments and attribute names alike.
     _HYPER: tuple = ("weight_decay",)
+    #: The engines' hyper-parameter vector without ``lr``, kept by :meth:`hyper` until a
+    #: hyper-parameter is assigned (see :meth:`_hyper_changed`); None: not built yet.
+    _hyper_base: Optional[np.ndarray] = None
 
     def __init__(self, lr: LearningRate, weight_decay: float = 0.0) -> None:
         self._set_lr(lr)  # the lr setter's rule (subclasses may override the property)
@@ -160,9 +163,17 @@ class Optimizer:
     def __setattr__(self, name: str, value: Any) -> None:
         # The constructor's check of a hyper-parameter runs on every assignment, before
         # anything is stored: a refused value leaves the attribute as it was.
-        if name in HYPER_RULES and name in self._HYPER:
-            value = HYPER_RULES[name](value, name)
+        if name in HYPER_RULES or name in self._HYPER:
+            if name in HYPER_RULES and name in self._HYPER:
+                value = HYPER_RULES[name](value, name)
+            self._hyper_changed()
         object.__setattr__(self, name, value)
+
+    def _hyper_changed(self) -> None:
+        """Forget the vector :meth:`hyper` keeps: called on every assignment of a
+        hyper-parameter (any name of ``HYPER_RULES`` or ``_HYPER``) and whenever the attributes
+        are replaced wholesale (load_state_dict, unpickling)."""
+        self.__dict__.pop("_hyper_base", None)
 
     def _check_combination(self) -> None:
         """The rules between hyper-parameters (none here; SGD: nesterov needs momentum).
@@ -241,7 +252,10 @@ class Optimizer:
 
     def _hyper_values(self) -> Dict[str, float]:
         """This rule's entries of the engines' hyper-parameter vector besides ``lr`` and
-        ``weight_decay``, by their names in ``codes.HYPER`` (those it does not use are 0)."""
+        ``weight_decay``, by their names in ``codes.HYPER`` (those it does not use are 0).
+
+        They may depend on the hyper-parameters only (the names in ``_HYPER`` and
+        ``HYPER_RULES``): :meth:`hyper` keeps the vector until one of them is assigned."""
         raise NotImplementedError
 
     def hyper(self, lr: float) -> np.ndarray:
@@ -253,11 +267,18 @@ class Optimizer:
         ValueError
             The hyper-parameters break a rule between them (see :meth:`_check_combination`).
         """
-        self._check_combination()
-        # (The zeros first: the entries keep HYPER's order when the values replace them.)
-        values = {**_ZERO_HYPER, "lr": lr, "weight_decay": self.weight_decay,
-                  **self._hyper_values()}
-        return np.fromiter(values.values(), np.float64, len(HYPER))
+        # Built and checked once until a hyper-parameter changes (fit asks every epoch); the
+        # rules between them depend on nothing else. Only lr is written per call.
+        base = self._hyper_base
+        if base is None:
+            self._check_combination()
+            # (The zeros first: the entries keep HYPER's order when the values replace them.)
+            values = {**_ZERO_HYPER, "weight_decay": self.weight_decay, **self._hyper_values()}
+            base = np.fromiter(values.values(), np.float64, len(HYPER))
+            self._hyper_base = base
+        vector = base.copy()
+        vector[_LR_SLOT] = lr
+        return vector
 
     def _hyper_args(self) -> Dict[str, Any]:
         """The constructor arguments besides ``lr``, as their current values."""
@@ -456,6 +477,7 @@ class Optimizer:
             new = self._checked(state_dict, params)
             new["_adopt"] = owner is None
             self.__dict__.update(new)  # all checks passed: assign in one go
+            self._hyper_changed()
 
     def _restore(self, state_dict: Dict[str, Any], network: Any) -> None:
         """Load ``state_dict`` and bind to ``network`` (checked against its parameters),
@@ -466,6 +488,7 @@ class Optimizer:
             new["_adopt"] = False
             new["_owner"] = weakref.ref(network)
             self.__dict__.update(new)
+            self._hyper_changed()
 
     def _state_dict_for(self, network: Any) -> Dict[str, Any]:
         """:meth:`state_dict` as it will be once bound to ``network`` (for saving with it).
@@ -611,11 +634,13 @@ class Optimizer:
             state["state"] = [a.copy() for a in self.state]
             state["step"] = self.step.copy()
         state["_owner"] = owner
+        state.pop("_hyper_base", None)  # (a cache: hyper() builds it again)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         owner = state.pop("_owner", None)
         self.__dict__.update(state)
+        self._hyper_changed()
         self._owner = weakref.ref(owner) if owner is not None else None
         # Unpickled alone, the network copy is freed at once: the next network the optimizer
         # is used with then takes the state over (if it fits).
@@ -1001,6 +1026,7 @@ class LBFGS(Optimizer):
 _RUN_INDEX = {name: i for i, name in enumerate(LBFGS_RUN)}
 #: Every entry of the engines' hyper-parameter vector at 0, in order (``codes.HYPER``).
 _ZERO_HYPER = dict.fromkeys(HYPER, 0.0)
+_LR_SLOT = HYPER.index("lr")
 _STATUS_NAMES = {code: name for name, code in LBFGS_STATUS.items()}
 
 _BY_NAME = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Rprop, LBFGS)}
