@@ -339,8 +339,12 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
               shuffle: Any, validation_data: Any, validation_split: Any, sample_weight: Any,
               tol: Any, n_iter_no_change: Any, restore_best_weights: Any, max_time: Any,
               on_divergence: Any, callbacks: Any, progress: Any, seed: Any,
-              metrics: Any, l2: Any = 0.0, label_smoothing: Any = 0.0) -> _Plan:
-    """Check every argument of fit and put the data in the engines' layout. Changes nothing."""
+              metrics: Any, l2: Any = 0.0, label_smoothing: Any = 0.0, *,
+              converted: Optional[dict] = None) -> _Plan:
+    """Check every argument of fit and put the data in the engines' layout. Changes nothing.
+
+    ``converted``: fit_many's dict of the data sets converted so far (see _network_data).
+    """
     (epochs, shuffle, restore_best_weights, progress, validation_split, tol, n_iter_no_change,
      max_time, on_divergence, batch_size, l2, label_smoothing) = _FIT_CHECKS(
         epochs, shuffle, restore_best_weights, progress, validation_split, tol,
@@ -349,7 +353,8 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
     rates = network._dropout_rates()
     cbs = _callbacks(callbacks)
     chosen_metrics = get_metrics(metrics, network.loss_name) if metrics else {}
-    X, Y, w, weight_shift = network._data(X, y, sample_weight, with_scale=True)
+    X, Y, w, weight_shift = _network_data(network, converted, "training", X, y, sample_weight,
+                                          with_scale=True)
     if validation_data is not None and validation_split > 0:
         raise ValueError("pass either validation_data or validation_split, not both")
     val = None
@@ -357,8 +362,9 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise TypeError("validation_data must be a tuple (X_val, y_val) or "
                             "(X_val, y_val, sample_weight_val)")
-        val = network._data(*validation_data, names=("validation_data X", "validation_data y",
-                                                     "validation_data sample_weight"))
+        val = _network_data(network, converted, "validation", *validation_data,
+                            names=("validation_data X", "validation_data y",
+                                   "validation_data sample_weight"))
     elif validation_split > 0:
         n_train = int(X.shape[0] * (1.0 - validation_split))
         if n_train < 1 or n_train >= X.shape[0]:
@@ -399,6 +405,20 @@ def _validate(network: Any, X: Any, y: Any, optimizer: Any, epochs: Any, batch_s
     return _Plan(X, Y, w, val, params, epochs, batch_size, shuffle, seed, opt, tol,
                  n_iter_no_change, restore_best_weights, max_time, on_divergence, cbs, progress,
                  chosen_metrics, regularisers, l2)
+
+
+def _network_data(network: Any, converted: Optional[dict], which: str, *args: Any,
+                  **kwargs: Any) -> tuple:
+    """``network._data(*args, **kwargs)``. For fit_many (``converted`` a dict): the result
+    for an earlier network of the same numbers of inputs and outputs, dtype and loss, all
+    that the conversion depends on, so that its shared data is validated and converted once,
+    not once per network (and _share_data finds the same arrays without comparing them)."""
+    if converted is None:
+        return network._data(*args, **kwargs)
+    key = (which, network.n_inputs, network.n_outputs, network.dtype, network.loss_name)
+    if key not in converted:
+        converted[key] = network._data(*args, **kwargs)
+    return converted[key]
 
 
 def _dropout_seed(seed: Any) -> int:
@@ -1390,7 +1410,9 @@ def fit_many(networks: Sequence[Any], X: Any, y: Any, optimizers: Any = None,
         raise TypeError(f"fit_many() got unexpected keyword arguments {unknown}; it takes "
                         f"fit's: {sorted(_FIT_KEYWORDS)}")
     kwargs = {**_FIT_KEYWORDS, **fit_kwargs}
-    plans = [_validate(net, X, y, opt, **kwargs) for net, opt in zip(nets, opts)]
+    converted: dict = {}
+    plans = [_validate(net, X, y, opt, **kwargs, converted=converted)
+             for net, opt in zip(nets, opts)]
     for i, plan in enumerate(plans):
         for j in range(i):
             if plans[j].optimizer is plan.optimizer:
