@@ -299,6 +299,29 @@ def test_good_rates_never_trip_the_divergence_rule(backend, dtype, problem, kind
         assert not history.diverged and history.loss[-1] < start.loss(X, y)
 
 
+@pytest.mark.parametrize("lr", [0.01, 1.0, 50.0])
+def test_the_starting_loss_is_recorded_only_where_a_check_needs_it(backend, lr):
+    """fit measures the starting loss ahead (mini-batches, several epochs, no dropout) but
+    records it only where a check needs it: from epoch 1 on, or at epoch 0 when that epoch's
+    loss is above SCREEN_MARGIN times the loss of 32 evenly spaced samples. It is the loss of
+    the starting weights (here on all 200 samples)."""
+    X, y = _moons()
+    start = _classifier()
+    expected = start.loss(X, y)
+    step = X.shape[0] // gd.training.SCREEN_SAMPLES
+    rows = slice(None, step * gd.training.SCREEN_SAMPLES, step)
+    screen = start.loss(X[rows], y[rows])
+    kwargs = dict(epochs=3, batch_size=32, seed=0, on_divergence="stop")
+    history = start.copy().fit(X, y, optimizer=gd.SGD(lr=lr), **kwargs)
+    assert history.start_loss == expected
+    first = start.copy().fit(X, y, optimizer=gd.SGD(lr=lr), callbacks=[lambda e, logs: True],
+                             **kwargs)  # stops after epoch 0
+    if not first.loss or first.loss[0] > gd.training.SCREEN_MARGIN * screen:
+        assert first.start_loss == expected
+    else:
+        assert math.isnan(first.start_loss)
+
+
 def test_a_continued_fit_measures_the_start_only_when_its_loss_rises(backend):
     """fit(epochs=1) called again with the same optimizer skips measuring the starting loss
     while the loss does not rise above the last epoch's; a rise is still caught."""

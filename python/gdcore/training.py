@@ -593,6 +593,7 @@ class _Run:
         self.undone_in_a_row = 0
         self.previous_loss: Optional[float] = None
         self.screen_loss: Optional[float] = None
+        self.start_loss_ahead: Optional[float] = None
         self.full_batch = plan.batch_size >= plan.X.shape[0]
         self.floor = _FLOOR[network.dtype]  # (dtype.name is slow: keyed by the dtype)
 
@@ -615,6 +616,12 @@ class _Run:
         # live weights are the starting ones.
         if not self.full_batch and self.previous_loss is None:
             self.screen_loss = self._sampled_loss(SCREEN_SAMPLES)
+        # From epoch 1 on the starting loss itself is needed (diverged): measured now, it
+        # needs no copying of the starting weights in and out then. It is kept aside until
+        # then, so history.start_loss is what it would be. (Not with dropout: its masks follow
+        # the optimizer's step, so the value depends on when it is measured.)
+        if not self.full_batch and plan.epochs > 1 and "dropout" not in plan.regularisers:
+            self.start_loss_ahead = self._sampled_loss()
 
     def bind(self) -> None:
         """Bind the optimizer to the network (refused if it holds another network's state)
@@ -629,14 +636,17 @@ class _Run:
             opt.resolve_lr(found.suggestion)
 
     def _starting_loss(self) -> float:
-        """The loss of the weights fit started from: measured once, when first needed.
+        """The loss of the weights fit started from: recorded once, when first needed (as
+        measured ahead by prepare, or measured now).
 
         Until epoch 1 is kept the checkpoint ``accepted`` still holds the starting state (later
         the loss is always known already); NaN if it cannot be measured any more.
         """
         history, rollback = self.history, self.rollback
         if math.isnan(history.start_loss) and rollback.accepted_epoch == 0:
-            if rollback.live_is_accepted:
+            if self.start_loss_ahead is not None:
+                history.start_loss = self.start_loss_ahead
+            elif rollback.live_is_accepted:
                 history.start_loss = self._sampled_loss()
             else:
                 params = self.network.parameters()
