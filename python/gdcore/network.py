@@ -251,7 +251,7 @@ class Network:
                       loss)
         v.output_dropout(layers[-1].dropout,
                          f"the output layer layers[{len(layers) - 1}] has dropout={{rate}}")
-        _rng(seed)  # validates it
+        v.seed(seed, "seed")  # validates it (without making a Generator: ~20 us)
         dtype = v.as_dtype(dtype)
         for i, layer in enumerate(layers):
             # Converting a layer gives it new arrays; a network already built on the old ones
