@@ -27,6 +27,22 @@ struct Batch {
     const T* w;
 };
 
+// dst's n rows of `width` elements: rows[0], rows[1], ... of src. Short rows by a loop: a
+// call of memcpy per row of a few bytes cost more than the copy (a tenth of a tiny network's
+// step).
+template <class T>
+void copy_rows(T* dst, const T* src, const std::int64_t* rows, index_t n, index_t width) noexcept {
+    if (width <= 8) {
+        for (index_t r = 0; r < n; ++r) {
+            const T* row = src + rows[r] * width;
+            for (index_t c = 0; c < width; ++c) dst[r * width + c] = row[c];
+        }
+        return;
+    }
+    for (index_t r = 0; r < n; ++r)
+        std::memcpy(dst + r * width, src + rows[r] * width, sizeof(T) * std::size_t(width));
+}
+
 template <class T>
 Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* rows,
                 index_t n) noexcept {
@@ -41,8 +57,7 @@ Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* r
         return b;
     }
     T* x = net.batch_x();
-    for (index_t r = 0; r < n; ++r)
-        std::memcpy(x + r * n_in, data.x + rows[r] * n_in, sizeof(T) * std::size_t(n_in));
+    copy_rows(x, data.x, rows, n, n_in);
     Batch<T> b{x, {}, nullptr};
     if (data.y.labels) {
         std::int64_t* labels = net.batch_labels();
@@ -50,9 +65,7 @@ Batch<T> gather(Network<T>& net, const EpochData<T>& data, const std::int64_t* r
         b.y.labels = labels;
     } else {
         T* y = net.batch_y();
-        for (index_t r = 0; r < n; ++r)
-            std::memcpy(y + r * n_out, data.y.values + rows[r] * n_out,
-                        sizeof(T) * std::size_t(n_out));
+        copy_rows(y, data.y.values, rows, n, n_out);
         b.y.values = y;
     }
     if (data.sample_weight) {
