@@ -2,6 +2,8 @@
 // concern owns it; it is compiled twice over: by optimizers.cpp (both dtypes, the library's
 // flags) and by kernels_table.hpp (float32, once per instruction set, as the kernels table's
 // sgd_f32), because this memory-bound pass runs several times faster with the wide vectors.
+// Its lane pass (the lane groups' update, train_lanes.cpp) is compiled the same two ways:
+// float64 by train_lanes.cpp, float32 by kernels_table.hpp (lane_sgd_f32).
 // Included inside an unnamed namespace by each: no include guard and no includes on purpose,
 // so every copy has internal linkage (no ISA-specific copy can be picked for another ISA).
 

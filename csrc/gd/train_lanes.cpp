@@ -68,10 +68,9 @@ void clear_lane(T* lane_array, index_t size, index_t lanes, std::size_t l) noexc
     for (index_t e = 0; e < size; ++e) lane_array[e * lanes + index_t(l)] = T(0);
 }
 
-// A lane array of `lanes` lanes from one plain array per lane, and back: element by element,
-// so that each element's lanes (one cache line) are written together.
-// (A lane at a time, through local restrict pointers: the loop is one load and one store per
-// element; indexing plain[l][e] reloaded the pointer for every element, as a store may alias it.)
+// A lane array of `lanes` lanes from one plain array per lane, and back: a lane at a time,
+// through restrict pointers, so that the loop is one load and one store per element (indexing
+// plain[l][e] reloaded the pointer at every element, since a store might have changed it).
 template <class T>
 void interleave(const T* const* plain, index_t size, index_t lanes, T* lane_array) noexcept {
     for (index_t l = 0; l < lanes; ++l) {
