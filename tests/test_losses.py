@@ -253,3 +253,24 @@ def test_values_and_gradients_equal_torch(loss, act, kind, weighted):
     lt.backward()
     assert L == pytest.approx(lt.item(), rel=1e-13, abs=1e-15)
     assert_allclose(dZ, z.grad.numpy(), rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("k", [1, 3])
+def test_bce_gradient_lanes_is_each_networks_loss_gradient(rng, k, weighted):
+    """The lane form (element e of network l at e * lanes + l) of bce's loss_gradient: each
+    network's value and dZ as its own call (the twin of losses.cpp's bce_gradient_lanes)."""
+    from gdcore.reference.losses import bce_gradient_lanes
+    lanes, n = 5, 7
+    Zs = [rng.normal(size=(n, k)) for _ in range(lanes)]
+    Y = (rng.uniform(size=(n, k)) > 0.5).astype(float)
+    w = rng.uniform(0.5, 2.0, size=n) if weighted else None
+    As = [activation_forward(ACT["sigmoid"], Z) for Z in Zs]
+    Z_lanes = np.stack(Zs, axis=-1).reshape(n, k * lanes)
+    A_lanes = np.stack(As, axis=-1).reshape(n, k * lanes)
+    dZ_lanes, values = bce_gradient_lanes(Z_lanes, A_lanes, Y, w, lanes)
+    dZ_each = dZ_lanes.reshape(n, k, lanes)
+    for l in range(lanes):
+        value_l, dZ_l = loss_gradient(LOSSES["bce"], ACT["sigmoid"], Zs[l], As[l], Y, w)
+        assert values[l] == value_l
+        assert_array_equal(dZ_each[:, :, l], dZ_l)

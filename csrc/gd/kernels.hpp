@@ -50,10 +50,6 @@ struct GemmLimits {
 template <class T>
 inline constexpr index_t lane_count = index_t(64 / sizeof(T));
 
-// The same product for the G networks of a lane group at once (kernels_lanes.hpp): every matrix
-// stored lane-major (element e of network l at e * G + l; A may instead be one matrix shared by
-// all lanes: a_shared), the epilogue's arrays too; alpha 1, beta 0. Each lane is exactly the
-// table's GemmFn of that network's matrices with leading dimensions lda, ldb, ldc.
 // What a lane product applies to C's rows as it finishes them, while they are in cache,
 // instead of another pass over C: float32 tanh (the table's tanh_f32), or tanh's backward
 // C = C (1 - a a) with a = tanh_of (laid out as C; the table's tanh_backward_f32). Only for
@@ -64,6 +60,10 @@ struct LaneRows {
     const T* tanh_of = nullptr;
 };
 
+// The same product for the G networks of a lane group at once (kernels_lanes.hpp): every matrix
+// stored lane-major (element e of network l at e * G + l; A may instead be one matrix shared by
+// all lanes: a_shared), the epilogue's arrays too; alpha 1, beta 0. Each lane is exactly the
+// table's GemmFn of that network's matrices with leading dimensions lda, ldb, ldc.
 template <class T>
 using LaneGemmFn = void (*)(bool trans_a, bool trans_b, index_t m, index_t n, index_t k,
                             const T* a, index_t lda, bool a_shared, const T* b, index_t ldb,

@@ -14,7 +14,6 @@
 // Part of kernels_table.hpp.
 #pragma once
 
-#include <algorithm>
 #include <type_traits>
 
 #include "kernels_vectors.hpp"
@@ -262,7 +261,8 @@ void lane_product(const LanePlan& plan, index_t i0, index_t i1, bool trans_a, bo
         return;
     }
     // Rows above tail_row are chains throughout; below it, up to tail_col, then interleaved.
-    const index_t tail = std::min(std::max(plan.tail_row, i0), i1);
+    // (No std::min/max here: kernels_table.hpp's rule, no standard-library code in a table.)
+    const index_t tail = plan.tail_row < i0 ? i0 : plan.tail_row > i1 ? i1 : plan.tail_row;
     lane_chain_region<T, B, SharedA>(i0, tail, 0, n, k, a, ars, acs, b, brs, bcs, c, ldc, ep);
     lane_chain_region<T, B, SharedA>(tail, i1, 0, plan.tail_col, k, a, ars, acs, b, brs, bcs, c,
                                   ldc, ep);
@@ -270,12 +270,6 @@ void lane_product(const LanePlan& plan, index_t i0, index_t i1, bool trans_a, bo
         for (index_t j = plan.tail_col; j < n; ++j)
             lane_interleaved<T, B, SharedA>(i, j, k, plan.k_safe, a, ars, acs, b, brs, bcs, c, ldc,
                                          ep);
-}
-
-// Rows of C a lane product finishes before applying LaneRows to them: about 8 KiB of C.
-template <class T, int B>
-GD_INLINE index_t lane_row_chunk(index_t n) noexcept {
-    return std::max<index_t>(1, 8192 / (n * index_t(B)));
 }
 
 template <class T, int B>
@@ -294,9 +288,10 @@ void lane_gemm(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, cons
     if constexpr (std::is_same_v<T, float>) {
         if (rows.tanh || rows.tanh_of != nullptr) {
             constexpr index_t G = index_t(B) / index_t(sizeof(T));
-            const index_t chunk = lane_row_chunk<T, B>(n);
+            const index_t row_bytes = n * index_t(B);  // (about 8 KiB of C at a time)
+            const index_t chunk = row_bytes < 8192 ? 8192 / row_bytes : 1;
             for (index_t i0 = 0; i0 < m; i0 += chunk) {
-                const index_t i1 = std::min(m, i0 + chunk);
+                const index_t i1 = m - i0 < chunk ? m : i0 + chunk;
                 product(i0, i1);
                 float* ci = c + i0 * ldc * G;  // (rows i0..i1 of C: contiguous when ldc == n)
                 const index_t size = (i1 - i0) * n * G;

@@ -11,6 +11,8 @@
 // The rule for all of them: everything has internal linkage (an unnamed namespace in GD_ISA_NS)
 // except <GD_ISA_NS>::table(), so no ISA-specific copy of a helper can be picked by the linker
 // for another ISA. No standard-library calls for the same reason.
+#include <type_traits>  // (types only: sgd_pass.hpp's std::true_type, lanes' is_same_v)
+
 #include "kernels.hpp"
 
 #if !defined(GD_ISA_NS) || !defined(GD_VECTOR_BYTES) || !defined(GD_ISA_NAME)

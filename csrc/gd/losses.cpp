@@ -321,7 +321,7 @@ void bce_gradient_lanes(const T* z, const T* a, const T* y, const T* w, index_t 
     } else {
         for (index_t e = 0; e < size; ++e) terms[e] = std::log1p(std::exp(-std::abs(z[e])));
     }
-    constexpr index_t most = 64 / sizeof(float);  // (lane_count<float>: the widest group)
+    constexpr index_t most = kernels::lane_count<float>;  // (the widest group)
     double total[most] = {}, row[most];
     for (index_t j = 0; j < n; ++j) {
         for (index_t l = 0; l < lanes; ++l) row[l] = 0.0;

@@ -5,7 +5,8 @@
 // Its lane pass (the lane groups' update, train_lanes.cpp) is compiled the same two ways:
 // float64 by train_lanes.cpp, float32 by kernels_table.hpp (lane_sgd_f32).
 // Included inside an unnamed namespace by each: no include guard and no includes on purpose,
-// so every copy has internal linkage (no ISA-specific copy can be picked for another ISA).
+// so every copy has internal linkage (no ISA-specific copy can be picked for another ISA);
+// the includer provides <type_traits> (std::true_type, a type only: no code).
 
 // One element of the update: g' = g + wd p; with momentum buf = momentum buf + g' and
 // g' = g' + momentum buf (nesterov) or buf; p -= lr g'. g is left alone. The one expression of
@@ -33,21 +34,33 @@ inline void sgd_pass(T* __restrict p, const T* __restrict g, T* __restrict buf,
         sgd_element<T, decay, momentum, nesterov>(p, g, buf, i, lr, mu, wd);
 }
 
+// Calls pass(decay, momentum, nesterov) with the run-time cases as std::bool_constant values
+// (template arguments for the passes; nesterov only with momentum): the one dispatch of the
+// pass and of the lane pass.
+template <class Pass>
+inline void sgd_cases(bool decay, bool momentum, bool nesterov, Pass pass) noexcept {
+    using yes = std::true_type;
+    using no = std::false_type;
+    if (!momentum) {
+        if (decay) pass(yes{}, no{}, no{});
+        else pass(no{}, no{}, no{});
+    } else if (nesterov) {
+        if (decay) pass(yes{}, yes{}, yes{});
+        else pass(no{}, yes{}, yes{});
+    } else {
+        if (decay) pass(yes{}, yes{}, no{});
+        else pass(no{}, yes{}, no{});
+    }
+}
+
 // The pass for these hyper-parameters: buf is null without momentum.
 template <class T>
 inline void sgd_update(T* p, const T* g, T* buf, index_t size, T lr, T momentum, bool nesterov,
                        T weight_decay) noexcept {
-    const bool decay = weight_decay != T(0);
-    if (buf == nullptr) {
-        if (decay) sgd_pass<T, true, false, false>(p, g, nullptr, size, lr, momentum, weight_decay);
-        else sgd_pass<T, false, false, false>(p, g, nullptr, size, lr, momentum, weight_decay);
-    } else if (nesterov) {
-        if (decay) sgd_pass<T, true, true, true>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_pass<T, false, true, true>(p, g, buf, size, lr, momentum, weight_decay);
-    } else {
-        if (decay) sgd_pass<T, true, true, false>(p, g, buf, size, lr, momentum, weight_decay);
-        else sgd_pass<T, false, true, false>(p, g, buf, size, lr, momentum, weight_decay);
-    }
+    sgd_cases(weight_decay != T(0), buf != nullptr, nesterov, [&](auto decay, auto mom, auto nes) {
+        sgd_pass<T, decltype(decay)::value, decltype(mom)::value, decltype(nes)::value>(
+            p, g, buf, size, lr, momentum, weight_decay);
+    });
 }
 
 // The pass over the lane arrays of a lane group (train_lanes.hpp: element e of lane l at
@@ -66,14 +79,8 @@ inline void sgd_lane_pass(T* __restrict p, const T* __restrict g, T* __restrict 
 template <class T, index_t L>
 inline void sgd_lane_update(T* p, const T* g, T* buf, index_t elements, const T* lr,
                             const T* mu, const T* wd, bool nesterov, bool decay) noexcept {
-    if (buf == nullptr) {
-        if (decay) sgd_lane_pass<T, L, true, false, false>(p, g, nullptr, elements, lr, mu, wd);
-        else sgd_lane_pass<T, L, false, false, false>(p, g, nullptr, elements, lr, mu, wd);
-    } else if (nesterov) {
-        if (decay) sgd_lane_pass<T, L, true, true, true>(p, g, buf, elements, lr, mu, wd);
-        else sgd_lane_pass<T, L, false, true, true>(p, g, buf, elements, lr, mu, wd);
-    } else {
-        if (decay) sgd_lane_pass<T, L, true, true, false>(p, g, buf, elements, lr, mu, wd);
-        else sgd_lane_pass<T, L, false, true, false>(p, g, buf, elements, lr, mu, wd);
-    }
+    sgd_cases(decay, buf != nullptr, nesterov, [&](auto dec, auto mom, auto nes) {
+        sgd_lane_pass<T, L, decltype(dec)::value, decltype(mom)::value, decltype(nes)::value>(
+            p, g, buf, elements, lr, mu, wd);
+    });
 }

@@ -68,27 +68,8 @@ void clear_lane(T* lane_array, index_t size, index_t lanes, std::size_t l) noexc
     for (index_t e = 0; e < size; ++e) lane_array[e * lanes + index_t(l)] = T(0);
 }
 
-// A lane array of `lanes` lanes from one plain array per lane, and back: a lane at a time,
-// through restrict pointers, so that the loop is one load and one store per element (indexing
-// plain[l][e] reloaded the pointer at every element, since a store might have changed it).
-template <class T>
-void interleave(const T* const* plain, index_t size, index_t lanes, T* lane_array) noexcept {
-    for (index_t l = 0; l < lanes; ++l) {
-        const T* __restrict src = plain[l];
-        T* __restrict dst = lane_array + l;
-        for (index_t e = 0; e < size; ++e) dst[e * lanes] = src[e];
-    }
-}
-template <class T>
-void deinterleave(const T* lane_array, index_t size, index_t lanes, T* const* plain) noexcept {
-    for (index_t l = 0; l < lanes; ++l) {
-        const T* __restrict src = lane_array + l;
-        T* __restrict dst = plain[l];
-        for (index_t e = 0; e < size; ++e) dst[e] = src[e * lanes];
-    }
-}
-
-// Lane l of a lane array of `lanes` lanes from a plain one, and back.
+// Lane l of a lane array of `lanes` lanes from a plain one, and back (restrict: the loop is
+// one load and one store per element, no reload of a pointer a store might have changed).
 template <class T>
 void to_lane(const T* __restrict plain, index_t size, index_t lanes, std::size_t l,
              T* __restrict lane_array) noexcept {
@@ -98,6 +79,18 @@ template <class T>
 void from_lane(const T* __restrict lane_array, index_t size, index_t lanes, std::size_t l,
                T* __restrict plain) noexcept {
     for (index_t e = 0; e < size; ++e) plain[e] = lane_array[e * lanes + index_t(l)];
+}
+
+// Parameter p of a network in the optimizer's order (W0, b0, W1, b1, ...), and its gradient.
+template <class T>
+T* parameter(const Network<T>& net, std::size_t p) noexcept {
+    const DenseLayer<T>& layer = net.layer(index_t(p / 2));
+    return p % 2 == 0 ? layer.weights : layer.bias;
+}
+template <class T>
+T* gradient(Network<T>& net, std::size_t p) noexcept {
+    const index_t i = index_t(p / 2);
+    return p % 2 == 0 ? net.weight_gradients()[i] : net.bias_gradients()[i];
 }
 
 // The rows of the epoch's batches: the full batch and the last one (0 when it is full).
@@ -171,42 +164,6 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
                         index_t lanes)
     : runs_(std::move(runs)), jobs_(std::move(jobs)), lanes_(lanes), live_(runs_.size(), 1),
       lead_job_(*jobs_.front()), lead_(*lead_job_.net) {
-    const index_t rows = batch_rows(lead_job_).first;
-    const std::size_t n = std::size_t(lead_.n_layers());
-    w_.resize(n);
-    b_.resize(n);
-    z_.resize(n);
-    a_.resize(n);
-    dw_.resize(n);
-    db_.resize(n);
-    index_t width = 0, largest = 0;  // the widest layer, the largest weight matrix
-    for (std::size_t i = 0; i < n; ++i) {
-        const DenseLayer<T>& l = lead_.layer(index_t(i));
-        const auto lanes = [this](index_t size) { return std::size_t(size * lanes_); };
-        w_[i].assign(lanes(l.n_inputs * l.n_outputs), T(0));
-        dw_[i].assign(lanes(l.n_inputs * l.n_outputs), T(0));
-        b_[i].assign(lanes(l.n_outputs), T(0));
-        db_[i].assign(lanes(l.n_outputs), T(0));
-        z_[i].assign(lanes(rows * l.n_outputs), T(0));
-        if (!in_product(index_t(i))) a_[i].assign(lanes(rows * l.n_outputs), T(0));
-        width = std::max({width, l.n_inputs, l.n_outputs});
-        largest = std::max(largest, l.n_inputs * l.n_outputs);
-    }
-    for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
-    sink_.assign(std::size_t(largest), T(0));
-    read_.assign(std::size_t(2 * lanes_), nullptr);
-    write_.assign(std::size_t(2 * lanes_), nullptr);
-    const std::size_t out = std::size_t(rows * lead_.n_outputs());
-    z_out_.assign(out, T(0));
-    a_out_.assign(out, T(0));
-    dz_out_.assign(out, T(0));
-    loss_.assign(runs_.size(), T(0));
-    lane_loss_ = lead_.loss() == Loss::bce && lead_job_.reg.l2 == 0.0;
-    if (lane_loss_) {
-        terms_.assign(out * std::size_t(lanes_), T(0));
-        values_.assign(std::size_t(lanes_), T(0));
-    }
-
     // Lane updates when every lane's optimizer is SGD with the same cases as lane 0's, and no
     // l2 penalty (the objective's penalty reads the network's own weights).
     const OptimizerConfig& first = runs_.front()->config();
@@ -218,38 +175,62 @@ LaneGroup<T>::LaneGroup(std::vector<EpochRun<T>*> runs, std::vector<const EpochJ
                    std::all_of(runs_.begin(), runs_.end(), [&](const EpochRun<T>* run) {
                        return cases(run->config()) == cases(first);
                    });
-    if (!lane_update_) return;
-    momentum_ = first.momentum != 0.0;
-    nesterov_ = first.nesterov;
-    decay_ = first.weight_decay != 0.0;
-    if (momentum_) {
+    const bool momentum = lane_update_ && first.momentum != 0.0;
+
+    const index_t rows = batch_rows(lead_job_).first;
+    const std::size_t n = std::size_t(lead_.n_layers());
+    for (auto* arrays : {&w_, &b_, &z_, &a_, &dw_, &db_}) arrays->resize(n);
+    if (momentum) {
         vw_.resize(n);
         vb_.resize(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            vw_[i].assign(w_[i].size(), T(0));
-            vb_[i].assign(b_[i].size(), T(0));
-        }
     }
-    lr_.assign(std::size_t(lanes_), T(0));  // (lanes past the networks: zero, and stay zero)
-    mu_.assign(std::size_t(lanes_), T(0));
-    wd_.assign(std::size_t(lanes_), T(0));
-    stored_.assign(runs_.size(), 0);
+    index_t width = 0, largest = 0;  // the widest layer, the largest weight matrix
+    for (std::size_t i = 0; i < n; ++i) {
+        const DenseLayer<T>& l = lead_.layer(index_t(i));
+        const index_t size = l.n_inputs * l.n_outputs;
+        const auto lanes = [this](index_t elements) { return std::size_t(elements * lanes_); };
+        w_[i].assign(lanes(size), T(0));
+        dw_[i].assign(lanes(size), T(0));
+        b_[i].assign(lanes(l.n_outputs), T(0));
+        db_[i].assign(lanes(l.n_outputs), T(0));
+        z_[i].assign(lanes(rows * l.n_outputs), T(0));
+        if (!in_product(index_t(i))) a_[i].assign(lanes(rows * l.n_outputs), T(0));
+        if (momentum) {
+            vw_[i].assign(lanes(size), T(0));
+            vb_[i].assign(lanes(l.n_outputs), T(0));
+        }
+        params_.push_back({w_[i].data(), dw_[i].data(), momentum ? vw_[i].data() : nullptr, size});
+        params_.push_back(
+            {b_[i].data(), db_[i].data(), momentum ? vb_[i].data() : nullptr, l.n_outputs});
+        width = std::max({width, l.n_inputs, l.n_outputs});
+        largest = std::max(largest, size);
+    }
+    for (auto& g : grad_) g.assign(std::size_t(rows * width * lanes_), T(0));
+    sink_.assign(std::size_t(largest), T(0));
+    const std::size_t out = std::size_t(rows * lead_.n_outputs());
+    z_out_.assign(out, T(0));
+    a_out_.assign(out, T(0));
+    dz_out_.assign(out, T(0));
+    loss_.assign(std::size_t(lanes_), T(0));
+    lane_loss_ = lead_.loss() == Loss::bce && lead_job_.reg.l2 == 0.0;
+    if (lane_loss_) terms_.assign(out * std::size_t(lanes_), T(0));
+    if (lane_update_) {
+        lr_.assign(std::size_t(lanes_), T(0));  // (lanes past the networks: zero, stay zero)
+        mu_.assign(std::size_t(lanes_), T(0));
+        wd_.assign(std::size_t(lanes_), T(0));
+        stored_.assign(runs_.size(), 0);
+    }
 }
 
 template <class T>
 void LaneGroup<T>::load_lanes() noexcept {
     for (std::size_t l = 0; l < runs_.size(); ++l) {
         const Network<T>& net = *jobs_[l]->net;
-        T* const* state = runs_[l]->state();
-        for (index_t i = 0; i < net.n_layers(); ++i) {
-            const DenseLayer<T>& layer = net.layer(i);
-            const index_t size = layer.n_inputs * layer.n_outputs;
-            to_lane(layer.weights, size, lanes_, l, w_[std::size_t(i)].data());
-            to_lane(layer.bias, layer.n_outputs, lanes_, l, b_[std::size_t(i)].data());
-            if (momentum_) {  // (one state array per parameter: the momentum buffer)
-                to_lane(state[2 * i], size, lanes_, l, vw_[std::size_t(i)].data());
-                to_lane(state[2 * i + 1], layer.n_outputs, lanes_, l, vb_[std::size_t(i)].data());
-            }
+        T* const* state = runs_[l]->state();  // (with momentum, its buffer per parameter)
+        for (std::size_t p = 0; p < params_.size(); ++p) {
+            const Param& param = params_[p];
+            to_lane(parameter(net, p), param.size, lanes_, l, param.lanes);
+            if (param.buf) to_lane(state[p], param.size, lanes_, l, param.buf);
         }
         // The rates as optimizers.cpp's sgd passes them to the pass.
         const OptimizerConfig& c = runs_[l]->config();
@@ -263,22 +244,15 @@ template <class T>
 void LaneGroup<T>::store_lane(std::size_t l) noexcept {
     const Network<T>& net = *jobs_[l]->net;
     T* const* state = runs_[l]->state();
-    for (index_t i = 0; i < net.n_layers(); ++i) {
-        const DenseLayer<T>& layer = net.layer(i);
-        const index_t size = layer.n_inputs * layer.n_outputs;
-        const std::size_t k = std::size_t(i);
-        from_lane(w_[k].data(), size, lanes_, l, layer.weights);
-        from_lane(b_[k].data(), layer.n_outputs, lanes_, l, layer.bias);
-        // (The gradient too: a lane that ends on a non-finite loss has this step's in them.)
-        for (std::vector<T>* lane_array : {&w_[k], &dw_[k]})
-            clear_lane(lane_array->data(), size, lanes_, l);
-        for (std::vector<T>* lane_array : {&b_[k], &db_[k]})
-            clear_lane(lane_array->data(), layer.n_outputs, lanes_, l);
-        if (momentum_) {
-            from_lane(vw_[k].data(), size, lanes_, l, state[2 * i]);
-            from_lane(vb_[k].data(), layer.n_outputs, lanes_, l, state[2 * i + 1]);
-            clear_lane(vw_[k].data(), size, lanes_, l);
-            clear_lane(vb_[k].data(), layer.n_outputs, lanes_, l);
+    for (std::size_t p = 0; p < params_.size(); ++p) {
+        const Param& param = params_[p];
+        from_lane(param.lanes, param.size, lanes_, l, parameter(net, p));
+        clear_lane(param.lanes, param.size, lanes_, l);
+        // (The gradient too: a lane that ends on a non-finite loss has this step's in it.)
+        clear_lane(param.grad, param.size, lanes_, l);
+        if (param.buf) {
+            from_lane(param.buf, param.size, lanes_, l, state[p]);
+            clear_lane(param.buf, param.size, lanes_, l);
         }
     }
     lr_[l] = mu_[l] = wd_[l] = T(0);
@@ -290,18 +264,12 @@ void LaneGroup<T>::store_lane(std::size_t l) noexcept {
 // network has zero parameters, a zero gradient and a zero rate, so the pass leaves it zero.
 template <class T>
 void LaneGroup<T>::update_lanes(double batch_weight) noexcept {
-    const index_t n_layers = lead_.n_layers();
     for (std::size_t l = 0; l < runs_.size(); ++l)
         if (live_[l] && !runs_[l]->count_step(loss_[l], batch_weight)) store_lane(l);
-    for (index_t i = 0; i < n_layers; ++i) {
-        const DenseLayer<T>& layer = lead_.layer(i);
-        const std::size_t k = std::size_t(i);
-        lane_sgd(lanes_, w_[k].data(), dw_[k].data(), momentum_ ? vw_[k].data() : nullptr,
-                 layer.n_inputs * layer.n_outputs, lr_.data(), mu_.data(), wd_.data(), nesterov_,
-                 decay_);
-        lane_sgd(lanes_, b_[k].data(), db_[k].data(), momentum_ ? vb_[k].data() : nullptr,
-                 layer.n_outputs, lr_.data(), mu_.data(), wd_.data(), nesterov_, decay_);
-    }
+    const OptimizerConfig& cases = runs_.front()->config();  // (every lane's alike)
+    for (const Param& param : params_)
+        lane_sgd(lanes_, param.lanes, param.grad, param.buf, param.size, lr_.data(), mu_.data(),
+                 wd_.data(), cases.nesterov, cases.weight_decay != 0.0);
 }
 
 template <class T>
@@ -397,22 +365,14 @@ void LaneGroup<T>::step() noexcept {
 
     // The parameters into lane arrays (a lane that ended keeps its last ones; the lanes past
     // the group's networks repeat lane 0's); with lane updates they are there already.
-    const index_t n_layers = lead_.n_layers();
-    for (index_t i = 0; i < n_layers && !lane_update_; ++i) {
-        const DenseLayer<T>& layer = lead_.layer(i);
-        for (index_t l = 0; l < lanes_; ++l) {
-            const DenseLayer<T>& own = jobs_[std::size_t(l) < jobs_.size() ? l : 0]->net->layer(i);
-            read_[std::size_t(l)] = own.weights;
-            read_[std::size_t(lanes_ + l)] = own.bias;
-        }
-        interleave(read_.data(), layer.n_inputs * layer.n_outputs, lanes_,
-                   w_[std::size_t(i)].data());
-        interleave(read_.data() + lanes_, layer.n_outputs, lanes_, b_[std::size_t(i)].data());
-    }
+    for (std::size_t p = 0; p < params_.size() && !lane_update_; ++p)
+        for (std::size_t l = 0; l < std::size_t(lanes_); ++l)
+            to_lane(parameter(*jobs_[l < jobs_.size() ? l : 0]->net, p), params_[p].size, lanes_,
+                    l, params_[p].lanes);
     forward(b.x, rows);
 
     // The output layer, lane by lane: objective_gradient's output_objective.
-    const DenseLayer<T>& out = lead_.layer(n_layers - 1);
+    const DenseLayer<T>& out = lead_.layer(lead_.n_layers() - 1);
     const index_t out_size = rows * out.n_outputs;
     const T* z_lanes = z_.back().data();
     const T* a_lanes = fused(out.activation) ? z_lanes : a_.back().data();
@@ -424,17 +384,14 @@ void LaneGroup<T>::step() noexcept {
                                  : smooth_targets(Loss::bce, b.y, rows, out.n_outputs,
                                                   reg.label_smoothing, lead_.target_buffer());
         bce_gradient_lanes(z_lanes, a_lanes, y.values, b.w, rows, out.n_outputs, lanes_,
-                           terms_.data(), grad_[0].data(), values_.data());
+                           terms_.data(), grad_[0].data(), loss_.data());
     }
     for (std::size_t l = 0; l < std::size_t(lanes_); ++l) {
         if (l >= runs_.size() || !live_[l]) {  // no gradient for a lane without a live network
             clear_lane(grad_[0].data(), out_size, lanes_, l);
             continue;
         }
-        if (lane_loss_) {
-            loss_[l] = values_[l];
-            continue;
-        }
+        if (lane_loss_) continue;  // (its loss and dL/dZ are there already)
         T* z = z_out_.data();
         T* a = a_out_.data();
         from_lane(z_lanes, out_size, lanes_, l, z);
@@ -458,18 +415,10 @@ void LaneGroup<T>::step() noexcept {
 
     // Each live lane's gradient into its network's buffers (the others' into sink_), then its
     // own update.
-    for (index_t i = 0; i < n_layers; ++i) {
-        const DenseLayer<T>& layer = lead_.layer(i);
-        for (index_t l = 0; l < lanes_; ++l) {
-            const bool own = std::size_t(l) < runs_.size() && live_[std::size_t(l)];
-            Network<T>* net = own ? jobs_[std::size_t(l)]->net : nullptr;
-            write_[std::size_t(l)] = own ? net->weight_gradients()[i] : sink_.data();
-            write_[std::size_t(lanes_ + l)] = own ? net->bias_gradients()[i] : sink_.data();
-        }
-        deinterleave(dw_[std::size_t(i)].data(), layer.n_inputs * layer.n_outputs, lanes_,
-                     write_.data());
-        deinterleave(db_[std::size_t(i)].data(), layer.n_outputs, lanes_, write_.data() + lanes_);
-    }
+    for (std::size_t p = 0; p < params_.size(); ++p)
+        for (std::size_t l = 0; l < std::size_t(lanes_); ++l)
+            from_lane(params_[p].grad, params_[p].size, lanes_, l,
+                      l < runs_.size() && live_[l] ? gradient(*jobs_[l]->net, p) : sink_.data());
     for (std::size_t l = 0; l < runs_.size(); ++l) {
         if (!live_[l]) continue;
         Network<T>& net = *jobs_[l]->net;

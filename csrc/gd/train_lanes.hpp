@@ -73,27 +73,34 @@ private:
     Network<T>& lead_;                // lane 0's network: the shape, and the gather buffers
     // Lane arrays (element e of lane l at e * lane_count + l), per layer.
     std::vector<std::vector<T>> w_, b_, z_, a_, dw_, db_;
+    std::vector<std::vector<T>> vw_, vb_;  // momentum buffers (lane updates with momentum)
+    // The parameters W0, b0, W1, b1, ... in the order of the optimizer's state: their lane
+    // arrays (buf null without lane updates with momentum) and their size per lane.
+    struct Param {
+        T* lanes;
+        T* grad;
+        T* buf;
+        index_t size;
+    };
+    std::vector<Param> params_;
     std::vector<T> grad_[2];          // dL/dZ of a layer and dL/dA of the one before
     // One lane's output layer, de-interleaved: logits, activations, dL/dZ.
     std::vector<T> z_out_, a_out_, dz_out_;
     std::vector<T> loss_;             // each lane's objective of this step
     std::vector<T> sink_;             // where the gradients of lanes without a network go
-    std::vector<const T*> read_;      // per lane: the weights, then the biases, of a layer
-    std::vector<T*> write_;           // per lane: the gradients of a layer's weights, biases
     index_t start_ = 0;               // first position in the order of the next batch
-    // Lane updates: when every lane's optimizer is SGD alike (momentum or not, nesterov or not,
-    // weight decay or not) and there is no l2 penalty, one pass over the lane arrays updates all lanes (sgd_pass.hpp's
-    // lane pass), each with its own rates, instead of copying the parameters out and in at
-    // every step. Else each lane's update is its own call (EpochRun::take_step).
+    // Lane updates: when every lane's optimizer is SGD alike (momentum or not, nesterov or
+    // not, weight decay or not) and there is no l2 penalty, one pass over the lane arrays
+    // updates all lanes (sgd_pass.hpp's lane pass), each with its own rates, instead of
+    // copying the parameters out and in at every step. Else each lane's update is its own
+    // call (EpochRun::take_step).
     bool lane_update_ = false;
-    bool momentum_ = false, nesterov_ = false, decay_ = false;
-    std::vector<std::vector<T>> vw_, vb_;  // momentum buffers, lane arrays per layer
-    std::vector<T> lr_, mu_, wd_;          // per lane
-    std::vector<char> stored_;             // lane written back (lane_update_)
+    std::vector<T> lr_, mu_, wd_;  // per lane
+    std::vector<char> stored_;     // lane written back (lane_update_)
     // bce without an l2 penalty: every lane's loss and dL/dZ in one pass over the lane arrays
     // (bce_gradient_lanes) instead of one call per network on its de-interleaved outputs.
     bool lane_loss_ = false;
-    std::vector<T> terms_, values_;        // its scratch and the lanes' losses
+    std::vector<T> terms_;         // its scratch
 };
 
 }  // namespace gd

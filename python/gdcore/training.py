@@ -412,7 +412,8 @@ def _network_data(network: Any, converted: Optional[dict], which: str, *args: An
     """``network._data(*args, **kwargs)``. For fit_many (``converted`` a dict): the result
     for an earlier network of the same numbers of inputs and outputs, dtype and loss, all
     that the conversion depends on, so that its shared data is validated and converted once,
-    not once per network (and _share_data finds the same arrays without comparing them)."""
+    not once per network, and such networks train on the same arrays (the engine runs
+    networks of one shape as lanes of one pass only on the same data)."""
     if converted is None:
         return network._data(*args, **kwargs)
     key = (which, network.n_inputs, network.n_outputs, network.dtype, network.loss_name)
@@ -1428,7 +1429,6 @@ def fit_many(networks: Sequence[Any], X: Any, y: Any, optimizers: Any = None,
             if plans[j].optimizer is plan.optimizer:
                 raise ValueError(f"optimizers[{i}] is optimizers[{j}] again: an optimizer "
                                  f"holds the state of one network")
-    _share_data(plans)
     n_threads = _backend.get_num_threads()
     with contextlib.ExitStack() as stack:
         # Every network's lock, in one global order (no deadlock with another fit_many).
@@ -1436,19 +1436,6 @@ def fit_many(networks: Sequence[Any], X: Any, y: Any, optimizers: Any = None,
             stack.enter_context(net._lock)
         runs = [_Run(net, plan) for net, plan in zip(nets, plans)]
         return _run_many(runs, n_threads)
-
-
-def _share_data(plans: list) -> None:
-    """Give plans whose training arrays are equal the same arrays: networks of one dtype each
-    converted fit_many's data into a copy of their own. One copy is less memory, and the engine
-    runs networks of one shape on the same arrays (and batches) as lanes of one pass."""
-    for i, plan in enumerate(plans):
-        for first in plans[:i]:
-            if all(a is b or (a is not None and b is not None and a.dtype == b.dtype
-                              and np.array_equal(a, b))
-                   for a, b in ((plan.X, first.X), (plan.Y, first.Y), (plan.w, first.w))):
-                plan.X, plan.Y, plan.w = first.X, first.Y, first.w
-                break
 
 
 def _run_many(runs: list, n_threads: int) -> list:
